@@ -1,0 +1,167 @@
+"""The `digest` command: parse, build Settings, call one function, report."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import traceback
+import webbrowser
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from digest import __version__, pipeline
+from digest.config import Settings, load_settings
+from digest.errors import ConfigError, DigestError
+from digest.models import IngestReport
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass
+class Context:
+    """What the group options leave for the commands."""
+
+    env_file: Path | None
+    verbose: int
+
+    def settings(self) -> Settings:
+        """Load the settings once per command."""
+        return load_settings(self.env_file)
+
+
+class _Formatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        message = super().format(record)
+        if record.levelno >= logging.WARNING:
+            return f"{record.levelname.lower()}: {message}"
+        return message
+
+
+def _setup_logging(verbose: int) -> None:
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_Formatter("%(message)s" if verbose < 2 else "%(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    if verbose < 2:
+        # Third-party chatter (cssutils, premailer) is noise unless debugging.
+        for name in ("cssutils", "premailer", "apscheduler"):
+            logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def handle_errors(func: F) -> F:
+    """Turn a DigestError into a message and an exit code; a traceback only with -v."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except DigestError as err:
+            ctx = click.get_current_context().find_object(Context)
+            if ctx is not None and ctx.verbose:
+                traceback.print_exc()
+            click.echo(f"error: {err}", err=True)
+            sys.exit(2 if isinstance(err, ConfigError) else 1)
+
+    return wrapper  # type: ignore[return-value]
+
+
+pass_context = click.make_pass_decorator(Context)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--env-file", type=click.Path(path_type=Path, dir_okay=False),
+              help="Settings file (default: .env in the current folder, if present).")
+@click.option("-v", "--verbose", count=True, help="More detail: -v for progress, -vv for debug.")
+@click.version_option(__version__, prog_name="digest")
+@click.pass_context
+def main(ctx: click.Context, env_file: Path | None, verbose: int) -> None:
+    """Turn published articles into a daily email digest.
+
+    \b
+    Example:
+      digest --env-file config.env run
+    """
+    _setup_logging(verbose)
+    ctx.obj = Context(env_file=env_file, verbose=verbose)
+
+
+def _print_skipped(report: IngestReport) -> None:
+    for item in report.skipped:
+        click.echo(f"  skipped {item.where}: {item.reason}")
+
+
+@main.command()
+@pass_context
+@handle_errors
+def run(ctx: Context) -> None:
+    """Read the sources, make the next edition and write it to the outbox.
+
+    Articles already carried by an earlier edition are not repeated; with nothing new,
+    nothing is written.
+
+    \b
+    Example:
+      digest run
+    """
+    settings = ctx.settings()
+    result = pipeline.run_edition(settings)
+    report = result.ingest
+    click.echo(f"Read {report.total} articles ({report.new} new, {report.updated} updated), "
+               f"{len(report.skipped)} skipped.")
+    _print_skipped(report)
+    if result.edition is None or result.folder is None:
+        click.echo(f"Nothing to send: {result.reason}. Nothing was written.")
+        return
+    click.echo(f"Edition {result.edition.id}: {len(result.edition.items)} items, "
+               f"subject \"{result.rendered.subject if result.rendered else ''}\"")
+    for name in ("digest.html", "digest.txt", "digest.eml"):
+        click.echo(f"  wrote {result.folder / name}")
+
+
+@main.command()
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False),
+              help="Folder to write to (default: <outbox>/preview).")
+@click.option("--open", "open_browser", is_flag=True, help="Open the HTML in a web browser.")
+@pass_context
+@handle_errors
+def preview(ctx: Context, out: Path | None, open_browser: bool) -> None:
+    """Render the next edition without recording it, to look at before it goes.
+
+    \b
+    Example:
+      digest preview --open
+    """
+    settings = ctx.settings()
+    result = pipeline.preview(settings, out)
+    if result.edition is None or result.folder is None:
+        click.echo(f"Nothing to preview: {result.reason}.")
+        return
+    html = result.folder / "digest.html"
+    click.echo(f"Preview of {len(result.edition.items)} items: {html}")
+    click.echo(f"  text part: {result.folder / 'digest.txt'}")
+    if open_browser:
+        webbrowser.open(html.resolve().as_uri())
+
+
+@main.command()
+@pass_context
+@handle_errors
+def ingest(ctx: Context) -> None:
+    """Read the sources into the store and list what was skipped and why.
+
+    \b
+    Example:
+      digest ingest
+    """
+    settings = ctx.settings()
+    report = pipeline.ingest_only(settings)
+    click.echo(f"Read {report.total} articles: {report.new} new, {report.updated} updated, "
+               f"{report.unchanged} unchanged, {len(report.skipped)} skipped.")
+    _print_skipped(report)

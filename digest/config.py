@@ -1,0 +1,215 @@
+"""Settings: read once from a `.env` file and the environment, validated, then frozen."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from dotenv import dotenv_values
+
+from digest.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+PREFIXES = ("DIGEST_", "SMTP_")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting digest uses; see config.example.env for each key."""
+
+    sources: tuple[str, ...] = ("seeds/",)
+    db: Path = Path("digest.db")
+    outbox: Path = Path("outbox")
+    title: str = "Daily Digest"
+    sender: str = "Digest <digest@example.com>"
+    max_items: int = 10
+    highlights: int = 3
+    timezone: str = "UTC"
+    templates_dir: Path | None = None
+    base_url: str = "http://127.0.0.1:8080"
+    language: str = "en"
+    # Where relative paths were resolved from; the file the settings came from, if any.
+    env_file: Path | None = None
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """Return the configured time zone."""
+        return ZoneInfo(self.timezone)
+
+
+class _Values:
+    """Raw key values with their origin, so that an error can name the file."""
+
+    def __init__(self, file_values: Mapping[str, str | None], env: Mapping[str, str],
+                 env_file: Path | None) -> None:
+        self.file_values = {k: v for k, v in file_values.items() if v is not None}
+        self.env = env
+        self.env_file = env_file
+        self.used: set[str] = set()
+
+    def raw(self, key: str) -> tuple[str | None, str]:
+        """Return the value of key and where it came from; the environment wins."""
+        self.used.add(key)
+        if key in self.env:
+            return self.env[key], "the environment"
+        if key in self.file_values:
+            return self.file_values[key], str(self.env_file)
+        return None, "the defaults"
+
+    def fail(self, key: str, value: str, origin: str, why: str) -> ConfigError:
+        """Build an error that names the key, its value and where it was set."""
+        return ConfigError(
+            f"{origin}: {key}={value!r}: {why}",
+            hint="see config.example.env for every key and its allowed values",
+        )
+
+    def base_dir(self, key: str) -> Path:
+        """Return the folder a relative path in key is resolved against."""
+        _, origin = self.raw(key)
+        if self.env_file is not None and origin == str(self.env_file):
+            return self.env_file.parent
+        return Path.cwd()
+
+    def text(self, key: str, default: str, *, allow_empty: bool = False) -> str:
+        value, origin = self.raw(key)
+        if value is None:
+            return default
+        value = value.strip()
+        if not value and not allow_empty:
+            raise self.fail(key, value, origin, "must not be empty")
+        if any(c in value for c in "\r\n\0"):
+            raise self.fail(key, value, origin, "must be on one line")
+        return value
+
+    def integer(self, key: str, default: int, *, minimum: int = 0, maximum: int | None = None) -> int:
+        value, origin = self.raw(key)
+        if value is None or not value.strip():
+            return default
+        try:
+            number = int(value.strip())
+        except ValueError:
+            raise self.fail(key, value, origin, "must be a whole number") from None
+        if number < minimum or (maximum is not None and number > maximum):
+            upper = f" and at most {maximum}" if maximum is not None else ""
+            raise self.fail(key, value, origin, f"must be at least {minimum}{upper}")
+        return number
+
+    def number(self, key: str, default: float, *, minimum: float = 0.0) -> float:
+        value, origin = self.raw(key)
+        if value is None or not value.strip():
+            return default
+        try:
+            number = float(value.strip())
+        except ValueError:
+            raise self.fail(key, value, origin, "must be a number") from None
+        if number < minimum:
+            raise self.fail(key, value, origin, f"must be at least {minimum:g}")
+        return number
+
+    def boolean(self, key: str, default: bool) -> bool:
+        value, origin = self.raw(key)
+        if value is None or not value.strip():
+            return default
+        lowered = value.strip().lower()
+        if lowered in {"1", "true", "yes", "on"}:
+            return True
+        if lowered in {"0", "false", "no", "off"}:
+            return False
+        raise self.fail(key, value, origin, "must be true or false")
+
+    def choice(self, key: str, default: str, choices: tuple[str, ...]) -> str:
+        value = self.text(key, default).lower()
+        if value not in choices:
+            raw, origin = self.raw(key)
+            raise self.fail(key, raw or "", origin, f"must be one of {', '.join(choices)}")
+        return value
+
+    def path(self, key: str, default: str) -> Path:
+        value = self.text(key, default)
+        path = Path(value).expanduser()
+        return path if path.is_absolute() else self.base_dir(key) / path
+
+    def optional_path(self, key: str) -> Path | None:
+        value, _ = self.raw(key)
+        if value is None or not value.strip():
+            return None
+        return self.path(key, value)
+
+    def listing(self, key: str, default: tuple[str, ...]) -> tuple[str, ...]:
+        value, origin = self.raw(key)
+        if value is None:
+            return default
+        parts = tuple(p.strip() for p in value.split(",") if p.strip())
+        if not parts:
+            raise self.fail(key, value, origin, "must list at least one entry")
+        return parts
+
+    def zone(self, key: str, default: str) -> str:
+        value = self.text(key, default)
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raw, origin = self.raw(key)
+            raise self.fail(key, raw or value, origin, "is not a known time zone") from None
+        return value
+
+    def unknown_keys(self) -> list[str]:
+        """Return DIGEST_/SMTP_ keys that were set but never read: most likely typos."""
+        given = set(self.file_values) | {k for k in self.env if k.startswith(PREFIXES)}
+        return sorted(k for k in given if k.startswith(PREFIXES) and k not in self.used)
+
+
+def _resolve_sources(values: _Values, key: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    """Make relative source paths absolute; URLs stay as they are."""
+    base = values.base_dir(key)
+    resolved = []
+    for entry in values.listing(key, default):
+        if "://" in entry or Path(entry).expanduser().is_absolute():
+            resolved.append(str(Path(entry).expanduser()) if "://" not in entry else entry)
+        else:
+            resolved.append(str(base / entry))
+    return tuple(resolved)
+
+
+def load_settings(env_file: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Build Settings from env_file (or ./.env if present) and the environment.
+
+    The process environment takes precedence over the file. Parent folders are never
+    searched, so a stray .env higher up cannot change a run.
+    """
+    env = dict(os.environ if environ is None else environ)
+    if env_file is not None:
+        if not env_file.is_file():
+            raise ConfigError(f"{env_file}: no such settings file")
+    elif (Path.cwd() / ".env").is_file():
+        env_file = Path.cwd() / ".env"
+    file_values: dict[str, str | None] = {}
+    if env_file is not None:
+        env_file = env_file.resolve()
+        try:
+            file_values = dict(dotenv_values(env_file, interpolate=False, encoding="utf-8"))
+        except (OSError, UnicodeDecodeError) as err:
+            raise ConfigError(f"{env_file}: cannot read settings: {err}") from err
+    v = _Values(file_values, env, env_file)
+    settings = Settings(
+        sources=_resolve_sources(v, "DIGEST_SOURCES", ("seeds/",)),
+        db=v.path("DIGEST_DB", "digest.db"),
+        outbox=v.path("DIGEST_OUTBOX", "outbox"),
+        title=v.text("DIGEST_TITLE", "Daily Digest"),
+        sender=v.text("DIGEST_FROM", "Digest <digest@example.com>"),
+        max_items=v.integer("DIGEST_MAX_ITEMS", 10, minimum=1, maximum=500),
+        highlights=v.integer("DIGEST_HIGHLIGHTS", 3, minimum=0, maximum=20),
+        timezone=v.zone("DIGEST_TIMEZONE", "UTC"),
+        templates_dir=v.optional_path("DIGEST_TEMPLATES_DIR"),
+        base_url=v.text("DIGEST_BASE_URL", "http://127.0.0.1:8080").rstrip("/"),
+        language=v.text("DIGEST_LANGUAGE", "en"),
+        env_file=env_file,
+    )
+    for key in v.unknown_keys():
+        logger.warning("%s: unknown setting %s is ignored", env_file or "environment", key)
+    return settings

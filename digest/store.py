@@ -1,0 +1,236 @@
+"""SQLite storage: schema, migrations and every query. No SQL lives anywhere else."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from datetime import date, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal
+
+from digest.errors import DigestError
+from digest.models import Article, Edition, Highlight
+
+logger = logging.getLogger(__name__)
+
+Change = Literal["new", "updated", "unchanged"]
+
+# Each entry moves the schema from version i to i + 1; never edit one that has shipped.
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE articles (
+        id TEXT PRIMARY KEY,
+        source TEXT NOT NULL,
+        position INTEGER NOT NULL DEFAULT 0,
+        title TEXT NOT NULL,
+        url TEXT,
+        published TEXT,
+        first_seen TEXT NOT NULL,
+        changed_at TEXT NOT NULL,
+        content_hash TEXT NOT NULL,
+        data TEXT NOT NULL
+    );
+    CREATE INDEX articles_order ON articles (published, first_seen);
+    CREATE TABLE editions (
+        id TEXT PRIMARY KEY,
+        edition_date TEXT NOT NULL,
+        title TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        created TEXT NOT NULL,
+        item_count INTEGER NOT NULL
+    );
+    CREATE TABLE edition_items (
+        edition_id TEXT NOT NULL REFERENCES editions (id) ON DELETE CASCADE,
+        article_id TEXT NOT NULL REFERENCES articles (id),
+        position INTEGER NOT NULL,
+        PRIMARY KEY (edition_id, article_id)
+    );
+    CREATE INDEX edition_items_article ON edition_items (article_id);
+    """,
+]
+
+
+class StoreError(DigestError):
+    """The database cannot be opened or is newer than this program."""
+
+
+@dataclass(frozen=True)
+class EditionRecord:
+    """An edition as the store remembers it."""
+
+    id: str
+    edition_date: date
+    title: str
+    subject: str
+    created: datetime
+    item_count: int
+
+
+def article_to_json(article: Article) -> str:
+    """Serialise an article for the data column."""
+    data = asdict(article)
+    for key in ("published", "updated"):
+        value = getattr(article, key)
+        data[key] = value.isoformat() if value else None
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+
+def article_from_json(text: str) -> Article:
+    """Rebuild an article from its data column."""
+    data: dict[str, Any] = json.loads(text)
+    for key in ("published", "updated"):
+        data[key] = datetime.fromisoformat(data[key]) if data.get(key) else None
+    data["paragraphs"] = tuple(data.get("paragraphs", ()))
+    data["tags"] = tuple(data.get("tags", ()))
+    data["highlights"] = tuple(Highlight(**h) for h in data.get("highlights", ()))
+    return Article(**data)
+
+
+class Store:
+    """One SQLite database in WAL mode; use as a context manager."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # isolation_level=None: transactions are opened explicitly in `transaction`.
+            self.db = sqlite3.connect(path, timeout=30, isolation_level=None)
+            self.db.row_factory = sqlite3.Row
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            self.db.execute("PRAGMA busy_timeout=30000")
+            self._migrate()
+        except sqlite3.DatabaseError as err:
+            raise StoreError(f"{path}: cannot open the database: {err}",
+                             hint="check DIGEST_DB points to a digest database") from err
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """Run the block in one write transaction, taken up front to avoid lock upgrades."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    @property
+    def schema_version(self) -> int:
+        """Return the schema version recorded in the database."""
+        return int(self.db.execute("PRAGMA user_version").fetchone()[0])
+
+    def _migrate(self) -> None:
+        with self.transaction() as db:
+            version = int(db.execute("PRAGMA user_version").fetchone()[0])
+            if version > len(MIGRATIONS):
+                raise StoreError(
+                    f"{self.path}: schema version {version} is newer than this digest "
+                    f"understands ({len(MIGRATIONS)})", hint="upgrade digest")
+            for number in range(version, len(MIGRATIONS)):
+                logger.info("%s: migrating schema to version %d", self.path, number + 1)
+                for statement in MIGRATIONS[number].split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                db.execute(f"PRAGMA user_version = {number + 1}")
+
+    # Articles
+
+    def upsert_article(self, article: Article, now: datetime) -> Change:
+        """Store article; report whether it was new, edited or already known."""
+        digest = article.content_hash
+        row = self.db.execute(
+            "SELECT content_hash FROM articles WHERE id = ?", (article.id,)).fetchone()
+        if row is not None and row["content_hash"] == digest:
+            return "unchanged"
+        published = article.published.isoformat() if article.published else None
+        with self.transaction() as db:
+            if row is None:
+                db.execute(
+                    "INSERT INTO articles (id, source, position, title, url, published,"
+                    " first_seen, changed_at, content_hash, data)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (article.id, article.source, article.position, article.title, article.url,
+                     published, now.isoformat(), now.isoformat(), digest,
+                     article_to_json(article)))
+                return "new"
+            db.execute(
+                "UPDATE articles SET source = ?, position = ?, title = ?, url = ?, published = ?,"
+                " changed_at = ?, content_hash = ?, data = ? WHERE id = ?",
+                (article.source, article.position, article.title, article.url, published,
+                 now.isoformat(), digest, article_to_json(article), article.id))
+            return "updated"
+
+    def article_count(self) -> int:
+        """Return how many articles are stored."""
+        return int(self.db.execute("SELECT count(*) FROM articles").fetchone()[0])
+
+    def eligible_articles(self) -> list[Article]:
+        """Return articles not carried by any edition yet, newest first."""
+        rows = self.db.execute(
+            "SELECT data FROM articles a"
+            " WHERE NOT EXISTS (SELECT 1 FROM edition_items e WHERE e.article_id = a.id)"
+            " ORDER BY coalesce(a.published, a.first_seen) DESC, a.first_seen DESC,"
+            " a.source, a.position")
+        return [article_from_json(row["data"]) for row in rows]
+
+    # Editions
+
+    def next_edition_id(self, day: date) -> str:
+        """Return a fresh edition id for day: the date, with a counter after the first."""
+        base = day.isoformat()
+        taken = {row[0] for row in self.db.execute(
+            "SELECT id FROM editions WHERE edition_date = ?", (base,))}
+        if base not in taken:
+            return base
+        n = 2
+        while f"{base}-{n}" in taken:
+            n += 1
+        return f"{base}-{n}"
+
+    def record_edition(self, edition: Edition, subject: str) -> None:
+        """Remember edition and the articles it carried, in one transaction."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO editions (id, edition_date, title, subject, created, item_count)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (edition.id, edition.date.isoformat(), edition.title, subject,
+                 edition.created.isoformat(), len(edition.items)))
+            db.executemany(
+                "INSERT INTO edition_items (edition_id, article_id, position) VALUES (?, ?, ?)",
+                [(edition.id, item.article.id, n) for n, item in enumerate(edition.items)])
+
+    def editions(self, limit: int = 50) -> list[EditionRecord]:
+        """Return the most recent editions, newest first."""
+        rows = self.db.execute(
+            "SELECT * FROM editions ORDER BY created DESC, id DESC LIMIT ?", (limit,))
+        return [
+            EditionRecord(
+                id=row["id"], edition_date=date.fromisoformat(row["edition_date"]),
+                title=row["title"], subject=row["subject"],
+                created=datetime.fromisoformat(row["created"]), item_count=row["item_count"])
+            for row in rows
+        ]
+
+    def edition_article_ids(self, edition_id: str) -> list[str]:
+        """Return the ids of the articles an edition carried, in order."""
+        rows = self.db.execute(
+            "SELECT article_id FROM edition_items WHERE edition_id = ? ORDER BY position",
+            (edition_id,))
+        return [row[0] for row in rows]
