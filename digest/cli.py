@@ -76,8 +76,11 @@ pass_context = click.make_pass_decorator(Context)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--env-file", type=click.Path(path_type=Path, dir_okay=False),
-              help="Settings file (default: .env in the current folder, if present).")
+@click.option(
+    "--env-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Settings file (default: .env in the current folder, if present).",
+)
 @click.option("-v", "--verbose", count=True, help="More detail: -v for progress, -vv for debug.")
 @click.version_option(__version__, prog_name="digest")
 @click.pass_context
@@ -113,21 +116,28 @@ def run(ctx: Context) -> None:
     settings = ctx.settings()
     result = pipeline.run_edition(settings)
     report = result.ingest
-    click.echo(f"Read {report.total} articles ({report.new} new, {report.updated} updated), "
-               f"{len(report.skipped)} skipped.")
+    click.echo(
+        f"Read {report.total} articles ({report.new} new, {report.updated} updated), "
+        f"{len(report.skipped)} skipped."
+    )
     _print_skipped(report)
     if result.edition is None or result.folder is None:
         click.echo(f"Nothing to send: {result.reason}. Nothing was written.")
         return
-    click.echo(f"Edition {result.edition.id}: {len(result.edition.items)} items, "
-               f"subject \"{result.rendered.subject if result.rendered else ''}\"")
+    click.echo(
+        f"Edition {result.edition.id}: {len(result.edition.items)} items, "
+        f'subject "{result.rendered.subject if result.rendered else ""}"'
+    )
     for name in ("digest.html", "digest.txt", "digest.eml"):
         click.echo(f"  wrote {result.folder / name}")
 
 
 @main.command()
-@click.option("--out", type=click.Path(path_type=Path, file_okay=False),
-              help="Folder to write to (default: <outbox>/preview).")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Folder to write to (default: <outbox>/preview).",
+)
 @click.option("--open", "open_browser", is_flag=True, help="Open the HTML in a web browser.")
 @pass_context
 @handle_errors
@@ -162,6 +172,8 @@ def ingest(ctx: Context) -> None:
     """
     settings = ctx.settings()
     report = pipeline.ingest_only(settings)
-    click.echo(f"Read {report.total} articles: {report.new} new, {report.updated} updated, "
-               f"{report.unchanged} unchanged, {len(report.skipped)} skipped.")
+    click.echo(
+        f"Read {report.total} articles: {report.new} new, {report.updated} updated, "
+        f"{report.unchanged} unchanged, {len(report.skipped)} skipped."
+    )
     _print_skipped(report)

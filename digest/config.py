@@ -45,8 +45,9 @@ class Settings:
 class _Values:
     """Raw key values with their origin, so that an error can name the file."""
 
-    def __init__(self, file_values: Mapping[str, str | None], env: Mapping[str, str],
-                 env_file: Path | None) -> None:
+    def __init__(
+        self, file_values: Mapping[str, str | None], env: Mapping[str, str], env_file: Path | None
+    ) -> None:
         self.file_values = {k: v for k, v in file_values.items() if v is not None}
         self.env = env
         self.env_file = env_file
@@ -86,7 +87,9 @@ class _Values:
             raise self.fail(key, value, origin, "must be on one line")
         return value
 
-    def integer(self, key: str, default: int, *, minimum: int = 0, maximum: int | None = None) -> int:
+    def integer(
+        self, key: str, default: int, *, minimum: int = 0, maximum: int | None = None
+    ) -> int:
         value, origin = self.raw(key)
         if value is None or not value.strip():
             return default
@@ -176,7 +179,9 @@ def _resolve_sources(values: _Values, key: str, default: tuple[str, ...]) -> tup
     return tuple(resolved)
 
 
-def load_settings(env_file: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+def load_settings(
+    env_file: Path | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
     """Build Settings from env_file (or ./.env if present) and the environment.
 
     The process environment takes precedence over the file. Parent folders are never

@@ -27,8 +27,10 @@ def address_domain(address: str) -> str:
     _, email = parseaddr(address)
     domain = email.rpartition("@")[2]
     if not domain or "@" not in email:
-        raise DeliveryError(f"'{address}' is not an email address",
-                            hint="set DIGEST_FROM to an address such as Digest <digest@example.com>")
+        raise DeliveryError(
+            f"'{address}' is not an email address",
+            hint="set DIGEST_FROM to an address such as Digest <digest@example.com>",
+        )
     return domain
 
 
@@ -38,8 +40,9 @@ def message_id(edition_id: str, recipient: str, domain: str) -> str:
     return f"<digest.{edition_id}.{token}@{domain}>"
 
 
-def build_message(rendered: RenderedEdition, sender: str, to: str, now: datetime,
-                  msg_id: str | None = None) -> EmailMessage:
+def build_message(
+    rendered: RenderedEdition, sender: str, to: str, now: datetime, msg_id: str | None = None
+) -> EmailMessage:
     """Build the multipart/alternative message: the text part first, the HTML preferred."""
     domain = address_domain(sender)
     msg = EmailMessage(policy=SMTP)
@@ -48,7 +51,8 @@ def build_message(rendered: RenderedEdition, sender: str, to: str, now: datetime
     msg["Subject"] = check_header("Subject", rendered.subject)
     msg["Date"] = format_datetime(now)
     msg["Message-ID"] = check_header(
-        "Message-ID", msg_id or message_id(rendered.edition.id, to, domain))
+        "Message-ID", msg_id or message_id(rendered.edition.id, to, domain)
+    )
     msg["MIME-Version"] = "1.0"
     msg.set_content(rendered.text, subtype="plain", charset="utf-8")
     msg.add_alternative(rendered.html, subtype="html", charset="utf-8")

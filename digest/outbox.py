@@ -34,7 +34,9 @@ def write_edition(rendered: RenderedEdition, folder: Path, sample: EmailMessage)
         write_atomic(folder / "digest.txt", rendered.text.encode("utf-8"))
         write_atomic(folder / "digest.eml", sample.as_bytes())
     except OSError as err:
-        raise DeliveryError(f"{folder}: cannot write the edition: {err.strerror or err}",
-                            hint="check DIGEST_OUTBOX is a writable folder") from err
+        raise DeliveryError(
+            f"{folder}: cannot write the edition: {err.strerror or err}",
+            hint="check DIGEST_OUTBOX is a writable folder",
+        ) from err
     logger.info("wrote edition %s to %s", rendered.edition.id, folder)
     return folder

@@ -39,8 +39,14 @@ def ingest(settings: Settings, store: Store, now: datetime) -> IngestReport:
         for article in result.articles:
             counts[store.upsert_article(article, now)] += 1
     report = IngestReport(skipped=tuple(skipped), **counts)
-    logger.info("ingested %d articles: %d new, %d updated, %d unchanged, %d skipped",
-                report.total, report.new, report.updated, report.unchanged, len(skipped))
+    logger.info(
+        "ingested %d articles: %d new, %d updated, %d unchanged, %d skipped",
+        report.total,
+        report.new,
+        report.updated,
+        report.unchanged,
+        len(skipped),
+    )
     return report
 
 

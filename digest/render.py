@@ -57,9 +57,14 @@ def format_day(value: date | datetime) -> str:
 
 def wrap(value: str, width: int = TEXT_WIDTH, indent: str = "", subsequent: str = "") -> str:
     """Wrap text for the plain-text part without breaking words or URLs."""
-    return textwrap.fill(value, width=width, initial_indent=indent,
-                         subsequent_indent=subsequent or " " * len(indent),
-                         break_long_words=False, break_on_hyphens=False)
+    return textwrap.fill(
+        value,
+        width=width,
+        initial_indent=indent,
+        subsequent_indent=subsequent or " " * len(indent),
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
 
 
 def make_environment(settings: Settings) -> jinja2.Environment:
@@ -69,7 +74,9 @@ def make_environment(settings: Settings) -> jinja2.Environment:
         loader=jinja2.FileSystemLoader([str(f) for f in folders]),
         autoescape=jinja2.select_autoescape(
             enabled_extensions=("html.j2", "html", "xml.j2", "xml"),
-            disabled_extensions=("txt.j2", "txt", "css"), default=True),
+            disabled_extensions=("txt.j2", "txt", "css"),
+            default=True,
+        ),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
@@ -112,8 +119,9 @@ def inline_css(html: str) -> str:
     )
 
 
-def _render(env: jinja2.Environment, name: str, context: dict[str, object],
-            folders: list[Path]) -> str:
+def _render(
+    env: jinja2.Environment, name: str, context: dict[str, object], folders: list[Path]
+) -> str:
     try:
         return env.get_template(name).render(context)
     except jinja2.TemplateNotFound as err:
@@ -122,8 +130,9 @@ def _render(env: jinja2.Environment, name: str, context: dict[str, object],
     except jinja2.TemplateSyntaxError as err:
         raise RenderError(f"{err.filename or err.name}: line {err.lineno}: {err.message}") from err
     except jinja2.UndefinedError as err:
-        raise RenderError(f"{name}: {err.message}",
-                          hint="a template uses a variable the digest does not provide") from err
+        raise RenderError(
+            f"{name}: {err.message}", hint="a template uses a variable the digest does not provide"
+        ) from err
 
 
 def render_edition(settings: Settings, edition: Edition) -> RenderedEdition:
@@ -149,5 +158,9 @@ def render_edition(settings: Settings, edition: Edition) -> RenderedEdition:
     }
     html = inline_css(_render(env, HTML_TEMPLATE, context, folders))
     text = _render(env, TEXT_TEMPLATE, context, folders)
-    logger.debug("rendered edition %s: %d bytes of HTML, %d of text", edition.id, len(html), len(text))
-    return RenderedEdition(edition=edition, subject=subject, preheader=preheader, html=html, text=text)
+    logger.debug(
+        "rendered edition %s: %d bytes of HTML, %d of text", edition.id, len(html), len(text)
+    )
+    return RenderedEdition(
+        edition=edition, subject=subject, preheader=preheader, html=html, text=text
+    )

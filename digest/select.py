@@ -25,10 +25,19 @@ def select_edition(
         return None
     chosen = list(eligible[: settings.max_items])
     if len(eligible) > len(chosen):
-        logger.info("%d articles wait for a later edition (DIGEST_MAX_ITEMS=%d)",
-                    len(eligible) - len(chosen), settings.max_items)
-    items = tuple(Item(article=a, highlights=choose_highlights(a, settings.highlights))
-                  for a in chosen)
+        logger.info(
+            "%d articles wait for a later edition (DIGEST_MAX_ITEMS=%d)",
+            len(eligible) - len(chosen),
+            settings.max_items,
+        )
+    items = tuple(
+        Item(article=a, highlights=choose_highlights(a, settings.highlights)) for a in chosen
+    )
     local = now.astimezone(settings.zone)
-    return Edition(id=edition_id, title=settings.title, date=local.date(), created=now,
-                   sections=(Section(title="", items=items),))
+    return Edition(
+        id=edition_id,
+        title=settings.title,
+        date=local.date(),
+        created=now,
+        sections=(Section(title="", items=items),),
+    )

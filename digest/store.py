@@ -106,14 +106,20 @@ class Store:
             self.db.execute("PRAGMA busy_timeout=30000")
             self._migrate()
         except sqlite3.DatabaseError as err:
-            raise StoreError(f"{path}: cannot open the database: {err}",
-                             hint="check DIGEST_DB points to a digest database") from err
+            raise StoreError(
+                f"{path}: cannot open the database: {err}",
+                hint="check DIGEST_DB points to a digest database",
+            ) from err
 
     def __enter__(self) -> Store:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.close()
 
     def close(self) -> None:
@@ -142,7 +148,9 @@ class Store:
             if version > len(MIGRATIONS):
                 raise StoreError(
                     f"{self.path}: schema version {version} is newer than this digest "
-                    f"understands ({len(MIGRATIONS)})", hint="upgrade digest")
+                    f"understands ({len(MIGRATIONS)})",
+                    hint="upgrade digest",
+                )
             for number in range(version, len(MIGRATIONS)):
                 logger.info("%s: migrating schema to version %d", self.path, number + 1)
                 for statement in MIGRATIONS[number].split(";"):
@@ -156,7 +164,8 @@ class Store:
         """Store article; report whether it was new, edited or already known."""
         digest = article.content_hash
         row = self.db.execute(
-            "SELECT content_hash FROM articles WHERE id = ?", (article.id,)).fetchone()
+            "SELECT content_hash FROM articles WHERE id = ?", (article.id,)
+        ).fetchone()
         if row is not None and row["content_hash"] == digest:
             return "unchanged"
         published = article.published.isoformat() if article.published else None
@@ -166,15 +175,35 @@ class Store:
                     "INSERT INTO articles (id, source, position, title, url, published,"
                     " first_seen, changed_at, content_hash, data)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (article.id, article.source, article.position, article.title, article.url,
-                     published, now.isoformat(), now.isoformat(), digest,
-                     article_to_json(article)))
+                    (
+                        article.id,
+                        article.source,
+                        article.position,
+                        article.title,
+                        article.url,
+                        published,
+                        now.isoformat(),
+                        now.isoformat(),
+                        digest,
+                        article_to_json(article),
+                    ),
+                )
                 return "new"
             db.execute(
                 "UPDATE articles SET source = ?, position = ?, title = ?, url = ?, published = ?,"
                 " changed_at = ?, content_hash = ?, data = ? WHERE id = ?",
-                (article.source, article.position, article.title, article.url, published,
-                 now.isoformat(), digest, article_to_json(article), article.id))
+                (
+                    article.source,
+                    article.position,
+                    article.title,
+                    article.url,
+                    published,
+                    now.isoformat(),
+                    digest,
+                    article_to_json(article),
+                    article.id,
+                ),
+            )
             return "updated"
 
     def article_count(self) -> int:
@@ -187,7 +216,8 @@ class Store:
             "SELECT data FROM articles a"
             " WHERE NOT EXISTS (SELECT 1 FROM edition_items e WHERE e.article_id = a.id)"
             " ORDER BY coalesce(a.published, a.first_seen) DESC, a.first_seen DESC,"
-            " a.source, a.position")
+            " a.source, a.position"
+        )
         return [article_from_json(row["data"]) for row in rows]
 
     # Editions
@@ -195,8 +225,10 @@ class Store:
     def next_edition_id(self, day: date) -> str:
         """Return a fresh edition id for day: the date, with a counter after the first."""
         base = day.isoformat()
-        taken = {row[0] for row in self.db.execute(
-            "SELECT id FROM editions WHERE edition_date = ?", (base,))}
+        taken = {
+            row[0]
+            for row in self.db.execute("SELECT id FROM editions WHERE edition_date = ?", (base,))
+        }
         if base not in taken:
             return base
         n = 2
@@ -210,21 +242,34 @@ class Store:
             db.execute(
                 "INSERT INTO editions (id, edition_date, title, subject, created, item_count)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
-                (edition.id, edition.date.isoformat(), edition.title, subject,
-                 edition.created.isoformat(), len(edition.items)))
+                (
+                    edition.id,
+                    edition.date.isoformat(),
+                    edition.title,
+                    subject,
+                    edition.created.isoformat(),
+                    len(edition.items),
+                ),
+            )
             db.executemany(
                 "INSERT INTO edition_items (edition_id, article_id, position) VALUES (?, ?, ?)",
-                [(edition.id, item.article.id, n) for n, item in enumerate(edition.items)])
+                [(edition.id, item.article.id, n) for n, item in enumerate(edition.items)],
+            )
 
     def editions(self, limit: int = 50) -> list[EditionRecord]:
         """Return the most recent editions, newest first."""
         rows = self.db.execute(
-            "SELECT * FROM editions ORDER BY created DESC, id DESC LIMIT ?", (limit,))
+            "SELECT * FROM editions ORDER BY created DESC, id DESC LIMIT ?", (limit,)
+        )
         return [
             EditionRecord(
-                id=row["id"], edition_date=date.fromisoformat(row["edition_date"]),
-                title=row["title"], subject=row["subject"],
-                created=datetime.fromisoformat(row["created"]), item_count=row["item_count"])
+                id=row["id"],
+                edition_date=date.fromisoformat(row["edition_date"]),
+                title=row["title"],
+                subject=row["subject"],
+                created=datetime.fromisoformat(row["created"]),
+                item_count=row["item_count"],
+            )
             for row in rows
         ]
 
@@ -232,5 +277,6 @@ class Store:
         """Return the ids of the articles an edition carried, in order."""
         rows = self.db.execute(
             "SELECT article_id FROM edition_items WHERE edition_id = ? ORDER BY position",
-            (edition_id,))
+            (edition_id,),
+        )
         return [row[0] for row in rows]

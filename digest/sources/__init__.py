@@ -50,7 +50,8 @@ def expand(spec: str) -> tuple[list[Path], list[Skipped]]:
     path = Path(spec)
     if path.is_dir():
         files = sorted(
-            p for p in path.rglob("*")
+            p
+            for p in path.rglob("*")
             if p.is_file() and p.suffix.lower() in READERS and not p.name.startswith(".")
         )
         return files, []
@@ -93,4 +94,4 @@ def _reason(err: SourceError, path: Path) -> str:
     """Strip the path prefix a reader put in front of its message."""
     message = str(err)
     prefix = f"{path}: "
-    return message[len(prefix):] if message.startswith(prefix) else message
+    return message[len(prefix) :] if message.startswith(prefix) else message

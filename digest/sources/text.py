@@ -83,7 +83,9 @@ def _bullet_text(block: _Block) -> str:
     return block.text.removeprefix(BULLET).strip()
 
 
-def read_text(path: Path, content: str, mtime: datetime | None = None) -> tuple[list[Article], list[Skipped]]:
+def read_text(
+    path: Path, content: str, mtime: datetime | None = None
+) -> tuple[list[Article], list[Skipped]]:
     """Parse content (the text of path) into the main article and its related ones."""
     lines = content.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     start = next((i for i, line in enumerate(lines) if line.strip()), None)
@@ -98,7 +100,9 @@ def read_text(path: Path, content: str, mtime: datetime | None = None) -> tuple[
             f"paragraph (a title is one line of at most {MAX_TITLE})"
         )
     blocks = _blocks(lines[start + 1 :], start + 2)
-    split = next((i for i, b in enumerate(blocks) if b.text.lower() == RELATED_HEADING), len(blocks))
+    split = next(
+        (i for i, b in enumerate(blocks) if b.text.lower() == RELATED_HEADING), len(blocks)
+    )
     main, related = blocks[:split], blocks[split + 1 :]
     if main and main[0].text == title:
         main = main[1:]  # the saved page repeats its title as the first paragraph
@@ -117,9 +121,14 @@ def read_text(path: Path, content: str, mtime: datetime | None = None) -> tuple[
     else:
         articles.append(
             Article(
-                id=article_id(source, title), source=source, title=title,
-                paragraphs=paragraphs, highlights=bullets, source_name=name,
-                published=mtime, position=0,
+                id=article_id(source, title),
+                source=source,
+                title=title,
+                paragraphs=paragraphs,
+                highlights=bullets,
+                source_name=name,
+                published=mtime,
+                position=0,
             )
         )
 
@@ -130,7 +139,9 @@ def read_text(path: Path, content: str, mtime: datetime | None = None) -> tuple[
         elif entries:
             entries[-1][1].append(block)
         else:
-            skipped.append(Skipped(f"{path}:{block.line}", "text under 'Similar Posts' before any entry"))
+            skipped.append(
+                Skipped(f"{path}:{block.line}", "text under 'Similar Posts' before any entry")
+            )
     for position, (head, body) in enumerate(entries, start=1):
         entry_title = _bullet_text(head)
         summary = tuple(b.text for b in body)
@@ -143,9 +154,14 @@ def read_text(path: Path, content: str, mtime: datetime | None = None) -> tuple[
             continue
         articles.append(
             Article(
-                id=article_id(source, entry_title), source=source, title=entry_title,
-                paragraphs=summary, summary=summary[0], source_name=name,
-                published=mtime, position=position,
+                id=article_id(source, entry_title),
+                source=source,
+                title=entry_title,
+                paragraphs=summary,
+                summary=summary[0],
+                source_name=name,
+                published=mtime,
+                position=position,
             )
         )
     return articles, skipped

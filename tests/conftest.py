@@ -1,0 +1,35 @@
+"""Shared fixtures: a Settings pointing every path into tmp_path."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from digest.config import Settings, load_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+SEEDS = ROOT / "seeds"
+SEED_FILE = SEEDS / "000_ec33f330e18fa9fe.txt"
+
+
+@pytest.fixture
+def seeds_dir(tmp_path: Path) -> Path:
+    """Return a private copy of the bundled seeds."""
+    target = tmp_path / "seeds"
+    shutil.copytree(SEEDS, target)
+    return target
+
+
+@pytest.fixture
+def settings(tmp_path: Path, seeds_dir: Path) -> Settings:
+    """Return settings reading the seed copy and writing into tmp_path."""
+    return load_settings(
+        None,
+        {
+            "DIGEST_SOURCES": str(seeds_dir),
+            "DIGEST_DB": str(tmp_path / "digest.db"),
+            "DIGEST_OUTBOX": str(tmp_path / "outbox"),
+        },
+    )
