@@ -9,6 +9,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import jinja2
+from markupsafe import Markup
 from premailer import Premailer
 
 from digest.config import Settings
@@ -154,7 +155,7 @@ def render_edition(settings: Settings, edition: Edition) -> RenderedEdition:
         "language": settings.language,
         "base_url": settings.base_url,
         # The stylesheet is ours or the user's own file, never article content.
-        "css": jinja2.filters.Markup(css),
+        "css": Markup(css),
     }
     html = inline_css(_render(env, HTML_TEMPLATE, context, folders))
     text = _render(env, TEXT_TEMPLATE, context, folders)
