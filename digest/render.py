@@ -155,7 +155,7 @@ def render_edition(settings: Settings, edition: Edition) -> RenderedEdition:
         "language": settings.language,
         "base_url": settings.base_url,
         # The stylesheet is ours or the user's own file, never article content.
-        "css": Markup(css),
+        "css": Markup(css),  # noqa: S704
     }
     html = inline_css(_render(env, HTML_TEMPLATE, context, folders))
     text = _render(env, TEXT_TEMPLATE, context, folders)
