@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Install the system packages some tests need (Debian/Ubuntu), only those missing.
+# Each entry is "command-to-check:debian-package".
+set -euo pipefail
+NEEDED=(
+)
+missing=()
+for entry in "${NEEDED[@]}"; do
+    command -v "${entry%%:*}" >/dev/null 2>&1 || missing+=("${entry##*:}")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+    echo "The tests need these system packages: ${missing[*]}" >&2
+    echo "Install them (e.g. sudo apt-get install ${missing[*]}) and run again." >&2
+    exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
