@@ -95,9 +95,16 @@ def main(ctx: click.Context, env_file: Path | None, verbose: int) -> None:
     ctx.obj = Context(env_file=env_file, verbose=verbose)
 
 
+def shown(where: str | Path) -> str:
+    """Return a path relative to the current folder when it lies below it."""
+    text = str(where)
+    cwd = str(Path.cwd())
+    return text[len(cwd) + 1 :] if text.startswith(cwd + "/") else text
+
+
 def _print_skipped(report: IngestReport) -> None:
     for item in report.skipped:
-        click.echo(f"  skipped {item.where}: {item.reason}")
+        click.echo(f"  skipped {shown(item.where)}: {item.reason}")
 
 
 @main.command()
@@ -129,7 +136,7 @@ def run(ctx: Context) -> None:
         f'subject "{result.rendered.subject if result.rendered else ""}"'
     )
     for name in ("digest.html", "digest.txt", "digest.eml"):
-        click.echo(f"  wrote {result.folder / name}")
+        click.echo(f"  wrote {shown(result.folder / name)}")
 
 
 @main.command()
@@ -154,8 +161,8 @@ def preview(ctx: Context, out: Path | None, open_browser: bool) -> None:
         click.echo(f"Nothing to preview: {result.reason}.")
         return
     html = result.folder / "digest.html"
-    click.echo(f"Preview of {len(result.edition.items)} items: {html}")
-    click.echo(f"  text part: {result.folder / 'digest.txt'}")
+    click.echo(f"Preview of {len(result.edition.items)} items: {shown(html)}")
+    click.echo(f"  text part: {shown(result.folder / 'digest.txt')}")
     if open_browser:
         webbrowser.open(html.resolve().as_uri())
 

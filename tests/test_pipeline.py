@@ -1,0 +1,120 @@
+"""The whole job on a real store and real files: selection over several runs."""
+
+from __future__ import annotations
+
+import email
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from email import policy
+from pathlib import Path
+
+import pytest
+
+from digest import pipeline
+from digest.config import Settings
+from digest.store import Store
+
+NOW = datetime(2026, 11, 28, 7, 0, tzinfo=UTC)
+
+
+def titles(result: pipeline.RunResult) -> list[str]:
+    """Return the titles an edition carried."""
+    assert result.edition is not None
+    return [item.article.title for item in result.edition.items]
+
+
+def test_new_then_nothing_new_then_one_new_file(settings: Settings, seeds_dir: Path) -> None:
+    """Carry every article once: a full edition, then nothing, then just the new file."""
+    first = pipeline.run_edition(settings, NOW)
+    assert first.edition is not None and first.folder is not None
+    assert len(first.edition.items) == 10
+    assert first.ingest.new == 10
+    assert any("placeholder" in s.reason for s in first.ingest.skipped)
+    assert "Iran and Armenia Strengthen Ties" in " ".join(titles(first))
+    assert first.folder == settings.outbox / "2026-11-28"
+
+    second = pipeline.run_edition(settings, NOW + timedelta(hours=1))
+    assert second.edition is None
+    assert second.reason == "nothing new since the last edition"
+    assert second.ingest.unchanged == 10
+    assert sorted(p.name for p in settings.outbox.iterdir()) == ["2026-11-28"]
+
+    (seeds_dir / "zz_new.txt").write_text("Fresh story\n\nSomething happened today. More later.\n")
+    third = pipeline.run_edition(settings, NOW + timedelta(hours=2))
+    assert titles(third) == ["Fresh story"]
+    assert third.edition is not None and third.edition.id == "2026-11-28-2"
+
+
+def test_cap_leaves_the_rest_for_the_next_edition(settings: Settings) -> None:
+    """Keep articles over DIGEST_MAX_ITEMS eligible for the next edition, newest first."""
+    capped = replace(settings, max_items=4)
+    first = pipeline.run_edition(capped, NOW)
+    second = pipeline.run_edition(capped, NOW + timedelta(days=1))
+    third = pipeline.run_edition(capped, NOW + timedelta(days=2))
+    assert (len(titles(first)), len(titles(second)), len(titles(third))) == (4, 4, 2)
+    everything = titles(first) + titles(second) + titles(third)
+    assert len(set(everything)) == 10
+    assert pipeline.run_edition(capped, NOW + timedelta(days=3)).edition is None
+
+
+def test_newest_first(settings: Settings, seeds_dir: Path) -> None:
+    """Order an edition's items newest first."""
+    import os
+
+    old = seeds_dir / "bbc_business_001.txt"
+    os.utime(old, (0, 0))
+    fresh = seeds_dir / "bbc_entertainment_002.txt"
+    os.utime(fresh, (NOW.timestamp(), NOW.timestamp()))
+    result = pipeline.run_edition(settings, NOW)
+    order = titles(result)
+    assert order[0] == "Jarre joins fairytale celebration"
+    assert order[-1] == "Ad sales boost Time Warner profit"
+
+
+def test_edited_file_updates_its_article(settings: Settings, seeds_dir: Path) -> None:
+    """Update an edited article in place instead of adding a second copy."""
+    pipeline.ingest_only(settings, NOW)
+    path = seeds_dir / "bbc_business_004.txt"
+    path.write_text(path.read_text().replace("40% drop", "41% drop"))
+    report = pipeline.ingest_only(settings, NOW)
+    assert (report.new, report.updated, report.unchanged) == (0, 1, 9)
+    with Store(settings.db) as store:
+        assert store.article_count() == 10
+
+
+def test_preview_records_nothing(settings: Settings, tmp_path: Path) -> None:
+    """Render the next edition without using it up."""
+    result = pipeline.preview(settings, tmp_path / "pv", NOW)
+    assert result.folder == tmp_path / "pv"
+    assert (tmp_path / "pv" / "digest.html").is_file()
+    assert pipeline.run_edition(settings, NOW).edition is not None
+
+
+def test_eml_is_complete(settings: Settings) -> None:
+    """Write a complete multipart/alternative sample message."""
+    result = pipeline.run_edition(settings, NOW)
+    assert result.folder is not None
+    parsed = email.message_from_bytes(
+        (result.folder / "digest.eml").read_bytes(), policy=policy.default
+    )
+    assert parsed.defects == []
+    for header in ("From", "To", "Subject", "Date", "Message-ID"):
+        assert parsed[header], header
+    assert [p.get_content_type() for p in parsed.iter_parts()] == ["text/plain", "text/html"]
+
+
+def test_crash_before_recording_rewrites_the_same_edition(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Lose nothing when the run dies after writing and before recording the edition."""
+
+    def crash(self: Store, *args: object) -> None:
+        raise RuntimeError("power cut")
+
+    with monkeypatch.context() as m:
+        m.setattr(Store, "record_edition", crash)
+        with pytest.raises(RuntimeError):
+            pipeline.run_edition(settings, NOW)
+    result = pipeline.run_edition(settings, NOW)
+    assert result.edition is not None and result.edition.id == "2026-11-28"
+    assert len(result.edition.items) == 10
