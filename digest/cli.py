@@ -184,3 +184,65 @@ def ingest(ctx: Context) -> None:
         f"{report.unchanged} unchanged, {len(report.skipped)} skipped."
     )
     _print_skipped(report)
+
+
+@main.command()
+@pass_context
+@handle_errors
+def schedule(ctx: Context) -> None:
+    """Run in the foreground and make an edition each time DIGEST_SCHEDULE fires.
+
+    A due date missed while it was not running is made on start if it is within
+    DIGEST_CATCHUP; SIGTERM or Ctrl-C lets the run in progress finish, then exits.
+
+    \b
+    Example:
+      digest --env-file /etc/digest/digest.env schedule
+    """
+    from digest.schedule import serve
+
+    settings = ctx.settings()
+    click.echo(f"Scheduling '{settings.schedule}' in {settings.timezone}; Ctrl-C to stop.")
+    serve(settings)
+    click.echo("Scheduler stopped.")
+
+
+@main.command()
+@pass_context
+@handle_errors
+def status(ctx: Context) -> None:
+    """Show the last editions, the next scheduled run and whether a scheduler runs.
+
+    \b
+    Example:
+      digest status
+    """
+    from datetime import UTC, datetime
+
+    from digest.schedule import next_fire, scheduler_status
+    from digest.store import Store
+
+    settings = ctx.settings()
+    with Store(settings.db) as store:
+        editions = store.editions(limit=10)
+    if editions:
+        click.echo("Last editions:")
+        for record in editions:
+            due = f", due {record.due_date}" if record.due_date else ""
+            click.echo(
+                f"  {record.id}  {record.item_count:3d} items  made"
+                f" {record.created:%Y-%m-%d %H:%M} UTC{due}"
+            )
+    else:
+        click.echo("No edition made yet.")
+    upcoming = next_fire(settings, datetime.now(UTC))
+    when = upcoming.isoformat(timespec="minutes") if upcoming else "never"
+    click.echo(f"Next run: {when} ('{settings.schedule}' in {settings.timezone})")
+    holder = scheduler_status(settings)
+    if holder is None:
+        click.echo("Scheduler: not running")
+    else:
+        click.echo(
+            f"Scheduler: running (process {holder.get('pid', '?')} on"
+            f" {holder.get('host', '?')}, since {holder.get('since', '?')})"
+        )

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -33,6 +35,9 @@ class Settings:
     templates_dir: Path | None = None
     base_url: str = "http://127.0.0.1:8080"
     language: str = "en"
+    schedule: str = "0 7 * * *"
+    catchup: timedelta = timedelta(hours=6)
+    local_time: bool = False
     # Where relative paths were resolved from; the file the settings came from, if any.
     env_file: Path | None = None
 
@@ -161,10 +166,39 @@ class _Values:
             raise self.fail(key, raw or value, origin, "is not a known time zone") from None
         return value
 
+    def duration(self, key: str, default: str) -> timedelta:
+        """Read a duration such as 90m, 6h or 1d; a bare number counts hours."""
+        value = self.text(key, default)
+        match = _DURATION.fullmatch(value.strip().lower())
+        if not match:
+            raw, origin = self.raw(key)
+            raise self.fail(key, raw or value, origin, "must be a duration such as 30m, 6h or 1d")
+        amount = float(match.group(1))
+        unit = match.group(2) or "h"
+        return timedelta(**{_UNITS[unit]: amount})
+
+    def crontab(self, key: str, default: str) -> str:
+        """Read a five-field crontab expression and check that it parses."""
+        from apscheduler.triggers.cron import CronTrigger
+
+        value = " ".join(self.text(key, default).split())
+        try:
+            CronTrigger.from_crontab(value)
+        except ValueError as err:
+            raw, origin = self.raw(key)
+            raise self.fail(
+                key, raw or value, origin, f"is not a crontab expression: {err}"
+            ) from None
+        return value
+
     def unknown_keys(self) -> list[str]:
         """Return DIGEST_/SMTP_ keys that were set but never read: most likely typos."""
         given = set(self.file_values) | {k for k in self.env if k.startswith(PREFIXES)}
         return sorted(k for k in given if k.startswith(PREFIXES) and k not in self.used)
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd]?)")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
 
 def _resolve_sources(values: _Values, key: str, default: tuple[str, ...]) -> tuple[str, ...]:
@@ -213,6 +247,9 @@ def load_settings(
         templates_dir=v.optional_path("DIGEST_TEMPLATES_DIR"),
         base_url=v.text("DIGEST_BASE_URL", "http://127.0.0.1:8080").rstrip("/"),
         language=v.text("DIGEST_LANGUAGE", "en"),
+        schedule=v.crontab("DIGEST_SCHEDULE", "0 7 * * *"),
+        catchup=v.duration("DIGEST_CATCHUP", "6h"),
+        local_time=v.boolean("DIGEST_LOCAL_TIME", False),
         env_file=env_file,
     )
     for key in v.unknown_keys():

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from digest import sources
 from digest.config import Settings
+from digest.locks import LockHeld, run_lock
 from digest.mail import build_message
 from digest.models import Edition, IngestReport, RenderedEdition, Skipped
 from digest.outbox import write_edition
@@ -17,6 +20,9 @@ from digest.select import select_edition
 from digest.store import Store
 
 logger = logging.getLogger(__name__)
+
+# A send to a long list can hold the store for a while; a second run waits this long.
+RUN_LOCK_TIMEOUT = 3600.0
 
 
 @dataclass(frozen=True)
@@ -28,6 +34,8 @@ class RunResult:
     rendered: RenderedEdition | None = None
     folder: Path | None = None
     reason: str = ""
+    # The id of an edition made earlier for the same due date, when that is why none was made.
+    existing: str | None = None
 
 
 def ingest(settings: Settings, store: Store, now: datetime) -> IngestReport:
@@ -54,12 +62,45 @@ def _now(now: datetime | None) -> datetime:
     return (now or datetime.now(UTC)).astimezone(UTC)
 
 
-def run_edition(settings: Settings, now: datetime | None = None) -> RunResult:
-    """Ingest, select, render, write the edition to the outbox and record it."""
+@contextmanager
+def one_run_at_a_time(settings: Settings, timeout: float = RUN_LOCK_TIMEOUT) -> Iterator[None]:
+    """Hold the store's run lock, so that two processes never make the same edition."""
+    lock = run_lock(settings.db)
+    if not lock.acquire(0):
+        holder = lock.holder() or {}
+        logger.info("waiting for the run of process %s to finish", holder.get("pid", "?"))
+        if not lock.acquire(timeout):
+            raise LockHeld(
+                f"{settings.db}: another run (process {holder.get('pid', '?')}) has held the"
+                f" store for over {timeout:.0f} s",
+                hint="wait for it to finish, then run again",
+            )
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def run_edition(
+    settings: Settings, now: datetime | None = None, due_date: date | None = None
+) -> RunResult:
+    """Ingest, select, render, write the edition to the outbox and record it.
+
+    With due_date (a scheduled run) at most one edition is ever made for that date: a
+    second call finds it and makes nothing.
+    """
     now = _now(now)
-    with Store(settings.db) as store:
+    with one_run_at_a_time(settings), Store(settings.db) as store:
+        if due_date is not None:
+            made = store.edition_for_due_date(due_date)
+            if made is not None:
+                return RunResult(
+                    IngestReport(),
+                    reason=f"the edition for {due_date} is already made ({made.id})",
+                    existing=made.id,
+                )
         report = ingest(settings, store, now)
-        edition_id = store.next_edition_id(now.astimezone(settings.zone).date())
+        edition_id = store.next_edition_id(due_date or now.astimezone(settings.zone).date())
         edition = select_edition(settings, store.eligible_articles(), edition_id, now)
         if edition is None:
             return RunResult(report, reason="nothing new since the last edition")
@@ -68,7 +109,7 @@ def run_edition(settings: Settings, now: datetime | None = None) -> RunResult:
         # Written before it is recorded: a crash in between rewrites the same folder
         # on the next run instead of losing the edition.
         folder = write_edition(rendered, settings.outbox / edition.id, sample)
-        store.record_edition(edition, rendered.subject)
+        store.record_edition(edition, rendered.subject, due_date)
     logger.info("edition %s: %d items", edition.id, len(edition.items))
     return RunResult(report, edition, rendered, folder)
 

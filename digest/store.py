@@ -52,6 +52,11 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX edition_items_article ON edition_items (article_id);
     """,
+    # The scheduler's key: one edition per due date, however many fires or processes.
+    """
+    ALTER TABLE editions ADD COLUMN due_date TEXT;
+    CREATE UNIQUE INDEX editions_due_date ON editions (due_date) WHERE due_date IS NOT NULL;
+    """,
 ]
 
 
@@ -69,6 +74,7 @@ class EditionRecord:
     subject: str
     created: datetime
     item_count: int
+    due_date: date | None = None
 
 
 def article_to_json(article: Article) -> str:
@@ -89,6 +95,18 @@ def article_from_json(text: str) -> Article:
     data["tags"] = tuple(data.get("tags", ()))
     data["highlights"] = tuple(Highlight(**h) for h in data.get("highlights", ()))
     return Article(**data)
+
+
+def _edition_record(row: sqlite3.Row) -> EditionRecord:
+    return EditionRecord(
+        id=row["id"],
+        edition_date=date.fromisoformat(row["edition_date"]),
+        title=row["title"],
+        subject=row["subject"],
+        created=datetime.fromisoformat(row["created"]),
+        item_count=row["item_count"],
+        due_date=date.fromisoformat(row["due_date"]) if row["due_date"] else None,
+    )
 
 
 class Store:
@@ -236,12 +254,12 @@ class Store:
             n += 1
         return f"{base}-{n}"
 
-    def record_edition(self, edition: Edition, subject: str) -> None:
+    def record_edition(self, edition: Edition, subject: str, due_date: date | None = None) -> None:
         """Remember edition and the articles it carried, in one transaction."""
         with self.transaction() as db:
             db.execute(
-                "INSERT INTO editions (id, edition_date, title, subject, created, item_count)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO editions (id, edition_date, title, subject, created, item_count,"
+                " due_date) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (
                     edition.id,
                     edition.date.isoformat(),
@@ -249,6 +267,7 @@ class Store:
                     subject,
                     edition.created.isoformat(),
                     len(edition.items),
+                    due_date.isoformat() if due_date else None,
                 ),
             )
             db.executemany(
@@ -261,17 +280,14 @@ class Store:
         rows = self.db.execute(
             "SELECT * FROM editions ORDER BY created DESC, id DESC LIMIT ?", (limit,)
         )
-        return [
-            EditionRecord(
-                id=row["id"],
-                edition_date=date.fromisoformat(row["edition_date"]),
-                title=row["title"],
-                subject=row["subject"],
-                created=datetime.fromisoformat(row["created"]),
-                item_count=row["item_count"],
-            )
-            for row in rows
-        ]
+        return [_edition_record(row) for row in rows]
+
+    def edition_for_due_date(self, due_date: date) -> EditionRecord | None:
+        """Return the edition made for a scheduled due date, if there is one."""
+        row = self.db.execute(
+            "SELECT * FROM editions WHERE due_date = ?", (due_date.isoformat(),)
+        ).fetchone()
+        return _edition_record(row) if row else None
 
     def edition_article_ids(self, edition_id: str) -> list[str]:
         """Return the ids of the articles an edition carried, in order."""

@@ -1,0 +1,104 @@
+"""Advisory file locks beside the database: one scheduler, one run at a time.
+
+flock locks die with their process, so a crashed scheduler never leaves a stale lock.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import socket
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+
+from digest.errors import DigestError
+
+
+class LockHeld(DigestError):
+    """Another process holds the lock."""
+
+
+class FileLock:
+    """An exclusive flock on a file that records who holds it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    def acquire(self, timeout: float = 0.0) -> bool:
+        """Take the lock, waiting up to timeout seconds; return whether it was taken."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    os.close(fd)
+                    return False
+                time.sleep(0.05)
+        record = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "since": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(record).encode(), 0)
+        self._fd = fd
+        return True
+
+    def release(self) -> None:
+        """Give the lock up."""
+        if self._fd is not None:
+            os.ftruncate(self._fd, 0)
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+    def holder(self) -> dict[str, object] | None:
+        """Return who holds the lock (pid, host, since), or None when nobody does."""
+        if self._fd is not None:
+            return json.loads(self.path.read_text() or "{}")  # type: ignore[no-any-return]
+        if not self.path.exists():
+            return None
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                text = self.path.read_text()
+                try:
+                    data = json.loads(text) if text else {}
+                except json.JSONDecodeError:
+                    data = {}
+                return data if isinstance(data, dict) else {}
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return None
+        finally:
+            os.close(fd)
+
+    def __enter__(self) -> FileLock:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()
+
+
+def scheduler_lock(db: Path) -> FileLock:
+    """Return the lock that lets one scheduler at a time use the store at db."""
+    return FileLock(db.with_name(db.name + ".scheduler.lock"))
+
+
+def run_lock(db: Path) -> FileLock:
+    """Return the lock that serialises runs of the pipeline on the store at db."""
+    return FileLock(db.with_name(db.name + ".run.lock"))

@@ -1,0 +1,259 @@
+"""APScheduler wiring: fire on DIGEST_SCHEDULE, catch up after downtime, stop cleanly.
+
+APScheduler is only the trigger; the store is the truth. Every fire asks which due date
+the schedule last reached and makes that date's edition, which the store keys by date,
+so a double fire, a daylight-saving repeat or a second process never makes two.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from types import FrameType
+
+from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MISSED, JobExecutionEvent
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from digest import pipeline
+from digest.config import Settings
+from digest.locks import LockHeld, scheduler_lock
+from digest.store import Store
+
+logger = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+# How often the scheduler looks for a due date the cron job did not reach, which happens
+# when the clock jumps (a suspended machine, a corrected clock).
+WATCH_INTERVAL = timedelta(seconds=60)
+
+
+def utc_now() -> datetime:
+    """Return the current time, aware, in UTC."""
+    return datetime.now(UTC)
+
+
+class SafeCronTrigger(CronTrigger):  # type: ignore[misc]
+    """A CronTrigger that always moves forward.
+
+    When the clock falls back, APScheduler 3.x returns the repeated hour's second fire time
+    again for an hour after it, a time already past; its scheduler would then loop on it.
+    Probing a little later finds the real next fire time.
+    """
+
+    def get_next_fire_time(
+        self, previous_fire_time: datetime | None, now: datetime
+    ) -> datetime | None:
+        """Return the next fire time after previous_fire_time and not before now."""
+        # Compared in UTC: datetimes sharing a zone compare by wall time, blind to the fold.
+        fire: datetime | None = super().get_next_fire_time(previous_fire_time, now)
+        now_utc = now.astimezone(UTC)
+        previous = previous_fire_time.astimezone(UTC) if previous_fire_time else None
+        probe = now_utc if previous is None else max(now_utc, previous)
+        for _ in range(16):
+            fire_utc = fire.astimezone(UTC) if fire is not None else None
+            stuck = fire_utc is not None and (
+                fire_utc < now_utc or (previous is not None and fire_utc <= previous)
+            )
+            if not stuck:
+                break
+            probe += timedelta(minutes=15)
+            fire = super().get_next_fire_time(None, probe)
+        return fire
+
+
+def make_trigger(settings: Settings) -> CronTrigger:
+    """Return the cron trigger of DIGEST_SCHEDULE in DIGEST_TIMEZONE."""
+    return SafeCronTrigger.from_crontab(settings.schedule, timezone=settings.zone)
+
+
+def fire_times(trigger: CronTrigger, start: datetime, end: datetime) -> list[datetime]:
+    """Return the trigger's fire times after start and up to end, in UTC."""
+    fires: list[datetime] = []
+    previous: datetime | None = None
+    current = start.astimezone(UTC) + timedelta(microseconds=1)
+    end = end.astimezone(UTC)
+    while True:
+        fire = trigger.get_next_fire_time(previous, current)
+        if fire is None or fire.astimezone(UTC) > end:
+            return fires
+        fire = fire.astimezone(UTC)
+        fires.append(fire)
+        previous, current = fire, fire + timedelta(microseconds=1)
+
+
+def last_fire(trigger: CronTrigger, now: datetime, lookback: timedelta) -> datetime | None:
+    """Return the latest fire time at or before now, looking back at most lookback."""
+    fires = fire_times(trigger, now - lookback, now)
+    return fires[-1] if fires else None
+
+
+def next_fire(settings: Settings, now: datetime) -> datetime | None:
+    """Return when the schedule fires next after now."""
+    fire: datetime | None = make_trigger(settings).get_next_fire_time(None, now)
+    return fire.astimezone(settings.zone) if fire else None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one look at the schedule did."""
+
+    due: date | None
+    action: str  # "made", "nothing", "skipped" or "idle"
+    detail: str = ""
+    result: pipeline.RunResult | None = None
+
+
+class DailyScheduler:
+    """Decide, at any moment, whether a due date's edition should be made now."""
+
+    def __init__(self, settings: Settings, clock: Clock = utc_now) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.trigger = make_trigger(settings)
+        # Far enough back to see the last fire of a daily or weekly schedule.
+        self.lookback = max(timedelta(days=8), settings.catchup + timedelta(days=1))
+        self.attempted: set[date] = set()
+        self._lock = threading.Lock()
+
+    def tick(self, now: datetime | None = None) -> Outcome:
+        """Make the edition of the latest due date if it has not been attempted yet."""
+        now = (now or self.clock()).astimezone(UTC)
+        with self._lock:
+            fire = last_fire(self.trigger, now, self.lookback)
+            if fire is None:
+                return Outcome(None, "idle", "no due date yet")
+            due = fire.astimezone(self.settings.zone).date()
+            if due in self.attempted:
+                return Outcome(due, "idle", "already attempted")
+            self.attempted.add(due)
+            return self._run(fire, due, now)
+
+    def _run(self, fire: datetime, due: date, now: datetime) -> Outcome:
+        late = now - fire
+        if late > self.settings.catchup:
+            with Store(self.settings.db) as store:
+                made = store.edition_for_due_date(due)
+            if made is not None:
+                return Outcome(due, "nothing", f"the edition for {due} is already made ({made.id})")
+            logger.warning(
+                "skipped the edition due %s at %s: missed by %s, more than DIGEST_CATCHUP=%s;"
+                " it is not sent late",
+                due,
+                fire.isoformat(),
+                _short(late),
+                _short(self.settings.catchup),
+            )
+            return Outcome(due, "skipped", f"missed by {_short(late)}")
+        started = time.monotonic()
+        result = pipeline.run_edition(self.settings, now, due_date=due)
+        took = time.monotonic() - started
+        if result.edition is not None:
+            logger.info(
+                "run for %s: edition %s, %d items, %.1f s",
+                due,
+                result.edition.id,
+                len(result.edition.items),
+                took,
+            )
+            return Outcome(due, "made", result.edition.id, result)
+        logger.info("run for %s: no edition: %s (%.1f s)", due, result.reason, took)
+        return Outcome(due, "nothing", result.reason, result)
+
+
+def _short(delta: timedelta) -> str:
+    minutes = int(delta.total_seconds() // 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+def _on_event(event: JobExecutionEvent) -> None:
+    if event.code == EVENT_JOB_MISSED:
+        # The watch job picks the date up within DIGEST_CATCHUP; say so rather than stay quiet.
+        logger.warning("schedule fire at %s was missed", event.scheduled_run_time)
+    elif event.exception is not None:
+        logger.error("scheduled run failed: %s", event.exception)
+
+
+def serve(settings: Settings, stop: threading.Event | None = None, clock: Clock = utc_now) -> None:
+    """Run the schedule in the foreground until stop is set (SIGTERM and SIGINT set it)."""
+    lock = scheduler_lock(settings.db)
+    if not lock.acquire(0):
+        holder = lock.holder() or {}
+        raise LockHeld(
+            f"{settings.db}: a scheduler is already running on this store (process"
+            f" {holder.get('pid', '?')} on {holder.get('host', '?')}, since"
+            f" {holder.get('since', '?')})",
+            hint="stop it first, or point DIGEST_DB at another store",
+        )
+    stop = stop or threading.Event()
+    previous = _install_signals(stop)
+    scheduler = BackgroundScheduler(timezone=settings.zone)
+    try:
+        daily = DailyScheduler(settings, clock)
+        daily.tick()  # catch up on a date missed while nothing was running
+        grace = int(settings.catchup.total_seconds()) or 1
+        scheduler.add_job(
+            daily.tick,
+            daily.trigger,
+            id="edition",
+            coalesce=True,
+            max_instances=1,
+            misfire_grace_time=grace,
+        )
+        scheduler.add_job(
+            daily.tick,
+            IntervalTrigger(seconds=WATCH_INTERVAL.total_seconds()),
+            id="watch",
+            coalesce=True,
+            max_instances=1,
+            misfire_grace_time=None,
+        )
+        scheduler.add_listener(_on_event, EVENT_JOB_MISSED | EVENT_JOB_ERROR)
+        scheduler.start()
+        logger.warning(
+            "scheduler running (%s %s); next edition at %s",
+            settings.schedule,
+            settings.timezone,
+            next_fire(settings, clock()),
+        )
+        stop.wait()
+        logger.warning("stopping: letting the run in progress finish")
+    finally:
+        if scheduler.running:
+            scheduler.shutdown(wait=True)
+        _restore_signals(previous)
+        lock.release()
+
+
+_Handler = Callable[[int, FrameType | None], object] | int | None
+
+
+def _install_signals(stop: threading.Event) -> dict[int, _Handler]:
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+
+    def handle(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous: dict[int, _Handler] = {}
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        previous[sig] = signal.getsignal(sig)
+        signal.signal(sig, handle)
+    return previous
+
+
+def _restore_signals(previous: dict[int, _Handler]) -> None:
+    for sig, handler in previous.items():
+        signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+
+
+def scheduler_status(settings: Settings) -> dict[str, object] | None:
+    """Return who runs the scheduler on this store (pid, host, since), or None."""
+    return scheduler_lock(settings.db).holder()
