@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dotenv import dotenv_values
@@ -16,6 +18,7 @@ from digest.errors import ConfigError
 logger = logging.getLogger(__name__)
 
 PREFIXES = ("DIGEST_", "SMTP_")
+_HEX_COLOR = re.compile(r"#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})")
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,11 @@ class Settings:
     templates_dir: Path | None = None
     base_url: str = "http://127.0.0.1:8080"
     language: str = "en"
+    brand_color: str = "#1d4ed8"
+    logo_url: str = ""
+    logo_width: int = 200
+    logo_height: int = 50
+    postal_address: str = ""
     # Where relative paths were resolved from; the file the settings came from, if any.
     env_file: Path | None = None
 
@@ -161,6 +169,20 @@ class _Values:
             raise self.fail(key, raw or value, origin, "is not a known time zone") from None
         return value
 
+    def color(self, key: str, default: str) -> str:
+        value = self.text(key, default)
+        if not _HEX_COLOR.fullmatch(value):
+            raw, origin = self.raw(key)
+            raise self.fail(key, raw or value, origin, "must be a hex colour such as #1d4ed8")
+        return value.lower()
+
+    def url(self, key: str, default: str) -> str:
+        value = self.text(key, default, allow_empty=True)
+        if value and urlsplit(value).scheme.lower() not in ("http", "https"):
+            raw, origin = self.raw(key)
+            raise self.fail(key, raw or value, origin, "must be an http(s) URL or empty")
+        return value
+
     def unknown_keys(self) -> list[str]:
         """Return DIGEST_/SMTP_ keys that were set but never read: most likely typos."""
         given = set(self.file_values) | {k for k in self.env if k.startswith(PREFIXES)}
@@ -213,6 +235,11 @@ def load_settings(
         templates_dir=v.optional_path("DIGEST_TEMPLATES_DIR"),
         base_url=v.text("DIGEST_BASE_URL", "http://127.0.0.1:8080").rstrip("/"),
         language=v.text("DIGEST_LANGUAGE", "en"),
+        brand_color=v.color("DIGEST_BRAND_COLOR", "#1d4ed8"),
+        logo_url=v.url("DIGEST_LOGO_URL", ""),
+        logo_width=v.integer("DIGEST_LOGO_WIDTH", 200, minimum=1, maximum=600),
+        logo_height=v.integer("DIGEST_LOGO_HEIGHT", 50, minimum=1, maximum=600),
+        postal_address=v.text("DIGEST_POSTAL_ADDRESS", "", allow_empty=True),
         env_file=env_file,
     )
     for key in v.unknown_keys():
