@@ -176,6 +176,7 @@ def preheader_for(edition: Edition, limit: int = 140) -> str:
 
 
 def _squeeze_css(css: str) -> str:
+    """Return css without comments and without the spaces a browser does not need."""
     css = re.sub(r"/\*.*?\*/", "", css, flags=re.DOTALL)
     css = re.sub(r"\s+", " ", css)
     css = re.sub(r"\s*([{};,])\s*", r"\1", css)
@@ -186,11 +187,12 @@ def _squeeze_css(css: str) -> str:
 def trim_html(html: str) -> str:
     """Drop indentation and blank lines, and squeeze the <style> blocks.
 
-    Each line break stays, so the whitespace between inline elements keeps its meaning
-    and no line grows past what mail transports accept.
+    Each line break stays, so the whitespace between inline elements keeps its meaning.
+    Only ASCII blanks are dropped: a no-break space in article text is content. (A user
+    template with <pre> would lose its indentation.)
     """
     html = _STYLE_BLOCK.sub(lambda m: m.group(1) + _squeeze_css(m.group(2)) + m.group(3), html)
-    lines = (line.strip() for line in html.splitlines())
+    lines = (line.strip(" \t\r\f") for line in html.split("\n"))
     return "\n".join(line for line in lines if line) + "\n"
 
 
