@@ -414,3 +414,16 @@ def test_the_seed_run_writes_a_well_formed_sample(seed_eml: Path) -> None:
     assert kinds == ["text/plain", "text/html"]
     subject = message["Subject"]
     assert subject != subject.upper()
+
+
+def test_the_text_part_carries_what_the_html_part_shows(settings: Settings) -> None:
+    """Give both parts every title, highlight and other version: spam filters compare them."""
+    rendered = render_edition(themed(settings), edition(10))
+    html_text = " ".join(_doc(rendered.html).text_content().split())
+    text = " ".join(rendered.text.split())
+    for item in rendered.edition.items:
+        pieces = [item.article.title, item.article.source_name]
+        pieces += [hl.text for hl in item.highlights]
+        pieces += [other.source_name for other in item.also_in]
+        for piece in pieces:
+            assert piece in html_text and piece in text, piece
