@@ -26,7 +26,8 @@ CSS_FILE = "digest.css"
 TEXT_WIDTH = 72
 SAFE_SCHEMES = {"http", "https", "mailto"}
 # Stands in for each subscriber's own unsubscribe link; delivery substitutes it per message.
-# Letters, slashes and percent signs only, so autoescape, premailer and MIME leave it intact.
+# Letters, slashes and percent signs only, so autoescape and premailer leave it intact.
+# A quoted-printable MIME part may break it across lines: substitute before encoding.
 UNSUBSCRIBE_PLACEHOLDER = "https://unsubscribe.invalid/%%UNSUBSCRIBE%%"
 # Languages written right to left, by their primary subtag.
 RTL_LANGUAGES = {"ar", "arc", "ckb", "dv", "fa", "ha", "he", "khw", "ks", "ps", "sd", "ur", "yi"}
@@ -95,7 +96,7 @@ def text_on(color: str) -> str:
         c = int(digits[i : i + 2], 16) / 255
         channels.append(c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4)
     luminance = 0.2126 * channels[0] + 0.7152 * channels[1] + 0.0722 * channels[2]
-    # WCAG contrast against white (1.05 / (L + 0.05)) and against #111111 (about L + 0.05 / 0.056).
+    # WCAG contrast against white is 1.05 / (L + 0.05); against #111111, (L + 0.05) / 0.0556.
     return "#ffffff" if 1.05 / (luminance + 0.05) >= (luminance + 0.05) / 0.0556 else "#111111"
 
 
