@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dotenv import dotenv_values
@@ -18,6 +19,7 @@ from digest.errors import ConfigError
 logger = logging.getLogger(__name__)
 
 PREFIXES = ("DIGEST_", "SMTP_")
+_HEX_COLOR = re.compile(r"#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})")
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,11 @@ class Settings:
     schedule: str = "0 7 * * *"
     catchup: timedelta = timedelta(hours=6)
     local_time: bool = False
+    brand_color: str = "#1d4ed8"
+    logo_url: str = ""
+    logo_width: int = 200
+    logo_height: int = 50
+    postal_address: str = ""
     # Where relative paths were resolved from; the file the settings came from, if any.
     env_file: Path | None = None
 
@@ -191,6 +198,20 @@ class _Values:
             ) from None
         return value
 
+    def color(self, key: str, default: str) -> str:
+        value = self.text(key, default)
+        if not _HEX_COLOR.fullmatch(value):
+            raw, origin = self.raw(key)
+            raise self.fail(key, raw or value, origin, "must be a hex colour such as #1d4ed8")
+        return value.lower()
+
+    def url(self, key: str, default: str) -> str:
+        value = self.text(key, default, allow_empty=True)
+        if value and urlsplit(value).scheme.lower() not in ("http", "https"):
+            raw, origin = self.raw(key)
+            raise self.fail(key, raw or value, origin, "must be an http(s) URL or empty")
+        return value
+
     def unknown_keys(self) -> list[str]:
         """Return DIGEST_/SMTP_ keys that were set but never read: most likely typos."""
         given = set(self.file_values) | {k for k in self.env if k.startswith(PREFIXES)}
@@ -250,6 +271,11 @@ def load_settings(
         schedule=v.crontab("DIGEST_SCHEDULE", "0 7 * * *"),
         catchup=v.duration("DIGEST_CATCHUP", "6h"),
         local_time=v.boolean("DIGEST_LOCAL_TIME", False),
+        brand_color=v.color("DIGEST_BRAND_COLOR", "#1d4ed8"),
+        logo_url=v.url("DIGEST_LOGO_URL", ""),
+        logo_width=v.integer("DIGEST_LOGO_WIDTH", 200, minimum=1, maximum=600),
+        logo_height=v.integer("DIGEST_LOGO_HEIGHT", 50, minimum=1, maximum=600),
+        postal_address=v.text("DIGEST_POSTAL_ADDRESS", "", allow_empty=True),
         env_file=env_file,
     )
     for key in v.unknown_keys():

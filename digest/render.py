@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import re
 import textwrap
+from collections.abc import Iterable
 from datetime import date, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -23,6 +25,14 @@ TEXT_TEMPLATE = "digest.txt.j2"
 CSS_FILE = "digest.css"
 TEXT_WIDTH = 72
 SAFE_SCHEMES = {"http", "https", "mailto"}
+# Stands in for each subscriber's own unsubscribe link; delivery substitutes it per message.
+# Letters, slashes and percent signs only, so autoescape and premailer leave it intact.
+# A quoted-printable MIME part may break it across lines: substitute before encoding.
+UNSUBSCRIBE_PLACEHOLDER = "https://unsubscribe.invalid/%%UNSUBSCRIBE%%"
+# Languages written right to left, by their primary subtag.
+RTL_LANGUAGES = {"ar", "arc", "ckb", "dv", "fa", "ha", "he", "khw", "ks", "ps", "sd", "ur", "yi"}
+_HEX = re.compile(r"#([0-9a-f]{3}|[0-9a-f]{6})", re.IGNORECASE)
+_STYLE_BLOCK = re.compile(r"(<style[^>]*>)(.*?)(</style>)", re.DOTALL | re.IGNORECASE)
 
 
 def packaged_templates() -> Path:
@@ -68,6 +78,67 @@ def wrap(value: str, width: int = TEXT_WIDTH, indent: str = "", subsequent: str 
     )
 
 
+def text_direction(language: str) -> str:
+    """Return "rtl" for a language written right to left, else "ltr"."""
+    return "rtl" if language.split("-")[0].split("_")[0].lower() in RTL_LANGUAGES else "ltr"
+
+
+def text_on(color: str) -> str:
+    """Return the text colour readable on a background of color: near-white or near-black."""
+    match = _HEX.fullmatch(color)
+    if match is None:
+        return "#ffffff"
+    digits = match.group(1)
+    if len(digits) == 3:
+        digits = "".join(c * 2 for c in digits)
+    channels = []
+    for i in (0, 2, 4):
+        c = int(digits[i : i + 2], 16) / 255
+        channels.append(c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4)
+    luminance = 0.2126 * channels[0] + 0.7152 * channels[1] + 0.0722 * channels[2]
+    # WCAG contrast against white is 1.05 / (L + 0.05); against #111111, (L + 0.05) / 0.0556.
+    return "#ffffff" if 1.05 / (luminance + 0.05) >= (luminance + 0.05) / 0.0556 else "#111111"
+
+
+class Footnotes:
+    """Number the links of the plain-text part, each distinct URL once, in reading order."""
+
+    def __init__(self, urls: Iterable[str | None] = ()) -> None:
+        self._numbers: dict[str, int] = {}
+        for url in urls:
+            self.add(url)
+
+    def add(self, url: str | None) -> int | None:
+        """Give url a number if it is a safe link; return its number or None."""
+        url = safe_url(url)
+        if not url:
+            return None
+        return self._numbers.setdefault(url, len(self._numbers) + 1)
+
+    def number(self, url: str | None) -> int | None:
+        """Return the number of url, or None if it has none."""
+        return self._numbers.get(safe_url(url))
+
+    def cite(self, text: str, url: str | None) -> str:
+        """Return text followed by the footnote mark of url, if url has a number."""
+        number = self.number(url)
+        return f"{text} [{number}]" if number else text
+
+    @property
+    def links(self) -> list[tuple[int, str]]:
+        """Return every (number, URL) pair in order."""
+        return [(n, url) for url, n in self._numbers.items()]
+
+
+def footnotes_for(edition: Edition) -> Footnotes:
+    """Number each item's link and the links to its other versions, in reading order."""
+    urls: list[str | None] = []
+    for item in edition.items:
+        urls.append(item.article.url)
+        urls.extend(other.url for other in item.also_in)
+    return Footnotes(urls)
+
+
 def make_environment(settings: Settings) -> jinja2.Environment:
     """Build the Jinja2 environment: user folder first, autoescape for HTML, strict."""
     folders = template_path(settings)
@@ -105,19 +176,42 @@ def preheader_for(edition: Edition, limit: int = 140) -> str:
     return text if len(text) <= limit else text[: limit - 1].rsplit(" ", 1)[0] + "…"
 
 
+def _squeeze_css(css: str) -> str:
+    """Return css without comments and without the spaces a browser does not need."""
+    css = re.sub(r"/\*.*?\*/", "", css, flags=re.DOTALL)
+    css = re.sub(r"\s+", " ", css)
+    css = re.sub(r"\s*([{};,])\s*", r"\1", css)
+    css = re.sub(r":\s+", ":", css).replace(" !important", "!important")
+    return css.replace(";}", "}").strip()
+
+
+def trim_html(html: str) -> str:
+    """Drop indentation and blank lines, and squeeze the <style> blocks.
+
+    Each line break stays, so the whitespace between inline elements keeps its meaning.
+    Only ASCII blanks are dropped: a no-break space in article text is content. (A user
+    template with <pre> would lose its indentation.)
+    """
+    html = _STYLE_BLOCK.sub(lambda m: m.group(1) + _squeeze_css(m.group(2)) + m.group(3), html)
+    lines = (line.strip(" \t\r\f") for line in html.split("\n"))
+    return "\n".join(line for line in lines if line) + "\n"
+
+
 def inline_css(html: str) -> str:
-    """Inline the CSS into style attributes; @media rules stay in a <style> block."""
-    return str(
-        Premailer(
-            html,
-            allow_network=False,  # rendering must never fetch anything
-            keep_style_tags=False,
-            remove_classes=False,
-            strip_important=False,
-            disable_validation=True,
-            cssutils_logging_level=logging.CRITICAL,
-        ).transform()
-    )
+    """Inline the CSS into style attributes; only the @media rules stay in a <style> block."""
+    inlined = Premailer(
+        html,
+        allow_network=False,  # rendering must never fetch anything
+        keep_style_tags=False,  # the rules inlined are not repeated in <style>
+        remove_classes=False,  # the @media rules still need them
+        strip_important=False,
+        disable_validation=True,
+        # The templates set width and height attributes themselves; premailer would
+        # otherwise turn a CSS width: 100% into width="100%" on the 600 px table.
+        disable_basic_attributes=["width", "height"],
+        cssutils_logging_level=logging.CRITICAL,
+    ).transform(pretty_print=False)
+    return trim_html(str(inlined))
 
 
 def _render(
@@ -140,11 +234,6 @@ def render_edition(settings: Settings, edition: Edition) -> RenderedEdition:
     """Render edition to inlined HTML and plain text, once for every recipient."""
     env = make_environment(settings)
     folders = template_path(settings)
-    try:
-        css, _, _ = env.loader.get_source(env, CSS_FILE)  # type: ignore[union-attr]
-    except jinja2.TemplateNotFound as err:
-        searched = ", ".join(str(f) for f in folders)
-        raise RenderError(f"{CSS_FILE} not found (searched: {searched})") from err
     subject = subject_for(edition)
     preheader = preheader_for(edition)
     context: dict[str, object] = {
@@ -153,10 +242,22 @@ def render_edition(settings: Settings, edition: Edition) -> RenderedEdition:
         "preheader": preheader,
         "date_text": _date_text(edition.date),
         "language": settings.language,
+        "direction": text_direction(settings.language),
         "base_url": settings.base_url,
-        # The stylesheet is ours or the user's own file, never article content.
-        "css": Markup(css),  # noqa: S704
+        "brand_color": settings.brand_color,
+        "on_brand_color": text_on(settings.brand_color),
+        "logo": {
+            "url": settings.logo_url,
+            "width": settings.logo_width,
+            "height": settings.logo_height,
+        },
+        "postal_address": settings.postal_address,
+        "unsubscribe_url": UNSUBSCRIBE_PLACEHOLDER,
+        "notes": footnotes_for(edition),
     }
+    # The stylesheet is ours or the user's own file, never article content; it is a
+    # template too, so that the brand colour reaches it.
+    context["css"] = Markup(_render(env, CSS_FILE, context, folders))  # noqa: S704
     html = inline_css(_render(env, HTML_TEMPLATE, context, folders))
     text = _render(env, TEXT_TEMPLATE, context, folders)
     logger.debug(

@@ -3,6 +3,7 @@
 # Each entry is "command-to-check:debian-package".
 set -euo pipefail
 NEEDED=(
+    "spamassassin:spamassassin"
 )
 missing=()
 for entry in "${NEEDED[@]}"; do

@@ -1,153 +1,352 @@
-"""Rendering: templates, autoescape, inlined CSS, the text part, template errors."""
+"""Rendering: golden files of the seed edition, template craft, themes and the text part."""
 
 from __future__ import annotations
 
+import os
 import re
-from datetime import UTC, date, datetime
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
-from conftest import SEED_FILE
+from _editions import NOW, article, edition
+from lxml import html as lxml_html
 
-from digest.config import Settings
-from digest.errors import RenderError
-from digest.highlights import choose_highlights
-from digest.models import Article, Edition, Highlight, Item, Section, article_id
-from digest.render import render_edition, safe_url
-from digest.sources.text import read_file
+from digest.config import Settings, load_settings
+from digest.errors import ConfigError, RenderError
+from digest.models import Edition, Highlight, Item, Section
+from digest.pipeline import preview
+from digest.render import (
+    TEXT_WIDTH,
+    UNSUBSCRIBE_PLACEHOLDER,
+    Footnotes,
+    render_edition,
+    text_direction,
+    text_on,
+    trim_html,
+)
 
-NOW = datetime(2026, 11, 28, 7, 0, tzinfo=UTC)
+GOLDEN = Path(__file__).parent / "data" / "golden"
+WEB_SAFE_FONTS = {"helvetica", "arial", "georgia", "times new roman", "times", "verdana",
+                  "tahoma", "trebuchet ms", "courier new", "courier", "sans-serif", "serif",
+                  "monospace"}  # fmt: skip
+_LONG_DATE = re.compile(
+    r"\b(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday), \d{1,2} [A-Z][a-z]+ \d{4}"
+)
+_SHORT_DATE = re.compile(r"\b\d{1,2} (?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4}")
+_EDITION_ID = re.compile(r"\b\d{4}-\d{2}-\d{2}(?:-\d+)?\b")
 
 
-def seed_edition(k: int = 3) -> Edition:
-    """Build an edition of the seed's articles."""
-    articles, _ = read_file(SEED_FILE)
-    items = tuple(Item(a, choose_highlights(a, k)) for a in articles)
-    return Edition("2026-11-28", "Daily Digest", date(2026, 11, 28), NOW, (Section("", items),))
+def normalise(text: str) -> str:
+    """Replace dates and edition ids, which change from run to run, with fixed marks."""
+    text = _LONG_DATE.sub("<DATE>", text)
+    text = _SHORT_DATE.sub("<DAY>", text)
+    return _EDITION_ID.sub("<EDITION>", text)
 
 
-def one_item_edition(article: Article) -> Edition:
-    """Build an edition of a single article."""
-    return Edition(
-        "e",
-        "Daily Digest",
-        date(2026, 11, 28),
-        NOW,
-        (Section("", (Item(article, article.highlights),)),),
+def with_env(settings: Settings, **values: str) -> Settings:
+    """Return settings like settings with extra keys set."""
+    env = {
+        "DIGEST_SOURCES": ",".join(settings.sources),
+        "DIGEST_DB": str(settings.db),
+        "DIGEST_OUTBOX": str(settings.outbox),
+    }
+    return load_settings(None, {**env, **values})
+
+
+def doc(html: str) -> Any:
+    """Parse html into an lxml document."""
+    return lxml_html.document_fromstring(html)
+
+
+@pytest.fixture
+def seed_files(settings: Settings, seeds_dir: Path, tmp_path: Path) -> dict[str, str]:
+    """Return the HTML and text written for the seed edition."""
+    for path in seeds_dir.iterdir():
+        os.utime(path, (NOW.timestamp(), NOW.timestamp()))
+    result = preview(settings, tmp_path / "preview", NOW)
+    assert result.folder is not None
+    return {
+        suffix: (result.folder / f"digest.{suffix}").read_text(encoding="utf-8")
+        for suffix in ("html", "txt")
+    }
+
+
+@pytest.mark.parametrize("suffix", ["html", "txt"])
+def test_the_seed_edition_matches_its_golden_file(seed_files: dict[str, str], suffix: str) -> None:
+    """Render the seed edition as recorded; DIGEST_UPDATE_GOLDEN=1 records it anew."""
+    golden = GOLDEN / f"seed.{suffix}"
+    actual = normalise(seed_files[suffix])
+    if os.environ.get("DIGEST_UPDATE_GOLDEN") == "1":
+        golden.parent.mkdir(parents=True, exist_ok=True)
+        golden.write_text(actual, encoding="utf-8")
+    assert golden.is_file(), f"{golden} is missing: run with DIGEST_UPDATE_GOLDEN=1"
+    assert actual == golden.read_text(encoding="utf-8")
+
+
+def test_normalise_hides_dates_and_edition_ids() -> None:
+    """Replace both date styles and an edition id."""
+    text = "Saturday, 28 November 2026 · 3 Dec 2025 · edition 2026-11-28-2"
+    assert normalise(text) == "<DATE> · <DAY> · edition <EDITION>"
+
+
+def test_the_head_declares_charset_viewport_and_colour_schemes(settings: Settings) -> None:
+    """Set charset, viewport and both colour-scheme metas, and lang and dir on the root."""
+    root = doc(render_edition(settings, edition(2)).html)
+    assert root.get("lang") == "en" and root.get("dir") == "ltr"
+    assert root.xpath("//meta[@charset='utf-8']")
+    assert root.xpath("//meta[@name='viewport']/@content") == [
+        "width=device-width, initial-scale=1"
+    ]
+    assert root.xpath("//meta[@name='color-scheme']/@content") == ["light dark"]
+    assert root.xpath("//meta[@name='supported-color-schemes']/@content") == ["light dark"]
+
+
+def test_a_right_to_left_language_sets_dir_rtl(settings: Settings) -> None:
+    """Write dir="rtl" for Arabic, Hebrew and Persian, "ltr" for the rest."""
+    assert [text_direction(x) for x in ("ar", "he-IL", "fa_IR", "en", "de-CH")] == [
+        "rtl", "rtl", "rtl", "ltr", "ltr",
+    ]  # fmt: skip
+    html = render_edition(with_env(settings, DIGEST_LANGUAGE="he"), edition(1)).html
+    assert doc(html).get("dir") == "rtl" and doc(html).get("lang") == "he"
+
+
+def test_the_preheader_is_hidden_and_holds_the_lead(settings: Settings) -> None:
+    """Hide the preheader in every client, Outlook included, and start it with the lead."""
+    rendered = render_edition(settings, edition(3))
+    root = doc(rendered.html)
+    (pre,) = root.xpath("//div[@class='preheader']")
+    assert "display:none" in pre.get("style") and "mso-hide:all" in pre.get("style")
+    assert pre.text_content() == rendered.preheader
+    assert rendered.preheader.startswith(rendered.edition.items[0].article.title)
+    # A body before the preheader would take its place in the inbox preview.
+    assert root.xpath("//body")[0][0] == pre
+
+
+def test_only_the_media_rules_stay_in_style_once(settings: Settings) -> None:
+    """Inline every base rule; keep the @media rules, dark mode among them, exactly once."""
+    html = render_edition(settings, edition(3)).html
+    styles = doc(html).xpath("//style")
+    assert len(styles) == 1
+    css = styles[0].text
+    assert css.count("@media (prefers-color-scheme:dark)") == 1
+    assert css.count("@media only screen and (max-width:620px)") == 1
+    outside_media = re.sub(r"@media[^{]*\{(?:[^{}]*\{[^{}]*\})*\s*\}", "", css)
+    assert outside_media.strip() == ""
+    assert "\n" not in css and "  " not in css
+
+
+def test_whitespace_is_trimmed_but_inline_spacing_kept() -> None:
+    """Drop indentation and blank lines; keep a break where words would otherwise join."""
+    html = (
+        "<p>\n    <strong>Label:</strong>\n    text</p>\n\n   <style>\n a { color: red; }\n</style>"
+    )
+    assert (
+        trim_html(html) == "<p>\n<strong>Label:</strong>\ntext</p>\n<style>a{color:red}</style>\n"
     )
 
 
-def test_html_has_inline_styles_and_keeps_media_queries() -> None:
-    """Inline the CSS into style attributes; keep @media rules in a style block."""
-    rendered = render_edition(Settings(), seed_edition())
-    html = rendered.html
-    assert re.search(r'<h2 class="item-title" style="[^"]*font-size', html)
-    assert re.search(r'<li class="highlight" style="[^"]*line-height', html)
-    assert "@media" in html
-    # Ordinary rules are inlined, so only the media query is left in <style>.
-    (style,) = re.findall(r"<style[^>]*>(.*?)</style>", html, re.S)
-    assert ".item-title {" not in style.replace("\n", " ").split("@media")[0]
+def test_the_column_is_at_most_600_pixels(settings: Settings) -> None:
+    """Cap the container at 600 px, with Outlook's fixed-width table around it."""
+    html = render_edition(settings, edition(3)).html
+    (container,) = doc(html).xpath("//table[contains(@class, 'container')]")
+    assert "max-width:600px" in container.get("style")
+    widths = [int(w) for w in doc(html).xpath("//@width") if w.isdigit()]
+    assert max(widths) <= 600
+    assert '<!--[if mso]><table role="presentation" width="600"' in html
 
 
-def test_every_title_and_highlight_in_both_parts() -> None:
-    """Carry every title and highlight in the HTML and in the text part."""
-    edition = seed_edition()
-    rendered = render_edition(Settings(), edition)
-    text_flat = " ".join(rendered.text.split())
-    for item in edition.items:
-        assert item.article.title.replace("$", "$") in text_flat
-        assert escape(item.article.title) in rendered.html
-        for hl in item.highlights:
-            assert hl.text in text_flat
-            assert escape(hl.text) in rendered.html
-            if hl.label:
-                assert f"{hl.label}:" in text_flat
-    assert rendered.subject == "Daily Digest: 28 Nov 2026"
-    assert rendered.preheader.startswith("Iran and Armenia Strengthen Ties")
+def test_fonts_are_web_safe_stacks(settings: Settings) -> None:
+    """Use only web-safe font names, each stack ending in a generic family."""
+    html = render_edition(settings, edition(3)).html
+    stacks = set(re.findall(r"font-family:([^;\"]+)", html))
+    assert stacks
+    for stack in stacks:
+        fonts = [f.strip().strip("'\"").lower() for f in stack.split(",")]
+        assert set(fonts) <= WEB_SAFE_FONTS, stack
+        assert fonts[-1] in {"sans-serif", "serif", "monospace"}, stack
 
 
-def escape(text: str) -> str:
-    """Escape text the way the HTML part shows it."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+def test_read_more_is_a_table_button(settings: Settings) -> None:
+    """Give the link a coloured, padded table cell, which Outlook draws as a button."""
+    html = render_edition(settings, edition(1)).html
+    (cell,) = doc(html).xpath("//td[@class='button-cell']")
+    assert cell.get("bgcolor") == "#1d4ed8"
+    assert "padding:" in cell.get("style")
+    assert cell.getparent().getparent().get("role") == "presentation"
+    (link,) = cell.xpath("a")
+    assert link.text == "Read more"
+    assert link.get("href") == edition(1).items[0].article.url
 
 
-def test_text_part_is_wrapped_at_72_columns() -> None:
-    """Keep every line of the text part within 72 columns (long URLs excepted)."""
-    rendered = render_edition(Settings(), seed_edition())
-    for line in rendered.text.splitlines():
-        assert len(line) <= 72 or "://" in line, line
+def test_an_item_reads_without_its_image(settings: Settings) -> None:
+    """Keep the lead image decorative: sized, alt-less, with the title in text beside it."""
+    html = render_edition(settings, edition(1)).html
+    (img,) = doc(html).xpath("//img[@class='lead-image']")
+    assert (img.get("width"), img.get("height"), img.get("alt")) == ("536", "281", "")
+    assert doc(html).xpath("//h2")[0].text_content() == edition(1).items[0].article.title
 
 
-def test_script_in_title_is_escaped() -> None:
-    """Escape a title containing markup instead of letting it run."""
-    article = Article(
-        id=article_id("x", "t"),
-        source="x",
-        title="<script>alert('x')</script> Big news",
-        paragraphs=("Body.",),
-        highlights=(Highlight("<b>bold</b> claim", "<i>L</i>"),),
+def test_brand_colour_and_logo_come_from_settings(settings: Settings) -> None:
+    """Colour the accents with DIGEST_BRAND_COLOR and show DIGEST_LOGO_URL at its size."""
+    themed = with_env(
+        settings,
+        DIGEST_BRAND_COLOR="#FFCC00",
+        DIGEST_LOGO_URL="https://example.org/logo.png",
+        DIGEST_LOGO_WIDTH="180",
+        DIGEST_LOGO_HEIGHT="40",
     )
-    rendered = render_edition(Settings(), one_item_edition(article))
-    assert "<script>alert" not in rendered.html
-    assert "&lt;script&gt;" in rendered.html
-    assert "<b>bold</b>" not in rendered.html
-    # The text part is not HTML: it shows the title as written, unescaped.
-    assert "<script>alert('x')</script> Big news" in rendered.text
+    html = render_edition(themed, edition(2)).html
+    assert "#1d4ed8" not in html
+    (cell,) = doc(html).xpath("(//td[@class='button-cell'])[1]")
+    assert cell.get("bgcolor") == "#ffcc00"
+    # A light brand colour gets dark button text, so that the label stays readable.
+    assert "color:#111" in cell.xpath("a")[0].get("style")
+    (logo,) = doc(html).xpath("//h1/img")
+    assert (logo.get("src"), logo.get("width"), logo.get("height"), logo.get("alt")) == (
+        "https://example.org/logo.png", "180", "40", "Daily Digest",
+    )  # fmt: skip
+
+
+def test_button_text_contrasts_with_the_brand_colour() -> None:
+    """Pick white text on dark colours and near-black on light ones."""
+    assert text_on("#1d4ed8") == "#ffffff"
+    assert text_on("#000") == "#ffffff"
+    assert text_on("#ffcc00") == "#111111"
+    assert text_on("#fff") == "#111111"
 
 
 @pytest.mark.parametrize(
-    ("url", "linked"),
+    ("key", "value", "why"),
     [
-        ("https://example.org/a", True),
-        ("http://example.org/a", True),
-        ("javascript:alert(1)", False),
-        (" JavaScript:alert(1)", False),
-        ("data:text/html,<script>", False),
-        ("", False),
+        ("DIGEST_BRAND_COLOR", "blue", "must be a hex colour"),
+        ("DIGEST_BRAND_COLOR", "#12345", "must be a hex colour"),
+        ("DIGEST_LOGO_URL", "javascript:alert(1)", "must be an http(s) URL"),
+        ("DIGEST_LOGO_WIDTH", "900", "at most 600"),
     ],
 )
-def test_only_safe_links(url: str, linked: bool) -> None:
-    """Link a title only to http(s) URLs: never javascript: or data:."""
-    article = Article(id="i", source="x", title="Title", paragraphs=("Body.",), url=url or None)
-    html = render_edition(Settings(), one_item_edition(article)).html
-    assert ("<a href=" in html.split('class="footer"')[0]) is linked
-    assert "javascript:" not in html.lower()
-    assert bool(safe_url(url)) is linked
+def test_a_bad_theme_setting_names_key_and_value(
+    settings: Settings, key: str, value: str, why: str
+) -> None:
+    """Refuse a bad theme value with a message naming the key and the value."""
+    with pytest.raises(ConfigError) as err:
+        with_env(settings, **{key: value})
+    assert key in str(err.value) and repr(value) in str(err.value) and why in str(err.value)
 
 
-def test_user_template_folder_comes_first(tmp_path: Path) -> None:
-    """Use a user's partial in place of the packaged one."""
-    (tmp_path / "_footer.html.j2").write_text("<tr><td>My own footer</td></tr>\n")
-    rendered = render_edition(Settings(templates_dir=tmp_path), seed_edition())
-    assert "My own footer" in rendered.html
-    assert "item-title" in rendered.html  # the rest still comes from the packaged templates
+def test_the_footer_has_unsubscribe_and_postal_address(settings: Settings) -> None:
+    """Show the unsubscribe link and the postal address in both parts."""
+    address = "Example Media Ltd, 1 Main Street, 12345 Springfield"
+    rendered = render_edition(with_env(settings, DIGEST_POSTAL_ADDRESS=address), edition(1))
+    (footer,) = doc(rendered.html).xpath("//td[@class='footer']")
+    assert footer.xpath("p/a/@href") == [UNSUBSCRIBE_PLACEHOLDER]
+    assert address in footer.text_content()
+    assert address in rendered.text
+    assert f"Unsubscribe: {UNSUBSCRIBE_PLACEHOLDER}" in rendered.text
 
 
-def test_template_error_names_template_and_line(tmp_path: Path) -> None:
-    """Name the template and line of a syntax error."""
-    (tmp_path / "_footer.html.j2").write_text("<tr>\n<td>{% if %}</td></tr>\n")
-    with pytest.raises(RenderError, match=r"_footer\.html\.j2: line 2"):
-        render_edition(Settings(templates_dir=tmp_path), seed_edition())
+def test_the_unsubscribe_placeholder_survives_escaping_and_inlining(settings: Settings) -> None:
+    """Keep the placeholder byte for byte, so that delivery can substitute it."""
+    rendered = render_edition(settings, edition(1))
+    assert rendered.html.count(UNSUBSCRIBE_PLACEHOLDER) == 1
+    assert rendered.text.count(UNSUBSCRIBE_PLACEHOLDER) == 1
 
 
-def test_undefined_variable_fails_loudly(tmp_path: Path) -> None:
-    """Fail on a misspelt variable instead of rendering a blank."""
-    (tmp_path / "_footer.html.j2").write_text("<tr><td>{{ edition.titel }}</td></tr>\n")
-    with pytest.raises(RenderError, match="titel"):
-        render_edition(Settings(templates_dir=tmp_path), seed_edition())
+def test_section_titles_and_other_versions_appear(settings: Settings) -> None:
+    """Title each non-empty section and list an item's other versions as links."""
+    rendered = render_edition(settings, edition(5))
+    root = doc(rendered.html)
+    assert [td.text for td in root.xpath("//td[@class='section-title']")] == ["World", "Business"]
+    (also,) = root.xpath("//p[@class='also-in']")
+    assert " ".join(also.text_content().split()) == "Also in: Other Wire, Example News 1"
+    assert also.xpath("a/@href") == ["https://news1.example.org/2026/11/28/story-105"]
+    assert "\nWORLD\n=====\n" in rendered.text
+    assert "  Also in: Other Wire [6], Example News 1\n" in rendered.text
+    untitled = render_edition(settings, edition(5, sections=False))
+    assert not doc(untitled.html).xpath("//td[@class='section-title']")
 
 
-def test_no_network_while_rendering(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Leave an external stylesheet alone instead of fetching it while inlining."""
-    import socket
+def test_the_text_part_has_titles_highlights_and_footnoted_links(settings: Settings) -> None:
+    """Write each title with its link number, its highlights, and the links at the end."""
+    text = render_edition(settings, edition(3, also_in=False)).text
+    first = edition(1).items[0].article
+    assert f"{first.title} [1]\n{first.source_name} · 28 Nov 2026\n" in text
+    assert "  - Timetable: The agreement sets out a timetable for talks on trade,\n" in text
+    links = text[text.index("\nLinks:\n") + 1 :]
+    assert links.splitlines()[1:4] == [
+        "[1] https://news1.example.org/2026/11/28/story-1",
+        "[2] https://news2.example.org/2026/11/28/story-2",
+        "[3] https://news3.example.org/2026/11/28/story-3",
+    ]
+    assert text.index("\nLinks:\n") < text.index("\n--\n")
 
-    def refuse(*args: object, **kwargs: object) -> None:
-        raise AssertionError("rendering tried to open a network connection")
 
-    monkeypatch.setattr(socket, "create_connection", refuse)
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    (tmp_path / "_footer.html.j2").write_text(
-        '<tr><td><link rel="stylesheet" href="http://127.0.0.1:9/x.css">Footer</td></tr>\n'
+def test_the_text_part_is_wrapped_at_72_columns(settings: Settings) -> None:
+    """Keep every line within 72 columns unless it is one unbreakable URL."""
+    long_title = replace(article(1), title="A headline " * 12, source_name="Source " * 15)
+    one = Edition(
+        id="x",
+        title="Daily Digest",
+        date=NOW.date(),
+        created=NOW,
+        sections=(Section("", (Item(long_title, long_title.highlights),)),),
     )
-    html = render_edition(Settings(templates_dir=tmp_path), seed_edition()).html
-    assert "Footer" in html
+    for ed in (one, edition(20)):
+        for line in render_edition(settings, ed).text.splitlines():
+            assert len(line) <= TEXT_WIDTH or " " not in line.split("] ", 1)[-1], line
+
+
+def test_footnotes_number_each_safe_url_once() -> None:
+    """Number URLs in order, reuse a number for a repeat, skip unsafe or missing ones."""
+    notes = Footnotes(["https://a.example/", None, "javascript:alert(1)", "https://b.example/"])
+    assert notes.add("https://a.example/") == 1
+    assert notes.links == [(1, "https://a.example/"), (2, "https://b.example/")]
+    assert notes.cite("B", "https://b.example/") == "B [2]"
+    assert notes.cite("C", "javascript:alert(1)") == "C"
+
+
+def test_article_text_is_escaped_and_unsafe_links_dropped(settings: Settings) -> None:
+    """Escape markup in article fields and never link a javascript: URL."""
+    evil = replace(
+        article(1),
+        title='<script>alert("x")</script> Title',
+        url="javascript:alert(1)",
+        image="javascript:alert(2)",
+    )
+    ed = Edition(
+        id="x",
+        title="Daily Digest",
+        date=NOW.date(),
+        created=NOW,
+        sections=(Section("", (Item(evil, (Highlight("<b>bold</b>"),)),)),),
+    )
+    rendered = render_edition(settings, ed)
+    assert "<script>" not in rendered.html and "&lt;script&gt;" in rendered.html
+    assert "<b>bold</b>" not in rendered.html
+    assert "javascript:" not in rendered.html and "javascript:" not in rendered.text
+    assert not doc(rendered.html).xpath("//td[@class='button-cell']")
+
+
+def test_a_user_template_folder_overrides_one_partial(settings: Settings, tmp_path: Path) -> None:
+    """Use a partial from DIGEST_TEMPLATES_DIR and the built-in templates for the rest."""
+    mine = tmp_path / "my-templates"
+    mine.mkdir()
+    (mine / "_footer.html.j2").write_text(
+        '<tr><td class="footer"><p>Sent with care. '
+        '<a href="{{ unsubscribe_url }}">Stop these emails</a></p></td></tr>\n',
+        encoding="utf-8",
+    )
+    html = render_edition(with_env(settings, DIGEST_TEMPLATES_DIR=str(mine)), edition(2)).html
+    footer = doc(html).xpath("//td[@class='footer']")[0]
+    assert footer.text_content() == "Sent with care. Stop these emails"
+    assert "font-size:12px" in footer.get("style")  # the built-in stylesheet still applies
+    assert doc(html).xpath("//td[@class='button-cell']")  # and the built-in item partial
+
+
+def test_a_broken_user_template_names_the_file_and_line(settings: Settings, tmp_path: Path) -> None:
+    """Report a template syntax error with the template's name and line."""
+    mine = tmp_path / "my-templates"
+    mine.mkdir()
+    (mine / "_item.html.j2").write_text("<tr>\n<td>{% if %}</td></tr>\n", encoding="utf-8")
+    with pytest.raises(RenderError, match=r"_item\.html\.j2: line 2"):
+        render_edition(with_env(settings, DIGEST_TEMPLATES_DIR=str(mine)), edition(1))
