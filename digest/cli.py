@@ -246,3 +246,52 @@ def status(ctx: Context) -> None:
             f"Scheduler: running (process {holder.get('pid', '?')} on"
             f" {holder.get('host', '?')}, since {holder.get('since', '?')})"
         )
+
+
+@main.command()
+@click.option("--host", help="Address to listen on (default: DIGEST_HOST).")
+@click.option("--port", type=int, help="Port to listen on (default: DIGEST_PORT).")
+@pass_context
+@handle_errors
+def serve(ctx: Context, host: str | None, port: int | None) -> None:
+    """Serve the live preview, the archive and one-click unsubscribe over HTTP.
+
+    Pages: /preview (the next edition, reloading when a template or source changes),
+    /archive/ (past editions and an Atom feed), /unsubscribe/TOKEN and /health.
+
+    \b
+    Example:
+      digest serve --port 8080
+    """
+    from digest.web import serve as serve_web
+
+    settings = ctx.settings()
+    host = host or settings.host
+    port = port or settings.port
+    click.echo(f"Serving on http://{host}:{port}/preview and /archive/ (Ctrl-C to stop)")
+    serve_web(settings, host, port)
+
+
+@main.command(name="archive")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, file_okay=False),
+    required=True,
+    help="Folder to write the archive to.",
+)
+@pass_context
+@handle_errors
+def archive_command(ctx: Context, out: Path) -> None:
+    """Write every past edition and an Atom feed as static files.
+
+    \b
+    Example:
+      digest archive --out public/archive
+    """
+    from digest.archive import write_archive
+
+    written = write_archive(ctx.settings(), out)
+    click.echo(
+        f"Wrote {len(written)} files to {shown(out)}/ (index.html, feed.xml and one page"
+        " per edition)"
+    )

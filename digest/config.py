@@ -36,6 +36,8 @@ class Settings:
     timezone: str = "UTC"
     templates_dir: Path | None = None
     base_url: str = "http://127.0.0.1:8080"
+    host: str = "127.0.0.1"
+    port: int = 8080
     language: str = "en"
     schedule: str = "0 7 * * *"
     catchup: timedelta = timedelta(hours=6)
@@ -268,6 +270,8 @@ def load_settings(
         templates_dir=v.optional_path("DIGEST_TEMPLATES_DIR"),
         base_url=v.text("DIGEST_BASE_URL", "http://127.0.0.1:8080").rstrip("/"),
         language=v.text("DIGEST_LANGUAGE", "en"),
+        host=v.text("DIGEST_HOST", "127.0.0.1"),
+        port=v.integer("DIGEST_PORT", 8080, minimum=1, maximum=65535),
         schedule=v.crontab("DIGEST_SCHEDULE", "0 7 * * *"),
         catchup=v.duration("DIGEST_CATCHUP", "6h"),
         local_time=v.boolean("DIGEST_LOCAL_TIME", False),

@@ -114,18 +114,26 @@ def run_edition(
     return RunResult(report, edition, rendered, folder)
 
 
-def preview(settings: Settings, out: Path | None = None, now: datetime | None = None) -> RunResult:
-    """Render the next edition to out (default: the outbox's preview folder), recording nothing."""
+def next_edition(
+    settings: Settings, now: datetime | None = None
+) -> tuple[IngestReport, RenderedEdition | None]:
+    """Read the sources and render the edition a run would make now, recording nothing."""
     now = _now(now)
     with Store(settings.db) as store:
         report = ingest(settings, store, now)
         edition = select_edition(settings, store.eligible_articles(), "preview", now)
-    if edition is None:
+    return report, render_edition(settings, edition) if edition is not None else None
+
+
+def preview(settings: Settings, out: Path | None = None, now: datetime | None = None) -> RunResult:
+    """Render the next edition to out (default: the outbox's preview folder), recording nothing."""
+    now = _now(now)
+    report, rendered = next_edition(settings, now)
+    if rendered is None:
         return RunResult(report, reason="nothing new since the last edition")
-    rendered = render_edition(settings, edition)
     sample = build_message(rendered, settings.sender, settings.sender, now)
     folder = write_edition(rendered, out or settings.outbox / "preview", sample)
-    return RunResult(report, edition, rendered, folder)
+    return RunResult(report, rendered.edition, rendered, folder)
 
 
 def ingest_only(settings: Settings, now: datetime | None = None) -> IngestReport:

@@ -266,3 +266,9 @@ def render_edition(settings: Settings, edition: Edition) -> RenderedEdition:
     return RenderedEdition(
         edition=edition, subject=subject, preheader=preheader, html=html, text=text
     )
+
+
+def render_page(settings: Settings, name: str, context: dict[str, object]) -> str:
+    """Render one of the web pages (templates/web/), autoescaped like the email."""
+    env = make_environment(settings)
+    return _render(env, f"web/{name}", context, template_path(settings))

@@ -4,6 +4,7 @@
 set -euo pipefail
 NEEDED=(
     "spamassassin:spamassassin"
+    "chromium:chromium"
 )
 missing=()
 for entry in "${NEEDED[@]}"; do

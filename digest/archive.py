@@ -1,0 +1,98 @@
+"""The public archive: past editions as pages and an Atom feed, served or written out."""
+
+from __future__ import annotations
+
+import logging
+import re
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from digest.config import Settings
+from digest.outbox import write_atomic
+from digest.render import UNSUBSCRIBE_PLACEHOLDER, render_page
+from digest.store import EditionRecord, Store
+
+logger = logging.getLogger(__name__)
+
+ATOM = "http://www.w3.org/2005/Atom"
+# Edition ids are dates with an optional counter; anything else is not looked up.
+EDITION_ID = re.compile(r"\d{4}-\d{2}-\d{2}(?:-\d+)?")
+
+
+def editions(settings: Settings) -> list[EditionRecord]:
+    """Return every edition that has its page in the outbox, newest first."""
+    with Store(settings.db) as store:
+        records = store.editions(limit=100_000)
+    return [r for r in records if (settings.outbox / r.id / "digest.html").is_file()]
+
+
+def edition_html(settings: Settings, edition_id: str) -> str | None:
+    """Return the public page of one edition, or None if there is no such edition."""
+    if not EDITION_ID.fullmatch(edition_id):
+        return None
+    path = settings.outbox / edition_id / "digest.html"
+    try:
+        html = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    # The archive copy is public: no reader's own unsubscribe link, the general page instead.
+    return html.replace(UNSUBSCRIBE_PLACEHOLDER, f"{settings.base_url}/unsubscribe/")
+
+
+def index_html(settings: Settings, records: list[EditionRecord] | None = None) -> str:
+    """Return the archive's index page."""
+    return render_page(
+        settings,
+        "archive.html.j2",
+        {
+            "language": settings.language,
+            "page_title": f"{settings.title}: archive",
+            "title": settings.title,
+            "editions": editions(settings) if records is None else records,
+        },
+    )
+
+
+def feed_xml(settings: Settings, records: list[EditionRecord] | None = None) -> str:
+    """Return an Atom feed of the editions, newest first."""
+    records = editions(settings) if records is None else records
+    base = f"{settings.base_url}/archive/"
+    ET.register_namespace("", ATOM)
+    feed = ET.Element(f"{{{ATOM}}}feed")
+    ET.SubElement(feed, f"{{{ATOM}}}id").text = base
+    ET.SubElement(feed, f"{{{ATOM}}}title").text = settings.title
+    updated = records[0].created.isoformat() if records else "1970-01-01T00:00:00+00:00"
+    ET.SubElement(feed, f"{{{ATOM}}}updated").text = updated
+    ET.SubElement(feed, f"{{{ATOM}}}link", rel="self", href=f"{base}feed.xml")
+    ET.SubElement(feed, f"{{{ATOM}}}link", rel="alternate", href=base)
+    author = ET.SubElement(feed, f"{{{ATOM}}}author")
+    ET.SubElement(author, f"{{{ATOM}}}name").text = settings.title
+    for record in records:
+        entry = ET.SubElement(feed, f"{{{ATOM}}}entry")
+        ET.SubElement(entry, f"{{{ATOM}}}id").text = f"{base}{record.id}/"
+        ET.SubElement(entry, f"{{{ATOM}}}title").text = record.subject
+        ET.SubElement(entry, f"{{{ATOM}}}updated").text = record.created.isoformat()
+        ET.SubElement(entry, f"{{{ATOM}}}link", rel="alternate", href=f"{base}{record.id}/")
+        summary = ET.SubElement(entry, f"{{{ATOM}}}summary")
+        summary.text = f"{record.item_count} stories"
+    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(feed, encoding="unicode")
+
+
+def write_archive(settings: Settings, out: Path) -> list[Path]:
+    """Write the archive as static files into out; return the files written."""
+    records = editions(settings)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for record in records:
+        html = edition_html(settings, record.id)
+        if html is None:
+            continue
+        folder = out / record.id
+        folder.mkdir(exist_ok=True)
+        write_atomic(folder / "index.html", html.encode("utf-8"))
+        written.append(folder / "index.html")
+    write_atomic(out / "index.html", index_html(settings, records).encode("utf-8"))
+    write_atomic(out / "feed.xml", feed_xml(settings, records).encode("utf-8"))
+    written += [out / "index.html", out / "feed.xml"]
+    logger.info("wrote the archive of %d editions to %s", len(records), out)
+    return written

@@ -1,0 +1,138 @@
+"""The web face over real HTTP: preview, archive, feed, health and the headers."""
+
+from __future__ import annotations
+
+import urllib.error
+import urllib.request
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from webserver import running
+
+from digest import pipeline
+from digest.archive import write_archive
+from digest.config import Settings
+from digest.render import UNSUBSCRIBE_PLACEHOLDER
+from digest.web import App
+
+NOW = datetime(2026, 11, 28, 7, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def site(settings: Settings) -> Iterator[str]:
+    """Serve the app for settings on a real port."""
+    with running(App(replace(settings, base_url="https://news.example.org"))) as url:
+        yield url
+
+
+def get(url: str, data: bytes | None = None) -> tuple[int, dict[str, str], str]:
+    """Fetch url; return status, headers and body, for errors too."""
+    request = urllib.request.Request(url, data=data)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, dict(response.headers), response.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, dict(err.headers), err.read().decode()
+
+
+def test_health(site: str) -> None:
+    """Answer a load balancer with 200 and JSON."""
+    status, headers, body = get(f"{site}/health")
+    assert status == 200
+    assert headers["Content-Type"] == "application/json"
+    assert '"status": "ok"' in body
+
+
+def test_security_headers_on_every_page(site: str) -> None:
+    """Send a content security policy and nosniff with every answer, errors included."""
+    for path in ("/health", "/archive/", "/nowhere", "/preview"):
+        _, headers, _ = get(site + path)
+        assert "default-src 'none'" in headers["Content-Security-Policy"]
+        assert headers["X-Content-Type-Options"] == "nosniff"
+        assert headers["Referrer-Policy"] == "no-referrer"
+
+
+def test_preview_shows_the_next_edition_without_recording_it(site: str, settings: Settings) -> None:
+    """Show the next edition and its text part, and leave it for the real run."""
+    status, _, page = get(f"{site}/preview?width=375")
+    assert status == 200
+    assert 'src="/preview/email.html?v=' in page
+    assert UNSUBSCRIBE_PLACEHOLDER not in page
+    assert "width: 375px" in page
+    assert "Richard and Judy choose top books" in page  # the text part beside the frame
+    status, _, email = get(f"{site}/preview/email.html")
+    assert status == 200
+    assert "Iran and Armenia Strengthen Ties" in email
+    assert UNSUBSCRIBE_PLACEHOLDER not in email
+    result = pipeline.run_edition(settings, NOW)
+    assert result.edition is not None and len(result.edition.items) == 10
+
+
+def test_preview_version_changes_with_a_template_or_source(
+    settings: Settings, seeds_dir: Path, tmp_path: Path
+) -> None:
+    """Change the preview's fingerprint when a source or a user template changes."""
+    templates = tmp_path / "tpl"
+    templates.mkdir()
+    app = App(replace(settings, templates_dir=templates))
+    with running(app) as site:
+        first = get(f"{site}/preview/version")[2]
+        assert get(f"{site}/preview/version")[2] == first
+        (seeds_dir / "new.txt").write_text("Breaking\n\nA new thing happened. Then more.\n")
+        second = get(f"{site}/preview/version")[2]
+        assert second != first
+        assert "Breaking" in get(f"{site}/preview/email.html")[2]
+        (templates / "_footer.html.j2").write_text("<tr><td>Custom footer</td></tr>\n")
+        assert get(f"{site}/preview/version")[2] != second
+        assert "Custom footer" in get(f"{site}/preview/email.html")[2]
+
+
+def test_archive_lists_editions_newest_first_with_a_feed(
+    settings: Settings, seeds_dir: Path
+) -> None:
+    """List past editions newest first, each on its own page, and in an Atom feed."""
+    pipeline.run_edition(settings, NOW)
+    (seeds_dir / "later.txt").write_text("Later story\n\nIt happened the next day. Indeed.\n")
+    pipeline.run_edition(settings, NOW.replace(day=29))
+    with running(App(replace(settings, base_url="https://news.example.org"))) as site:
+        status, _, index = get(f"{site}/archive/")
+        assert status == 200
+        assert index.index('href="2026-11-29/"') < index.index('href="2026-11-28/"')
+        status, _, page = get(f"{site}/archive/2026-11-29/")
+        assert status == 200 and "Later story" in page
+        assert UNSUBSCRIBE_PLACEHOLDER not in page
+        assert "https://news.example.org/unsubscribe/" in page
+        status, headers, feed = get(f"{site}/archive/feed.xml")
+        assert status == 200 and headers["Content-Type"].startswith("application/atom+xml")
+        root = ET.fromstring(feed)
+        ns = {"a": "http://www.w3.org/2005/Atom"}
+        links = [e.find("a:link", ns).get("href") for e in root.findall("a:entry", ns)]  # type: ignore[union-attr]
+        assert links == [
+            "https://news.example.org/archive/2026-11-29/",
+            "https://news.example.org/archive/2026-11-28/",
+        ]
+        for bad in ("2026-13-99x", "../../etc/passwd", "2026-11-30"):
+            assert get(f"{site}/archive/{bad}/")[0] == 404
+        assert get(f"{site}/")[0] == 200  # redirected to the archive
+
+
+def test_static_archive(settings: Settings, tmp_path: Path) -> None:
+    """Write the same archive as static files."""
+    pipeline.run_edition(settings, NOW)
+    written = write_archive(settings, tmp_path / "public")
+    names = sorted(str(p.relative_to(tmp_path / "public")) for p in written)
+    assert names == ["2026-11-28/index.html", "feed.xml", "index.html"]
+    assert (
+        "Ad sales boost Time Warner profit"
+        in (tmp_path / "public/2026-11-28/index.html").read_text()
+    )
+
+
+def test_methods_and_body_cap(site: str) -> None:
+    """Refuse other methods on pages, and bodies larger than a form of ours."""
+    assert get(f"{site}/archive/", data=b"x=1")[0] == 405
+    assert get(f"{site}/unsubscribe/abc", data=b"x" * 100_000)[0] in (400, 413)
