@@ -61,6 +61,10 @@ def test_newest_first(settings: Settings, seeds_dir: Path) -> None:
     """Order an edition's items newest first."""
     import os
 
+    # Pin every file's time so the wall clock of the test run cannot reorder them.
+    middle = (NOW - timedelta(days=1)).timestamp()
+    for path in seeds_dir.iterdir():
+        os.utime(path, (middle, middle))
     old = seeds_dir / "bbc_business_001.txt"
     os.utime(old, (0, 0))
     fresh = seeds_dir / "bbc_entertainment_002.txt"
