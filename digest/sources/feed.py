@@ -142,11 +142,18 @@ def _article(doc: Document, entry: Any, feed_base: str, name: str, position: int
     if not title and not paragraphs:
         raise ValueError("no title and no text")
     if not title:
-        title = _headline(paragraphs[0])
-    link = absolute_url(entry.get("link"), base)
+        title = headline(paragraphs[0])
+    link = entry.get("link")
+    if entry.get("guidislink") and not absolute_url(link):
+        # feedparser takes an RSS guid for the link (isPermaLink defaults to true); a bare
+        # "42" is an id, not an address relative to the site.
+        link = None
+    link = absolute_url(link, base)
     summary = ""
     if entry.get("content") and entry.get("summary"):
         summary = html_text(clean_html(entry["summary"], base))
+        if summary == " ".join(paragraphs):
+            summary = ""
     published = _date(entry, "published")
     updated = _date(entry, "updated")
     tags = tuple(
@@ -170,7 +177,7 @@ def _article(doc: Document, entry: Any, feed_base: str, name: str, position: int
     )
 
 
-def _headline(text: str, limit: int = 80) -> str:
+def headline(text: str, limit: int = 80) -> str:
     """Make a title from an untitled entry's first words."""
     if len(text) <= limit:
         return text

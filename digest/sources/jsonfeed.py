@@ -11,6 +11,7 @@ from typing import Any
 from digest.errors import SourceError
 from digest.models import Article, Skipped
 from digest.sources.base import Document, SourceResult, entry_id, parse_date
+from digest.sources.feed import headline
 from digest.sources.sanitize import absolute_url, clean_html, html_paragraphs, html_text
 
 logger = logging.getLogger(__name__)
@@ -127,7 +128,7 @@ def _article(
     summary = html_text(_string(item, "summary") or "")
     title = html_text(_string(item, "title") or "")
     if not title:
-        title = summary or (paragraphs[0] if paragraphs else "")
+        title = headline(summary or (paragraphs[0] if paragraphs else ""))
     if not title:
         raise ValueError("no title and no text")
     if not paragraphs and summary:
