@@ -30,7 +30,9 @@ _HARMLESS = (feedparser.CharacterEncodingOverride,)
 
 
 def _date(entry: Any, key: str) -> datetime | None:
-    parsed: time.struct_time | None = entry.get(f"{key}_parsed")
+    # dict.get: feedparser's own get() maps a missing updated_parsed to published_parsed
+    # with a DeprecationWarning; the fallback is done here, explicitly.
+    parsed: time.struct_time | None = dict.get(entry, f"{key}_parsed")
     if not parsed:
         return None
     # feedparser normalises to UTC in a struct_time; timegm reads it as UTC.
