@@ -245,9 +245,7 @@ def test_entry_with_neither_title_nor_text_is_skipped() -> None:
     ]
 
 
-def test_nothing_stored_is_lost_when_a_feed_breaks(
-    tmp_path: Path, feed_server: FeedServer
-) -> None:
+def test_nothing_stored_is_lost_when_a_feed_breaks(tmp_path: Path, feed_server: FeedServer) -> None:
     """Keep every stored article when the feed later fails or turns into garbage."""
     url = feed_server.add("/feed.xml", RSS)
     settings = source_settings(tmp_path, url)
