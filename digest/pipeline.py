@@ -49,8 +49,10 @@ def ingest(settings: Settings, store: Store, now: datetime) -> IngestReport:
     memory = sources.SourceMemory(files=store.file_records(), health=store.source_health())
     tracker = HealthTracker(settings.sources, memory.health, now)
     pending: list[sources.SourceResult] = []
+    waiting = 0  # articles in pending
 
     def save() -> None:
+        nonlocal waiting
         # A file's fingerprint is saved with its articles, in one transaction: a crash
         # in between cannot mark a file as read whose articles were never stored.
         articles = [a for r in pending for a in r.articles]
@@ -58,6 +60,7 @@ def ingest(settings: Settings, store: Store, now: datetime) -> IngestReport:
         for change in store.save_articles(articles, files, now):
             counts[change] += 1
         pending.clear()
+        waiting = 0
 
     for result in sources.read_sources(
         settings.sources, memory, fetch_options(settings), now, settings.fetch_interval
@@ -66,7 +69,8 @@ def ingest(settings: Settings, store: Store, now: datetime) -> IngestReport:
         skipped.extend(result.skipped)
         counts["unchanged"] += result.unchanged
         pending.append(result)
-        if len(pending) >= SAVE_BATCH or sum(len(r.articles) for r in pending) >= SAVE_BATCH:
+        waiting += len(result.articles)
+        if len(pending) >= SAVE_BATCH or waiting >= SAVE_BATCH:
             save()
     save()
     health = tracker.records()

@@ -98,9 +98,9 @@ def expand(spec: str) -> tuple[list[Path], list[Skipped]]:
     return [], [Skipped(spec, "no such file or folder")]
 
 
-def _document(path: Path, data: bytes, mtime_ns: int) -> Document:
+def _document(path: Path, data: bytes, mtime_ns: int, where: str = "") -> Document:
     return Document(
-        where=str(path.resolve()),
+        where=where or str(path.resolve()),
         data=data,
         mtime=datetime.fromtimestamp(mtime_ns / 1e9, UTC),
         path=path,
@@ -195,7 +195,7 @@ def _read_file(path: Path, memory: SourceMemory) -> SourceResult:
         return SourceResult(
             skipped=list(known.skipped), where=key, unchanged=known.articles, record=record
         )
-    result = reader(_document(path, data, stat.st_mtime_ns))
+    result = reader(_document(path, data, stat.st_mtime_ns, key))
     result.record = FileRecord(
         path=key,
         size=stat.st_size,
