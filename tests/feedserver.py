@@ -9,6 +9,7 @@ client sent.
 from __future__ import annotations
 
 import gzip
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -161,12 +162,21 @@ def _handler(server: FeedServer) -> type[BaseHTTPRequestHandler]:
 
 
 @contextmanager
-def serving() -> Iterator[FeedServer]:
-    """Run a FeedServer in a thread on 127.0.0.1, port 0; stop it afterwards."""
+def serving(tls: tuple[str, str] | None = None) -> Iterator[FeedServer]:
+    """Run a FeedServer in a thread on 127.0.0.1, port 0; stop it afterwards.
+
+    With tls (a certificate and key file) it speaks HTTPS.
+    """
     state = FeedServer()
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
     httpd.daemon_threads = True
-    state.url = f"http://127.0.0.1:{httpd.server_address[1]}"
+    scheme = "http"
+    if tls is not None:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(*tls)
+        httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+        scheme = "https"
+    state.url = f"{scheme}://127.0.0.1:{httpd.server_address[1]}"
     thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gzip
+import shutil
+import subprocess
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -10,9 +12,11 @@ from typing import Any
 
 import pytest
 from _sources import DATA, NOW, ingest, source_settings
-from feedserver import FeedServer
+from feedserver import FeedServer, serving
 
 from digest import __version__
+from digest.config import load_settings
+from digest.errors import ConfigError
 from digest.sources import feed as feed_reader
 from digest.sources import read_sources
 from digest.sources.base import Document
@@ -224,3 +228,77 @@ def test_failures_reported_and_the_rest_goes_on(tmp_path: Path, feed_server: Fee
     assert reasons[error].startswith("HTTP 500")
     assert "timed out" in reasons[slow]
     assert "redirect loop" in reasons[a]
+
+
+def test_untrusted_tls_certificate_is_refused(tmp_path: Path) -> None:
+    """Verify certificates: a self-signed one fails with the reason, nothing is read."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("openssl is needed to make a self-signed certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            openssl,
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    with serving((str(cert), str(key))) as server:
+        url = server.add("/feed.xml", RSS)
+        assert url.startswith("https://")
+        with pytest.raises(FetchError, match="TLS certificate not trusted"):
+            fetch(url, FAST)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "why"),
+    [
+        ("DIGEST_FETCH_TIMEOUT", "0", "must be at least 0.1"),
+        ("DIGEST_FETCH_TIMEOUT", "soon", "must be a number"),
+        ("DIGEST_FETCH_INTERVAL", "often", "must be a duration"),
+        ("DIGEST_FETCH_MAX_BYTES", "10", "must be at least 1024"),
+        ("DIGEST_SOURCE_FAILING_DAYS", "0", "must be at least 1"),
+    ],
+)
+def test_fetch_settings_are_checked(key: str, value: str, why: str) -> None:
+    """Reject a fetch setting out of range, naming the key."""
+    with pytest.raises(ConfigError, match=f"{key}='{value}': {why}"):
+        load_settings(None, {key: value})
+
+
+def test_fetch_settings_defaults_and_values() -> None:
+    """Read the fetch settings with safe defaults."""
+    default = load_settings(None, {})
+    assert (default.fetch_timeout, default.fetch_max_bytes) == (20.0, 10_000_000)
+    assert default.fetch_interval == timedelta(minutes=30)
+    assert default.source_failing_days == 3 and default.user_agent == ""
+    custom = load_settings(
+        None,
+        {
+            "DIGEST_FETCH_TIMEOUT": "2.5",
+            "DIGEST_FETCH_INTERVAL": "2h",
+            "DIGEST_FETCH_MAX_BYTES": "2048",
+            "DIGEST_USER_AGENT": "Town/1",
+        },
+    )
+    assert (custom.fetch_timeout, custom.fetch_max_bytes, custom.user_agent) == (
+        2.5,
+        2048,
+        "Town/1",
+    )
+    assert custom.fetch_interval == timedelta(hours=2)
