@@ -71,7 +71,9 @@ def health_table(rows: list[dict[str, Any]], shown: Callable[[str], str] = str) 
     for row, cell in zip(rows, cells, strict=True):
         lines.append("  ".join(c.ljust(w) for c, w in zip(cell, widths, strict=True)).rstrip())
         if row["last_error"]:
-            lines.append(f"  error: {row['last_error']}")
+            # Each problem may start with a file's path: show it as the user wrote it.
+            parts = (shown(part) for part in row["last_error"].split("; "))
+            lines.append(f"  error: {'; '.join(parts)}")
         if row["last_warning"]:
             lines.append(f"  warning: {row['last_warning']}")
     if not rows:
