@@ -304,10 +304,12 @@ class Store:
             "SELECT id, source, content_hash FROM articles WHERE id = ?", (article.id,)
         ).fetchone()
         if row is None and canonical:
+            # Only across sources: inside one feed, two entries with their own guids may
+            # share a link (a live page updated in several entries) and stay two articles.
             row = db.execute(
                 "SELECT id, source, content_hash FROM articles WHERE canonical_url = ?"
-                " ORDER BY first_seen LIMIT 1",
-                (canonical,),
+                " AND source != ? ORDER BY first_seen LIMIT 1",
+                (canonical, article.source),
             ).fetchone()
         digest = article.content_hash
         published = article.published.isoformat() if article.published else None

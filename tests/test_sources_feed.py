@@ -205,6 +205,23 @@ def test_same_canonical_link_through_two_feeds_is_stored_once(tmp_path: Path) ->
     assert article.title == "Story"  # kept from the source that brought it first
 
 
+def test_entries_of_one_feed_sharing_a_link_stay_apart(tmp_path: Path) -> None:
+    """Keep two entries with their own guids but one link as two, stable across runs."""
+    (tmp_path / "live.xml").write_text(
+        '<rss version="2.0"><channel><title>Live</title>'
+        "<item><title>Update 1</title><link>https://x.org/live</link><guid>u1</guid>"
+        "<description>First.</description></item>"
+        "<item><title>Update 2</title><link>https://x.org/live</link><guid>u2</guid>"
+        "<description>Second.</description></item></channel></rss>"
+    )
+    settings = source_settings(tmp_path, tmp_path / "live.xml")
+    assert ingest(settings).new == 2
+    with (tmp_path / "live.xml").open("a") as changed:
+        changed.write("\n")  # parsed again, entries the same
+    again = ingest(settings, NOW + timedelta(hours=1))
+    assert (again.new, again.updated, again.unchanged) == (0, 0, 2)
+
+
 def test_changed_entry_keeps_its_identity(tmp_path: Path, feed_server: FeedServer) -> None:
     """Update an entry whose text changed under the same guid, not add it again."""
     url = feed_server.add("/feed.xml", RSS)
