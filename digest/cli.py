@@ -103,11 +103,14 @@ def shown(where: str | Path) -> str:
 
 
 def _print_skipped(report: IngestReport) -> None:
+    from digest.sources.fetch import redact
+
     for item in report.skipped:
         click.echo(f"  skipped {shown(item.where)}: {item.reason}")
     for source in report.failing:
         since = f"{source.failing_since:%Y-%m-%d}" if source.failing_since else "?"
-        click.echo(f"  FAILING since {since}: {shown(source.key)}: {source.last_error}")
+        name = shown(redact(source.key))
+        click.echo(f"  FAILING since {since}: {name}: {source.last_error}")
 
 
 @main.command()

@@ -17,7 +17,7 @@ from digest.models import Edition, IngestReport, RenderedEdition, Skipped
 from digest.outbox import write_edition
 from digest.render import render_edition
 from digest.select import select_edition
-from digest.sources.fetch import USER_AGENT, FetchOptions
+from digest.sources.fetch import USER_AGENT, FetchOptions, redact
 from digest.sources.health import HealthTracker, failing_for
 from digest.store import Store
 
@@ -79,7 +79,7 @@ def ingest(settings: Settings, store: Store, now: datetime) -> IngestReport:
     for source in failing:
         logger.warning(
             "%s has failed since %s: %s",
-            source.key,
+            redact(source.key),
             source.failing_since.date() if source.failing_since else "?",
             source.last_error,
         )

@@ -20,7 +20,7 @@ from digest.errors import ConfigError
 from digest.sources import feed as feed_reader
 from digest.sources import read_sources
 from digest.sources.base import Document
-from digest.sources.fetch import FetchError, FetchOptions, fetch
+from digest.sources.fetch import FetchError, FetchOptions, fetch, redact
 from digest.store import Store
 
 RSS = (DATA / "rss2.xml").read_bytes()
@@ -302,3 +302,33 @@ def test_fetch_settings_defaults_and_values() -> None:
         "Town/1",
     )
     assert custom.fetch_interval == timedelta(hours=2)
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("https://me:hunter2@feeds.example.org/x.xml", "https://me:***@feeds.example.org/x.xml"),
+        (
+            "https://feeds.example.org/x.xml?token=abc123&page=2",
+            "https://feeds.example.org/x.xml?token=***&page=2",
+        ),
+        ("https://feeds.example.org/x.xml?page=2", "https://feeds.example.org/x.xml?page=2"),
+    ],
+)
+def test_redact_hides_credentials(url: str, shown: str) -> None:
+    """Mask a URL's password and token-like query values before it is shown."""
+    assert redact(url) == shown
+
+
+def test_private_feed_url_is_not_logged_or_reported(
+    tmp_path: Path, feed_server: FeedServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Keep a feed's access token out of the log, the skip reasons and stored articles."""
+    url = feed_server.add("/private.xml?token=s3cr3t", b"no", status=403, content_type="text/plain")
+    settings = source_settings(tmp_path, url)
+    with caplog.at_level("DEBUG"):
+        report = ingest(settings)
+    assert "s3cr3t" not in caplog.text
+    assert all("s3cr3t" not in f"{s.where} {s.reason}" for s in report.skipped)
+    assert report.skipped[0].where.endswith("/private.xml?token=***")
+    assert report.skipped[0].reason == "HTTP 403 Forbidden"

@@ -20,7 +20,7 @@ from digest.errors import SourceError
 from digest.models import FileRecord, Skipped, SourceHealth
 from digest.sources import feed, jsonfeed, markdown, text
 from digest.sources.base import Document, SourceResult
-from digest.sources.fetch import FetchError, FetchOptions, fetch
+from digest.sources.fetch import FetchError, FetchOptions, fetch, redact
 
 __all__ = [
     "READERS",
@@ -136,7 +136,8 @@ def read_sources(
     now = now or datetime.now(UTC)
     for spec in specs:
         if is_url(spec):
-            yield _guarded(spec, spec, partial(_read_url, spec, memory, options, now, interval))
+            read = partial(_read_url, spec, memory, options, now, interval)
+            yield _guarded(spec, redact(spec), read)
             continue
         paths, problems = expand(spec)
         for problem in problems:
@@ -216,26 +217,28 @@ def _read_url(
     interval: timedelta,
 ) -> SourceResult:
     """Fetch and read a feed URL, unless it was tried within interval or is unchanged."""
+    # Messages, logs and stored articles name the feed without any credential in its URL.
+    shown = redact(url)
     if not url.lower().startswith(("http://", "https://")):
-        raise SourceError(f"{url}: only http:// and https:// URLs can be read")
+        raise SourceError(f"{shown}: only http:// and https:// URLs can be read")
     known = memory.health.get(url)
     if known and known.last_attempt and interval and now - known.last_attempt < interval:
-        logger.info("%s: fetched %s ago; not due yet", url, now - known.last_attempt)
-        return SourceResult(where=url, not_due=True, unchanged=known.item_count)
+        logger.info("%s: fetched %s ago; not due yet", shown, now - known.last_attempt)
+        return SourceResult(where=shown, not_due=True, unchanged=known.item_count)
     etag = known.etag if known else None
     modified = known.last_modified if known else None
     response = fetch(url, options, etag, modified)
     if response.not_modified:
-        logger.info("%s: not modified since the last fetch", url)
+        logger.info("%s: not modified since the last fetch", shown)
         return SourceResult(
-            where=url,
+            where=shown,
             unchanged=known.item_count if known else 0,
             http_status=304,
             etag=response.etag or etag,
             last_modified=response.last_modified or modified,
         )
     doc = Document(
-        where=url, data=response.data, base_url=response.url, content_type=response.content_type
+        where=shown, data=response.data, base_url=response.url, content_type=response.content_type
     )
     json_type = "json" in response.content_type.lower()
     reader = jsonfeed.read if json_type or jsonfeed.looks_like(response.data) else feed.read
@@ -243,7 +246,7 @@ def _read_url(
         result = reader(doc)
     except SourceError as err:
         # Keep the status: "HTTP 200 but an HTML page" is worth seeing in the health table.
-        raise FetchError(_reason(err, url), status=response.status) from None
+        raise FetchError(_reason(err, shown), status=response.status) from None
     result.http_status = response.status
     result.etag = response.etag
     result.last_modified = response.last_modified

@@ -8,6 +8,7 @@ covers the whole chain.
 from __future__ import annotations
 
 import logging
+import re
 import socket
 import ssl
 import time
@@ -18,7 +19,7 @@ from email.message import Message
 from http.client import HTTPException, HTTPResponse
 from typing import IO
 from urllib.error import HTTPError, URLError
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 from digest import __version__
 from digest.errors import SourceError
@@ -31,6 +32,8 @@ ACCEPT = (
     " application/xml;q=0.9, text/xml;q=0.9, */*;q=0.1"
 )
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
+# Query parameters that private feeds use for credentials; masked wherever a URL is shown.
+_SECRET_PARAMS = re.compile(r"token|key|secret|pass|auth|sig|session", re.IGNORECASE)
 _CHUNK = 64 * 1024
 
 
@@ -74,6 +77,21 @@ class Response:
         return self.headers.get("content-type", "")
 
 
+def redact(url: str) -> str:
+    """Return url fit for logs and messages: no password, no token-like query values."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if parts.password is not None:
+        netloc = netloc.replace(f":{parts.password}@", ":***@", 1)
+    query = parts.query
+    if query and _SECRET_PARAMS.search(query):
+        pairs = parse_qsl(query, keep_blank_values=True)
+        query = urlencode(
+            [(k, "***" if _SECRET_PARAMS.search(k) else v) for k, v in pairs], safe="*"
+        )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
 class FetchError(SourceError):
     """A feed could not be fetched; status is the HTTP status when there was one."""
 
@@ -106,7 +124,7 @@ def fetch(
 ) -> Response:
     """GET url within options.timeout; raise FetchError saying why it failed."""
     if urlsplit(url).scheme.lower() not in ("http", "https"):
-        raise FetchError(f"only http:// and https:// URLs can be fetched: {url}")
+        raise FetchError(f"only http:// and https:// URLs can be fetched: {redact(url)}")
     options = options or FetchOptions()
     deadline = time.monotonic() + options.timeout
     opener = _opener()
@@ -114,9 +132,11 @@ def fetch(
     chain: list[str] = []
     while True:
         if current in chain:
-            raise FetchError(f"redirect loop: {' -> '.join([*chain, current])}")
+            loop = " -> ".join(redact(u) for u in [*chain, current])
+            raise FetchError(f"redirect loop: {loop}")
         if len(chain) > options.max_redirects:
-            raise FetchError(f"more than {options.max_redirects} redirects ({chain[0]} -> …)")
+            first = redact(chain[0])
+            raise FetchError(f"more than {options.max_redirects} redirects ({first} -> …)")
         chain.append(current)
         # The scheme is checked to be http(s) before any request (S310).
         request = urllib.request.Request(current, headers=_request_headers(options))  # noqa: S310
@@ -135,8 +155,8 @@ def fetch(
             if err.code in _REDIRECTS and headers.get("location"):
                 target = urljoin(current, headers["location"])
                 if urlsplit(target).scheme.lower() not in ("http", "https"):
-                    raise FetchError(f"redirect to a non-HTTP address: {target}") from None
-                logger.debug("%s: %d redirect to %s", current, err.code, target)
+                    raise FetchError(f"redirect to a non-HTTP address: {redact(target)}") from None
+                logger.debug("%s: %d redirect to %s", redact(current), err.code, redact(target))
                 current = target
                 continue
             if err.code == 304:

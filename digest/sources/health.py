@@ -9,6 +9,7 @@ from pathlib import Path
 
 from digest.models import SourceHealth
 from digest.sources.base import SourceResult
+from digest.sources.fetch import redact
 
 # How many problems one source's last_error lists before it says "and N more".
 _SHOWN_ERRORS = 3
@@ -59,7 +60,7 @@ class HealthTracker:
             tally.etag = result.etag or tally.etag
             tally.last_modified = result.last_modified or tally.last_modified
         else:
-            several = result.where and result.where != result.spec
+            several = result.where and result.where not in (result.spec, redact(result.spec))
             prefix = f"{result.where}: " if several else ""
             tally.errors.append(f"{prefix}{result.error}")
         tally.warnings.extend(result.warnings)

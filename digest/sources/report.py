@@ -8,6 +8,7 @@ from typing import Any
 
 from digest.config import Settings
 from digest.models import SourceHealth
+from digest.sources.fetch import redact
 from digest.sources.health import kind
 from digest.store import Store
 
@@ -33,7 +34,7 @@ def health_rows(settings: Settings, now: datetime | None = None) -> list[dict[st
             state = "ok"
         rows.append(
             {
-                "source": spec,
+                "source": redact(spec),
                 "kind": health.kind,
                 "state": state,
                 "last_attempt": _iso(health.last_attempt),
