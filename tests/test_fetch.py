@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import shutil
+import socket
 import subprocess
 import time
 from datetime import timedelta
@@ -195,8 +196,6 @@ def test_gzip_bomb_is_capped_after_decompression(feed_server: FeedServer) -> Non
 
 def test_connection_refused(feed_server: FeedServer) -> None:
     """Report a closed port as a connection failure, not a crash."""
-    import socket
-
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sqlite3
 from datetime import timedelta
 from pathlib import Path
 
@@ -14,7 +15,8 @@ from click.testing import CliRunner
 from feedserver import FeedServer
 
 from digest.cli import main
-from digest.store import Store
+from digest.config import load_settings
+from digest.store import MIGRATIONS, Store
 
 RSS = (DATA / "rss2.xml").read_bytes()
 
@@ -131,8 +133,6 @@ def test_run_summary_names_a_source_failing_for_days(workdir: Path) -> None:
     """Name in the `digest run` output a source that has failed several days in a row."""
     missing = workdir / "gone"
     (workdir / ".env").write_text(f"DIGEST_SOURCES={missing}\nDIGEST_SOURCE_FAILING_DAYS=1\n")
-    from digest.config import load_settings
-
     settings = load_settings(workdir / ".env", {})
     ingest(settings, NOW - timedelta(days=3))
     result = CliRunner().invoke(main, ["run"])
@@ -140,3 +140,24 @@ def test_run_summary_names_a_source_failing_for_days(workdir: Path) -> None:
     assert f"FAILING since {NOW - timedelta(days=3):%Y-%m-%d}: gone: no such file or folder" in (
         result.output
     )
+
+
+def test_upgrade_keeps_stored_articles(tmp_path: Path) -> None:
+    """Migrate a database made before the sources tables without losing an article."""
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path)
+    for script in MIGRATIONS[:2]:
+        db.executescript(script)
+    db.execute("PRAGMA user_version = 2")
+    db.execute(
+        "INSERT INTO articles (id, source, title, first_seen, changed_at, content_hash, data)"
+        " VALUES ('a1', '/s.txt', 'Old', '2026-11-01T00:00:00+00:00',"
+        " '2026-11-01T00:00:00+00:00', 'h', ?)",
+        ('{"id": "a1", "source": "/s.txt", "title": "Old"}',),
+    )
+    db.commit()
+    db.close()
+    with Store(path) as store:
+        assert store.schema_version == len(MIGRATIONS)
+        assert [a.title for a in store.eligible_articles()] == ["Old"]
+        assert store.source_health() == {} and store.file_records() == {}
