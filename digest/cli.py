@@ -18,6 +18,7 @@ from digest import __version__, pipeline
 from digest.config import Settings, load_settings
 from digest.errors import ConfigError, DigestError
 from digest.models import IngestReport
+from digest.sources.fetch import redact
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -103,8 +104,6 @@ def shown(where: str | Path) -> str:
 
 
 def _print_skipped(report: IngestReport) -> None:
-    from digest.sources.fetch import redact
-
     for item in report.skipped:
         click.echo(f"  skipped {shown(item.where)}: {item.reason}")
     for source in report.failing:
