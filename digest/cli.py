@@ -18,6 +18,7 @@ from digest import __version__, pipeline
 from digest.config import Settings, load_settings
 from digest.errors import ConfigError, DigestError
 from digest.models import IngestReport
+from digest.sources.fetch import redact
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -105,6 +106,10 @@ def shown(where: str | Path) -> str:
 def _print_skipped(report: IngestReport) -> None:
     for item in report.skipped:
         click.echo(f"  skipped {shown(item.where)}: {item.reason}")
+    for source in report.failing:
+        since = f"{source.failing_since:%Y-%m-%d}" if source.failing_since else "?"
+        name = shown(redact(source.key))
+        click.echo(f"  FAILING since {since}: {name}: {source.last_error}")
 
 
 @main.command()
@@ -295,3 +300,28 @@ def archive_command(ctx: Context, out: Path) -> None:
         f"Wrote {len(written)} files to {shown(out)}/ (index.html, feed.xml and one page"
         " per edition)"
     )
+
+
+@main.command(name="sources")
+@click.option("--json", "as_json", is_flag=True, help="Print the health as JSON.")
+@pass_context
+@handle_errors
+def sources_command(ctx: Context, as_json: bool) -> None:
+    """Show each source's health: last attempt, last success, HTTP status, items, error.
+
+    Nothing is fetched: this shows what the last run recorded.
+
+    \b
+    Example:
+      digest sources --json
+    """
+    import json
+
+    from digest.sources.report import health_rows, health_table
+
+    settings = ctx.settings()
+    rows = health_rows(settings)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        return
+    click.echo(health_table(rows, shown))

@@ -49,6 +49,12 @@ class Settings:
     postal_address: str = ""
     # Where relative paths were resolved from; the file the settings came from, if any.
     env_file: Path | None = None
+    fetch_timeout: float = 20.0
+    fetch_interval: timedelta = timedelta(minutes=30)
+    fetch_max_bytes: int = 10_000_000
+    # Empty: digest/<version>, which names the program to the sites it reads.
+    user_agent: str = ""
+    source_failing_days: int = 3
 
     @property
     def zone(self) -> ZoneInfo:
@@ -281,6 +287,11 @@ def load_settings(
         logo_height=v.integer("DIGEST_LOGO_HEIGHT", 50, minimum=1, maximum=600),
         postal_address=v.text("DIGEST_POSTAL_ADDRESS", "", allow_empty=True),
         env_file=env_file,
+        fetch_timeout=v.number("DIGEST_FETCH_TIMEOUT", 20.0, minimum=0.1),
+        fetch_interval=v.duration("DIGEST_FETCH_INTERVAL", "30m"),
+        fetch_max_bytes=v.integer("DIGEST_FETCH_MAX_BYTES", 10_000_000, minimum=1024),
+        user_agent=v.text("DIGEST_USER_AGENT", "", allow_empty=True),
+        source_failing_days=v.integer("DIGEST_SOURCE_FAILING_DAYS", 3, minimum=1, maximum=365),
     )
     for key in v.unknown_keys():
         logger.warning("%s: unknown setting %s is ignored", env_file or "environment", key)

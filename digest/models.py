@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from urllib.parse import urlsplit, urlunsplit
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,8 @@ class Article:
     image: str | None = None
     # Where in its source the article stood: keeps a file's articles in reading order.
     position: int = 0
+    # The article's HTML as its source gave it, sanitised (feeds only).
+    html: str = ""
 
     @property
     def body(self) -> str:
@@ -119,8 +122,67 @@ class IngestReport:
     updated: int = 0
     unchanged: int = 0
     skipped: tuple[Skipped, ...] = field(default_factory=tuple)
+    # Sources that have failed for DIGEST_SOURCE_FAILING_DAYS or longer.
+    failing: tuple[SourceHealth, ...] = field(default_factory=tuple)
 
     @property
     def total(self) -> int:
         """Return how many articles were read."""
         return self.new + self.updated + self.unchanged
+
+
+def canonical_url(url: str) -> str:
+    """Return url in the form two sources linking the same page would agree on.
+
+    Scheme and host are lower-cased, default ports, fragments and utm_* tracking
+    parameters dropped: feeds decorate the same link differently.
+    """
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    port = parts.port if parts.port not in (None, _DEFAULT_PORTS.get(scheme)) else None
+    netloc = f"{host}:{port}" if port else host
+    query = "&".join(p for p in parts.query.split("&") if p and not p.lower().startswith("utm_"))
+    return urlunsplit((scheme, netloc, parts.path or "/", query, ""))
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    """A local source file as last read: skipped while size, mtime and hash stay the same."""
+
+    path: str
+    size: int
+    mtime_ns: int
+    sha256: str
+    # When the record was taken: a file modified in the same instant may not show it in
+    # its mtime, so such a file is hashed again rather than trusted.
+    checked_ns: int
+    articles: int = 0
+    skipped: tuple[Skipped, ...] = ()
+
+
+@dataclass(frozen=True)
+class SourceHealth:
+    """How one DIGEST_SOURCES entry fared: the last attempt, the last success, the error."""
+
+    key: str
+    kind: str
+    last_attempt: datetime | None = None
+    last_success: datetime | None = None
+    http_status: int | None = None
+    item_count: int = 0
+    last_error: str | None = None
+    last_warning: str | None = None
+    # The first failure since the last success; None while the source is healthy.
+    failing_since: datetime | None = None
+    # Validators sent back on the next request (conditional GET).
+    etag: str | None = None
+    last_modified: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Return whether the last attempt succeeded."""
+        return self.failing_since is None

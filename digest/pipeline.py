@@ -17,10 +17,14 @@ from digest.models import Edition, IngestReport, RenderedEdition, Skipped
 from digest.outbox import write_edition
 from digest.render import render_edition
 from digest.select import select_edition
+from digest.sources.fetch import USER_AGENT, FetchOptions, redact
+from digest.sources.health import HealthTracker, failing_for
 from digest.store import Store
 
 logger = logging.getLogger(__name__)
 
+# Results saved per transaction: big enough to be quick, small enough to lose little.
+SAVE_BATCH = 500
 # A send to a long list can hold the store for a while; a second run waits this long.
 RUN_LOCK_TIMEOUT = 3600.0
 
@@ -42,11 +46,44 @@ def ingest(settings: Settings, store: Store, now: datetime) -> IngestReport:
     """Read every source into the store; broken sources are reported, not fatal."""
     counts = {"new": 0, "updated": 0, "unchanged": 0}
     skipped: list[Skipped] = []
-    for result in sources.read_sources(settings.sources):
+    memory = sources.SourceMemory(files=store.file_records(), health=store.source_health())
+    tracker = HealthTracker(settings.sources, memory.health, now)
+    pending: list[sources.SourceResult] = []
+    waiting = 0  # articles in pending
+
+    def save() -> None:
+        nonlocal waiting
+        # A file's fingerprint is saved with its articles, in one transaction: a crash
+        # in between cannot mark a file as read whose articles were never stored.
+        articles = [a for r in pending for a in r.articles]
+        files = [r.record for r in pending if r.record is not None]
+        for change in store.save_articles(articles, files, now):
+            counts[change] += 1
+        pending.clear()
+        waiting = 0
+
+    for result in sources.read_sources(
+        settings.sources, memory, fetch_options(settings), now, settings.fetch_interval
+    ):
+        tracker.add(result)
         skipped.extend(result.skipped)
-        for article in result.articles:
-            counts[store.upsert_article(article, now)] += 1
-    report = IngestReport(skipped=tuple(skipped), **counts)
+        counts["unchanged"] += result.unchanged
+        pending.append(result)
+        waiting += len(result.articles)
+        if len(pending) >= SAVE_BATCH or waiting >= SAVE_BATCH:
+            save()
+    save()
+    health = tracker.records()
+    store.record_health(health)
+    failing = failing_for(health, now, settings.source_failing_days)
+    for source in failing:
+        logger.warning(
+            "%s has failed since %s: %s",
+            redact(source.key),
+            source.failing_since.date() if source.failing_since else "?",
+            source.last_error,
+        )
+    report = IngestReport(skipped=tuple(skipped), failing=failing, **counts)
     logger.info(
         "ingested %d articles: %d new, %d updated, %d unchanged, %d skipped",
         report.total,
@@ -56,6 +93,15 @@ def ingest(settings: Settings, store: Store, now: datetime) -> IngestReport:
         len(skipped),
     )
     return report
+
+
+def fetch_options(settings: Settings) -> FetchOptions:
+    """Return how feeds are fetched, from the settings."""
+    return FetchOptions(
+        timeout=settings.fetch_timeout,
+        max_bytes=settings.fetch_max_bytes,
+        user_agent=settings.user_agent or USER_AGENT,
+    )
 
 
 def _now(now: datetime | None) -> datetime:

@@ -5,16 +5,24 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import date, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
 from digest.errors import DigestError
-from digest.models import Article, Edition, Highlight
+from digest.models import (
+    Article,
+    Edition,
+    FileRecord,
+    Highlight,
+    Skipped,
+    SourceHealth,
+    canonical_url,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +65,35 @@ MIGRATIONS: list[str] = [
     ALTER TABLE editions ADD COLUMN due_date TEXT;
     CREATE UNIQUE INDEX editions_due_date ON editions (due_date) WHERE due_date IS NOT NULL;
     """,
+    # Sources: the same article through two feeds is found by its canonical link; each
+    # DIGEST_SOURCES entry's health and HTTP validators; each local file's fingerprint.
+    """
+    ALTER TABLE articles ADD COLUMN canonical_url TEXT;
+    CREATE INDEX articles_canonical_url ON articles (canonical_url)
+        WHERE canonical_url IS NOT NULL;
+    CREATE TABLE sources (
+        key TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        last_attempt TEXT,
+        last_success TEXT,
+        http_status INTEGER,
+        item_count INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        last_warning TEXT,
+        failing_since TEXT,
+        etag TEXT,
+        last_modified TEXT
+    );
+    CREATE TABLE source_files (
+        path TEXT PRIMARY KEY,
+        size INTEGER NOT NULL,
+        mtime_ns INTEGER NOT NULL,
+        sha256 TEXT NOT NULL,
+        checked_ns INTEGER NOT NULL,
+        articles INTEGER NOT NULL DEFAULT 0,
+        skipped TEXT NOT NULL DEFAULT '[]'
+    );
+    """,
 ]
 
 
@@ -95,6 +132,14 @@ def article_from_json(text: str) -> Article:
     data["tags"] = tuple(data.get("tags", ()))
     data["highlights"] = tuple(Highlight(**h) for h in data.get("highlights", ()))
     return Article(**data)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _when(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
 
 
 def _edition_record(row: sqlite3.Row) -> EditionRecord:
@@ -223,6 +268,168 @@ class Store:
                 ),
             )
             return "updated"
+
+    def save_articles(
+        self, articles: Iterable[Article], files: Iterable[FileRecord], now: datetime
+    ) -> list[Change]:
+        """Store articles and the fingerprints of the files they came from, in one transaction.
+
+        An article is known by its id or, failing that, its canonical link: the same story
+        reached through a second source is stored once, under the source that brought it
+        first, so that two feeds differing in detail do not flip it back and forth.
+        """
+        with self.transaction() as db:
+            changes = [self._save_article(db, article, now) for article in articles]
+            db.executemany(
+                "INSERT OR REPLACE INTO source_files (path, size, mtime_ns, sha256, checked_ns,"
+                " articles, skipped) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        f.path,
+                        f.size,
+                        f.mtime_ns,
+                        f.sha256,
+                        f.checked_ns,
+                        f.articles,
+                        json.dumps([[s.where, s.reason] for s in f.skipped], ensure_ascii=False),
+                    )
+                    for f in files
+                ],
+            )
+        return changes
+
+    def _save_article(self, db: sqlite3.Connection, article: Article, now: datetime) -> Change:
+        canonical = canonical_url(article.url) if article.url else None
+        row = db.execute(
+            "SELECT id, source, content_hash FROM articles WHERE id = ?", (article.id,)
+        ).fetchone()
+        if row is None and canonical:
+            # Only across sources: inside one feed, two entries with their own guids may
+            # share a link (a live page updated in several entries) and stay two articles.
+            row = db.execute(
+                "SELECT id, source, content_hash FROM articles WHERE canonical_url = ?"
+                " AND source != ? ORDER BY first_seen LIMIT 1",
+                (canonical, article.source),
+            ).fetchone()
+        digest = article.content_hash
+        published = article.published.isoformat() if article.published else None
+        if row is None:
+            db.execute(
+                "INSERT INTO articles (id, source, position, title, url, published, first_seen,"
+                " changed_at, content_hash, data, canonical_url)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    article.id,
+                    article.source,
+                    article.position,
+                    article.title,
+                    article.url,
+                    published,
+                    now.isoformat(),
+                    now.isoformat(),
+                    digest,
+                    article_to_json(article),
+                    canonical,
+                ),
+            )
+            return "new"
+        if row["source"] != article.source:
+            logger.debug("%s: '%s' is stored from %s", article.source, article.title, row["source"])
+            return "unchanged"
+        if row["content_hash"] == digest:
+            return "unchanged"
+        article = replace(article, id=row["id"])
+        db.execute(
+            "UPDATE articles SET position = ?, title = ?, url = ?, published = ?, changed_at = ?,"
+            " content_hash = ?, data = ?, canonical_url = ? WHERE id = ?",
+            (
+                article.position,
+                article.title,
+                article.url,
+                published,
+                now.isoformat(),
+                digest,
+                article_to_json(article),
+                canonical,
+                article.id,
+            ),
+        )
+        return "updated"
+
+    def article(self, article_id: str) -> Article | None:
+        """Return one stored article by id."""
+        row = self.db.execute("SELECT data FROM articles WHERE id = ?", (article_id,)).fetchone()
+        return article_from_json(row["data"]) if row else None
+
+    def article_first_seen(self, article_id: str) -> datetime | None:
+        """Return when an article was first stored."""
+        row = self.db.execute(
+            "SELECT first_seen FROM articles WHERE id = ?", (article_id,)
+        ).fetchone()
+        return datetime.fromisoformat(row[0]) if row else None
+
+    # Sources
+
+    def file_records(self) -> dict[str, FileRecord]:
+        """Return every local source file's fingerprint, by resolved path."""
+        rows = self.db.execute("SELECT * FROM source_files")
+        return {
+            row["path"]: FileRecord(
+                path=row["path"],
+                size=row["size"],
+                mtime_ns=row["mtime_ns"],
+                sha256=row["sha256"],
+                checked_ns=row["checked_ns"],
+                articles=row["articles"],
+                skipped=tuple(Skipped(w, r) for w, r in json.loads(row["skipped"])),
+            )
+            for row in rows
+        }
+
+    def record_health(self, records: Iterable[SourceHealth]) -> None:
+        """Save each source's health, replacing what was known of it."""
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO sources (key, kind, last_attempt, last_success,"
+                " http_status, item_count, last_error, last_warning, failing_since, etag,"
+                " last_modified) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        r.key,
+                        r.kind,
+                        _iso(r.last_attempt),
+                        _iso(r.last_success),
+                        r.http_status,
+                        r.item_count,
+                        r.last_error,
+                        r.last_warning,
+                        _iso(r.failing_since),
+                        r.etag,
+                        r.last_modified,
+                    )
+                    for r in records
+                ],
+            )
+
+    def source_health(self) -> dict[str, SourceHealth]:
+        """Return what is known of every source that has been read, by its entry."""
+        rows = self.db.execute("SELECT * FROM sources ORDER BY key")
+        return {
+            row["key"]: SourceHealth(
+                key=row["key"],
+                kind=row["kind"],
+                last_attempt=_when(row["last_attempt"]),
+                last_success=_when(row["last_success"]),
+                http_status=row["http_status"],
+                item_count=row["item_count"],
+                last_error=row["last_error"],
+                last_warning=row["last_warning"],
+                failing_since=_when(row["failing_since"]),
+                etag=row["etag"],
+                last_modified=row["last_modified"],
+            )
+            for row in rows
+        }
 
     def article_count(self) -> int:
         """Return how many articles are stored."""

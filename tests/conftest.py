@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from feedserver import FeedServer, serving
 
 from digest.config import Settings, load_settings
 
@@ -33,3 +35,10 @@ def settings(tmp_path: Path, seeds_dir: Path) -> Settings:
             "DIGEST_OUTBOX": str(tmp_path / "outbox"),
         },
     )
+
+
+@pytest.fixture
+def feed_server() -> Iterator[FeedServer]:
+    """Serve feeds from a real HTTP server on 127.0.0.1; see tests/feedserver.py."""
+    with serving() as server:
+        yield server

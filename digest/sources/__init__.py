@@ -1,42 +1,77 @@
-"""Source readers behind one registry: each turns a file into Articles.
+"""Source readers behind one registry: each turns a file or a feed URL into Articles.
 
-A reader raises SourceError for a file it cannot read; `read_sources` reports that file
-and goes on with the rest, so one broken source never stops a run.
+A reader raises SourceError for a source it cannot read; `read_sources` reports that
+source and goes on with the rest, so one broken source never stops a run.
 """
 
 from __future__ import annotations
 
 import glob
+import hashlib
 import logging
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 from digest.errors import SourceError
-from digest.models import Article, Skipped
-from digest.sources import text
+from digest.models import FileRecord, Skipped, SourceHealth
+from digest.sources import feed, jsonfeed, markdown, text
+from digest.sources.base import Document, SourceResult
+from digest.sources.fetch import FetchError, FetchOptions, fetch, redact
+
+__all__ = [
+    "READERS",
+    "Document",
+    "SourceMemory",
+    "SourceResult",
+    "expand",
+    "is_url",
+    "read_path",
+    "read_sources",
+]
 
 logger = logging.getLogger(__name__)
 
+Reader = Callable[[Document], SourceResult]
 
-@dataclass
-class SourceResult:
-    """Articles a reader found in one source, and what it left out with reasons."""
-
-    articles: list[Article] = field(default_factory=list)
-    skipped: list[Skipped] = field(default_factory=list)
+# A file modified within this long of its last check may have changed without its mtime
+# showing it (coarse file-system clocks), so it is hashed again instead of trusted.
+_RACY_NS = 2_000_000_000
 
 
-Reader = Callable[[Path], SourceResult]
-
-
-def _read_text(path: Path) -> SourceResult:
-    articles, skipped = text.read_file(path)
-    return SourceResult(articles, skipped)
+def _read_text(doc: Document) -> SourceResult:
+    path = doc.path or Path(doc.where)
+    articles, skipped = text.read_text(path, text.decode(path, doc.data), doc.mtime)
+    return SourceResult(articles, skipped, where=doc.where)
 
 
 # Keyed by file suffix; a folder yields every file whose suffix has a reader.
-READERS: dict[str, Reader] = {".txt": _read_text}
+READERS: dict[str, Reader] = {
+    ".txt": _read_text,
+    ".md": markdown.read,
+    ".markdown": markdown.read,
+    ".json": jsonfeed.read,
+    ".xml": feed.read,
+    ".rss": feed.read,
+    ".atom": feed.read,
+    ".rdf": feed.read,
+}
+
+
+@dataclass
+class SourceMemory:
+    """What the store remembers of the sources: file fingerprints and per-source health."""
+
+    files: dict[str, FileRecord] = field(default_factory=dict)
+    health: dict[str, SourceHealth] = field(default_factory=dict)
+
+
+def is_url(spec: str) -> bool:
+    """Return whether a DIGEST_SOURCES entry is a URL rather than a path."""
+    return "://" in spec
 
 
 def expand(spec: str) -> tuple[list[Path], list[Skipped]]:
@@ -63,35 +98,165 @@ def expand(spec: str) -> tuple[list[Path], list[Skipped]]:
     return [], [Skipped(spec, "no such file or folder")]
 
 
+def _document(path: Path, data: bytes, mtime_ns: int, where: str = "") -> Document:
+    return Document(
+        where=where or str(path.resolve()),
+        data=data,
+        mtime=datetime.fromtimestamp(mtime_ns / 1e9, UTC),
+        path=path,
+    )
+
+
 def read_path(path: Path) -> SourceResult:
     """Read one file with the reader its suffix names."""
     reader = READERS.get(path.suffix.lower())
     if reader is None:
         raise SourceError(f"{path}: no reader for '{path.suffix}' files")
-    return reader(path)
+    try:
+        data = path.read_bytes()
+        mtime_ns = path.stat().st_mtime_ns
+    except OSError as err:
+        raise SourceError(f"{path}: cannot read: {err.strerror or err}") from err
+    return reader(_document(path, data, mtime_ns))
 
 
-def read_sources(specs: tuple[str, ...]) -> Iterator[SourceResult]:
-    """Read every source; a broken one becomes a Skipped entry, never an exception."""
+def read_sources(
+    specs: Iterable[str],
+    memory: SourceMemory | None = None,
+    options: FetchOptions | None = None,
+    now: datetime | None = None,
+    interval: timedelta = timedelta(0),
+) -> Iterator[SourceResult]:
+    """Read every source; a broken one becomes a Skipped entry, never an exception.
+
+    With memory (what the store recorded last time) unchanged files are not parsed
+    again, feed URLs are fetched with conditional GET and not before interval has passed.
+    """
+    memory = memory or SourceMemory()
+    now = now or datetime.now(UTC)
     for spec in specs:
+        if is_url(spec):
+            read = partial(_read_url, spec, memory, options, now, interval)
+            yield _guarded(spec, redact(spec), read)
+            continue
         paths, problems = expand(spec)
         for problem in problems:
             logger.warning("%s: skipped: %s", problem.where, problem.reason)
-            yield SourceResult(skipped=[problem])
+            yield SourceResult(
+                skipped=[problem], spec=spec, where=problem.where, error=problem.reason
+            )
         for path in paths:
-            try:
-                result = read_path(path)
-            except SourceError as err:
-                logger.warning("%s", err)
-                yield SourceResult(skipped=[Skipped(str(path), _reason(err, path))])
-                continue
-            for item in result.skipped:
-                logger.info("%s: left out: %s", item.where, item.reason)
-            yield result
+            yield _guarded(spec, str(path), partial(_read_file, path, memory))
 
 
-def _reason(err: SourceError, path: Path) -> str:
+def _guarded(spec: str, where: str, read: Callable[[], SourceResult]) -> SourceResult:
+    """Run one source's read; turn any failure into a result naming source and reason."""
+    try:
+        result = read()
+    except SourceError as err:
+        reason = _reason(err, where)
+        logger.warning("%s: %s", where, reason)
+        result = SourceResult(skipped=[Skipped(where, reason)], where=where, error=reason)
+        if isinstance(err, FetchError):
+            result.http_status = err.status
+    except Exception as err:
+        # A reader bug or a library failing on odd input must not stop the other sources.
+        logger.exception("%s: unexpected failure while reading", where)
+        reason = f"unexpected failure: {type(err).__name__}: {err}"
+        result = SourceResult(skipped=[Skipped(where, reason)], where=where, error=reason)
+    result.spec = spec
+    for item in result.skipped if result.ok else ():
+        logger.info("%s: left out: %s", item.where, item.reason)
+    return result
+
+
+def _read_file(path: Path, memory: SourceMemory) -> SourceResult:
+    """Read one local file, or reuse what it gave last time when it is unchanged."""
+    reader = READERS.get(path.suffix.lower())
+    if reader is None:
+        raise SourceError(f"{path}: no reader for '{path.suffix}' files")
+    key = str(path.resolve())
+    try:
+        stat = path.stat()
+        known = memory.files.get(key)
+        if (
+            known is not None
+            and known.size == stat.st_size
+            and known.mtime_ns == stat.st_mtime_ns
+            and stat.st_mtime_ns < known.checked_ns - _RACY_NS
+        ):
+            return SourceResult(skipped=list(known.skipped), where=key, unchanged=known.articles)
+        data = path.read_bytes()
+    except OSError as err:
+        raise SourceError(f"{path}: cannot read: {err.strerror or err}") from err
+    digest = hashlib.sha256(data).hexdigest()
+    checked = time.time_ns()
+    if known is not None and known.sha256 == digest:
+        record = replace(known, size=stat.st_size, mtime_ns=stat.st_mtime_ns, checked_ns=checked)
+        return SourceResult(
+            skipped=list(known.skipped), where=key, unchanged=known.articles, record=record
+        )
+    result = reader(_document(path, data, stat.st_mtime_ns, key))
+    result.record = FileRecord(
+        path=key,
+        size=stat.st_size,
+        mtime_ns=stat.st_mtime_ns,
+        sha256=digest,
+        checked_ns=checked,
+        articles=len(result.articles),
+        skipped=tuple(result.skipped),
+    )
+    return result
+
+
+def _read_url(
+    url: str,
+    memory: SourceMemory,
+    options: FetchOptions | None,
+    now: datetime,
+    interval: timedelta,
+) -> SourceResult:
+    """Fetch and read a feed URL, unless it was tried within interval or is unchanged."""
+    # Messages, logs and stored articles name the feed without any credential in its URL.
+    shown = redact(url)
+    if not url.lower().startswith(("http://", "https://")):
+        raise SourceError(f"{shown}: only http:// and https:// URLs can be read")
+    known = memory.health.get(url)
+    if known and known.last_attempt and interval and now - known.last_attempt < interval:
+        logger.info("%s: fetched %s ago; not due yet", shown, now - known.last_attempt)
+        return SourceResult(where=shown, not_due=True, unchanged=known.item_count)
+    etag = known.etag if known else None
+    modified = known.last_modified if known else None
+    response = fetch(url, options, etag, modified)
+    if response.not_modified:
+        logger.info("%s: not modified since the last fetch", shown)
+        return SourceResult(
+            where=shown,
+            unchanged=known.item_count if known else 0,
+            http_status=304,
+            etag=response.etag or etag,
+            last_modified=response.last_modified or modified,
+        )
+    doc = Document(
+        where=shown, data=response.data, base_url=response.url, content_type=response.content_type
+    )
+    json_type = "json" in response.content_type.lower()
+    reader = jsonfeed.read if json_type or jsonfeed.looks_like(response.data) else feed.read
+    try:
+        result = reader(doc)
+    except SourceError as err:
+        # Keep the status: "HTTP 200 but an HTML page" is worth seeing in the health table.
+        raise FetchError(_reason(err, shown), status=response.status) from None
+    result.http_status = response.status
+    result.etag = response.etag
+    result.last_modified = response.last_modified
+    return result
+
+
+def _reason(err: SourceError, where: str | Path) -> str:
     """Strip the path prefix a reader put in front of its message."""
     message = str(err)
-    prefix = f"{path}: "
-    return message[len(prefix) :] if message.startswith(prefix) else message
+    for prefix in (f"{where}: ", f"{Path(str(where)).resolve()}: "):
+        if message.startswith(prefix):
+            return message[len(prefix) :]
+    return message
