@@ -14,11 +14,12 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from syntok import segmenter
 
-from digest.models import Article, Highlight
+from digest.models import Article, Highlight, Skipped
 
 logger = logging.getLogger(__name__)
 
@@ -235,3 +236,17 @@ def choose_highlights(
     sentences = split_sentences("\n".join(article.paragraphs) or article.summary)
     best = best_sentences(article.title, sentences, k, shown)
     return tuple(Highlight(text=shorten(s.text)) for s in best)
+
+
+def read_highlights(
+    paths: Sequence[Path], k: int
+) -> tuple[list[tuple[Article, tuple[Highlight, ...]]], list[Skipped]]:
+    """Read articles from paths (files or folders); return each with its highlights."""
+    from digest import sources
+
+    found: list[tuple[Article, tuple[Highlight, ...]]] = []
+    skipped: list[Skipped] = []
+    for result in sources.read_sources(tuple(str(p) for p in paths)):
+        skipped.extend(result.skipped)
+        found.extend((a, choose_highlights(a, k)) for a in result.articles)
+    return found, skipped

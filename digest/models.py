@@ -119,6 +119,8 @@ class IngestReport:
     updated: int = 0
     unchanged: int = 0
     skipped: tuple[Skipped, ...] = field(default_factory=tuple)
+    # Articles read and stored but left out of editions as placeholders or boilerplate.
+    junk: tuple[Skipped, ...] = field(default_factory=tuple)
 
     @property
     def total(self) -> int:

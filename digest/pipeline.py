@@ -11,12 +11,13 @@ from pathlib import Path
 
 from digest import sources
 from digest.config import Settings
+from digest.junk import article_junk_reason
 from digest.locks import LockHeld, run_lock
 from digest.mail import build_message
 from digest.models import Edition, IngestReport, RenderedEdition, Skipped
 from digest.outbox import write_edition
 from digest.render import render_edition
-from digest.select import select_edition
+from digest.select import select, shown_texts
 from digest.store import Store
 
 logger = logging.getLogger(__name__)
@@ -42,11 +43,16 @@ def ingest(settings: Settings, store: Store, now: datetime) -> IngestReport:
     """Read every source into the store; broken sources are reported, not fatal."""
     counts = {"new": 0, "updated": 0, "unchanged": 0}
     skipped: list[Skipped] = []
+    junk: list[Skipped] = []
     for result in sources.read_sources(settings.sources):
         skipped.extend(result.skipped)
         for article in result.articles:
             counts[store.upsert_article(article, now)] += 1
-    report = IngestReport(skipped=tuple(skipped), **counts)
+            # Stored all the same: an edit that fills in a placeholder makes it eligible.
+            reason = article_junk_reason(article)
+            if reason:
+                junk.append(Skipped(article.source, f"'{article.title[:60]}': {reason}"))
+    report = IngestReport(skipped=tuple(skipped), **counts, junk=tuple(junk))
     logger.info(
         "ingested %d articles: %d new, %d updated, %d unchanged, %d skipped",
         report.total,
@@ -101,9 +107,16 @@ def run_edition(
                 )
         report = ingest(settings, store, now)
         edition_id = store.next_edition_id(due_date or now.astimezone(settings.zone).date())
-        edition = select_edition(settings, store.eligible_articles(), edition_id, now)
+        selection = select(
+            settings,
+            store.eligible_with_first_seen(),
+            edition_id,
+            now,
+            shown_texts(store.last_highlights()),
+        )
+        edition = selection.edition
         if edition is None:
-            return RunResult(report, reason="nothing new since the last edition")
+            return RunResult(report, reason=selection.reason)
         rendered = render_edition(settings, edition)
         sample = build_message(rendered, settings.sender, settings.sender, now)
         # Written before it is recorded: a crash in between rewrites the same folder
@@ -121,7 +134,13 @@ def next_edition(
     now = _now(now)
     with Store(settings.db) as store:
         report = ingest(settings, store, now)
-        edition = select_edition(settings, store.eligible_articles(), "preview", now)
+        edition = select(
+            settings,
+            store.eligible_with_first_seen(),
+            "preview",
+            now,
+            shown_texts(store.last_highlights()),
+        ).edition
     return report, render_edition(settings, edition) if edition is not None else None
 
 
