@@ -48,6 +48,8 @@ def junk_reason(title: str, text: str) -> str | None:
 def title_problem(title: str) -> str | None:
     """Return why a title is not a real one, or None."""
     bare = title.strip().strip(".:-–—|#*").strip()
+    if not title.strip():
+        return "no title"
     if not _WORD.search(bare):
         return "no real title"
     if _NO_TITLE.fullmatch(bare) or re.fullmatch(r"https?://\S+|[\d\W_]+", bare):
@@ -55,12 +57,16 @@ def title_problem(title: str) -> str | None:
     return None
 
 
-def boilerplate_share(text: str) -> float:
-    """Return the share of sentences in text that are site furniture (cookies, menus)."""
-    sentences = [s for s in re.split(r"(?<=[.!?])\s+|\n+|\s[|·»]\s", text) if s.strip()]
-    if not sentences:
-        return 0.0
-    return sum(bool(_BOILERPLATE.search(s)) for s in sentences) / len(sentences)
+def is_boilerplate(text: str) -> bool:
+    """Tell whether text is site furniture (cookie notices, menus) rather than a story."""
+    # A menu: a row of short links between separators.
+    pieces = [p.strip() for p in re.split(r"\s[|·»/]\s", text) if p.strip()]
+    if len(pieces) >= 4 and sum(len(p.split()) for p in pieces) / len(pieces) <= 3:
+        return True
+    sentences = [s for s in re.split(r"(?<=[.!?])\s+|\n+", text) if s.strip()]
+    furniture = sum(bool(_BOILERPLATE.search(s)) for s in sentences)
+    # Two such sentences at least: one mention of cookies or a newsletter is news too.
+    return furniture >= 2 and furniture > len(sentences) / 2
 
 
 def article_junk_reason(article: Article) -> str | None:
@@ -73,6 +79,6 @@ def article_junk_reason(article: Article) -> str | None:
         return reason
     if len(_WORD.findall(text)) < MIN_WORDS:
         return "too short to say anything"
-    if boilerplate_share(text) > 0.5:
+    if is_boilerplate(text):
         return "navigation or cookie text, not an article"
     return None
