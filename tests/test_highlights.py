@@ -179,3 +179,10 @@ def test_highlights_command_text_and_json(tmp_path: Path, monkeypatch: pytest.Mo
     assert record["source"] == "story.txt"
     assert record["title"] == "Central bank raises interest rate"
     assert len(record["highlights"]) == 3 and all(h in STORY for h in record["highlights"])
+
+
+def test_a_length_limit_never_yields_a_broken_sentence() -> None:
+    """Read only the start of a very long text, dropping the sentence the cut broke."""
+    text = "One two three four. Five six seven eight. Nine ten eleven twelve."
+    assert split_sentences(text, 30) == ["One two three four."]
+    assert split_sentences(text, len(text)) == split_sentences(text)
