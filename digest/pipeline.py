@@ -113,6 +113,7 @@ def run_edition(
             edition_id,
             now,
             shown_texts(store.last_highlights()),
+            store.carried_since(now - settings.max_age),
         )
         edition = selection.edition
         if edition is None:
@@ -140,6 +141,7 @@ def next_edition(
             "preview",
             now,
             shown_texts(store.last_highlights()),
+            store.carried_since(now - settings.max_age),
         ).edition
     return report, render_edition(settings, edition) if edition is not None else None
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from digest.config import Settings
-from digest.dedup import merge_duplicates
+from digest.dedup import article_text, duplicate_groups, merge_duplicates
 from digest.highlights import choose_highlights, normalise
 from digest.junk import article_junk_reason
 from digest.models import Article, Edition, Item, Section, Skipped
@@ -65,17 +65,40 @@ def junk(articles: Sequence[Article]) -> list[Skipped]:
     return found
 
 
+def already_sent(candidates: Sequence[Article], sent: Sequence[Article]) -> dict[str, Article]:
+    """Map the id of each candidate that re-tells a story already sent to that story.
+
+    An edited article matches its own earlier version: that is an update, not a re-post.
+    """
+    if not sent or not candidates:
+        return {}
+    pool = [*sent, *candidates]
+    repeats: dict[str, Article] = {}
+    sent_ids = {a.id for a in sent}
+    for group in duplicate_groups([article_text(a) for a in pool]):
+        earlier = [pool[i] for i in group if i < len(sent)]
+        if not earlier:
+            continue
+        for i in group:
+            article = pool[i]
+            if i >= len(sent) and article.id not in sent_ids:
+                repeats[article.id] = earlier[0]
+    return repeats
+
+
 def select(
     settings: Settings,
     eligible: Sequence[Article | tuple[Article, datetime]],
     edition_id: str,
     now: datetime,
     shown: frozenset[str] = frozenset(),
+    sent: Sequence[Article] = (),
 ) -> Selection:
     """Choose the edition's items from eligible articles (store order, newest first).
 
     eligible holds articles, or (article, first seen) pairs to age articles without a
-    date. shown holds highlight texts of the previous edition, not to be repeated.
+    date. shown holds highlight texts of the previous edition, not to be repeated; sent
+    the articles recent editions carried, whose re-posts are left out.
     """
     dropped: list[Skipped] = []
     ranked: list[tuple[float, int, Article]] = []
@@ -95,7 +118,13 @@ def select(
             continue
         ranked.append((weight, n, article))
     ranked.sort(key=lambda entry: (-entry[0], entry[1]))
-    stories = merge_duplicates([article for _, _, article in ranked])
+    repeats = already_sent([article for _, _, article in ranked], sent)
+    for article_id, earlier in repeats.items():
+        article = next(a for _, _, a in ranked if a.id == article_id)
+        reason = f"the same story as '{earlier.title[:60]}', already sent"
+        logger.info("%s: '%s' left out: %s", article.source, article.title, reason)
+        dropped.append(Skipped(article.source, f"'{article.title[:60]}': {reason}"))
+    stories = merge_duplicates([a for _, _, a in ranked if a.id not in repeats])
 
     per_source: Counter[str] = Counter()
     per_section: Counter[str] = Counter()

@@ -339,6 +339,16 @@ class Store:
         )
         return [row[0] for row in rows]
 
+    def carried_since(self, since: datetime) -> list[Article]:
+        """Return the articles editions made since `since` carried, merged ones included."""
+        rows = self.db.execute(
+            "SELECT a.data FROM articles a WHERE a.id IN (SELECT e.article_id"
+            " FROM edition_items e JOIN editions d ON d.id = e.edition_id WHERE d.created >= ?)"
+            " ORDER BY a.id",
+            (since.isoformat(),),
+        )
+        return [article_from_json(row["data"]) for row in rows]
+
     def last_highlights(self) -> list[str]:
         """Return the highlight texts the most recent edition showed."""
         rows = self.db.execute(

@@ -93,3 +93,21 @@ def test_two_sources_one_item_also_in(settings: Settings, tmp_path: Path) -> Non
     assert "Also in:" in result.rendered.html
     again = pipeline.run_edition(configured, NOW + timedelta(hours=1))
     assert again.edition is None
+
+
+def test_a_repost_of_a_sent_story_is_left_out(settings: Settings, tmp_path: Path) -> None:
+    """Leave out a later re-post of a story an edition already carried, but not an update."""
+    root = tmp_path / "feeds"
+    original = write(root / "wire", "harbour.txt", "Harbour channel to be deepened", STORY, NOW)
+    configured = replace(settings, sources=(str(root),))
+    assert pipeline.run_edition(configured, NOW).edition is not None
+    later = NOW + timedelta(hours=5)
+    write(root / "herald", "channel.txt", "Bigger ships for the eastern terminal", STORY, later)
+    assert pipeline.run_edition(configured, later).edition is None
+    update = "A second dredger will join the work in the summer to keep the schedule."
+    write(
+        root / "wire", original.name, "Harbour channel to be deepened", STORY + " " + update, later
+    )
+    result = pipeline.run_edition(configured, later + timedelta(hours=1))
+    assert result.edition is not None
+    assert [i.article.source_name for i in result.edition.items] == ["wire"]
