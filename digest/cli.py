@@ -189,6 +189,42 @@ def ingest(ctx: Context) -> None:
         f"{report.unchanged} unchanged, {len(report.skipped)} skipped."
     )
     _print_skipped(report)
+    for item in report.junk:
+        click.echo(f"  junk {shown(item.where)}: {item.reason}")
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path, exists=True))
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per article, one a line.")
+@pass_context
+@handle_errors
+def highlights(ctx: Context, paths: tuple[Path, ...], as_json: bool) -> None:
+    """Print each article's title and the highlights chosen for it.
+
+    The article's own bullets win; otherwise its best sentences, in article order.
+
+    \b
+    Example:
+      digest highlights seeds/ --json
+    """
+    import json
+
+    from digest.highlights import read_highlights
+
+    settings = ctx.settings()
+    found, skipped = read_highlights(paths, settings.highlights)
+    for item in skipped:
+        click.echo(f"skipped {shown(item.where)}: {item.reason}", err=True)
+    for article, chosen in found:
+        points = [f"{hl.label}: {hl.text}" if hl.label else hl.text for hl in chosen]
+        if as_json:
+            record = {"source": shown(article.source), "title": article.title, "highlights": points}
+            click.echo(json.dumps(record, ensure_ascii=False))
+            continue
+        click.echo(article.title)
+        for point in points:
+            click.echo(f"  - {point}")
+        click.echo()
 
 
 @main.command()

@@ -55,6 +55,20 @@ class Settings:
     # Empty: digest/<version>, which names the program to the sites it reads.
     user_agent: str = ""
     source_failing_days: int = 3
+    # Selection: ranking, caps and sections.
+    recency_half_life: timedelta = timedelta(hours=24)
+    source_weights: tuple[tuple[str, float], ...] = ()
+    max_per_source: int = 0
+    sections: tuple[str, ...] = ()
+    section_max: int = 0
+    default_section: str = "More"
+    min_items: int = 1
+    max_age: timedelta = timedelta(days=7)
+
+    def source_weight(self, name: str) -> float:
+        """Return the ranking weight of a source by its name (1 when not configured)."""
+        wanted = name.casefold()
+        return next((w for n, w in self.source_weights if n.casefold() == wanted), 1.0)
 
     @property
     def zone(self) -> ZoneInfo:
@@ -220,6 +234,23 @@ class _Values:
             raise self.fail(key, raw or value, origin, "must be an http(s) URL or empty")
         return value
 
+    def weights(self, key: str) -> tuple[tuple[str, float], ...]:
+        """Read name=weight pairs separated by commas, such as `Wire=0.5,Blog=2`."""
+        value, origin = self.raw(key)
+        if value is None or not value.strip():
+            return ()
+        pairs: list[tuple[str, float]] = []
+        for part in value.split(","):
+            name, sep, number = part.rpartition("=")
+            try:
+                weight = float(number)
+            except ValueError:
+                weight = -1.0
+            if not sep or not name.strip() or weight < 0:
+                raise self.fail(key, value, origin, f"'{part.strip()}' is not name=weight")
+            pairs.append((name.strip(), weight))
+        return tuple(pairs)
+
     def unknown_keys(self) -> list[str]:
         """Return DIGEST_/SMTP_ keys that were set but never read: most likely typos."""
         given = set(self.file_values) | {k for k in self.env if k.startswith(PREFIXES)}
@@ -292,6 +323,14 @@ def load_settings(
         fetch_max_bytes=v.integer("DIGEST_FETCH_MAX_BYTES", 10_000_000, minimum=1024),
         user_agent=v.text("DIGEST_USER_AGENT", "", allow_empty=True),
         source_failing_days=v.integer("DIGEST_SOURCE_FAILING_DAYS", 3, minimum=1, maximum=365),
+        recency_half_life=v.duration("DIGEST_RECENCY_HALF_LIFE", "24h"),
+        source_weights=v.weights("DIGEST_SOURCE_WEIGHTS"),
+        max_per_source=v.integer("DIGEST_MAX_PER_SOURCE", 0, minimum=0, maximum=500),
+        sections=v.listing("DIGEST_SECTIONS", ()) if v.raw("DIGEST_SECTIONS")[0] else (),
+        section_max=v.integer("DIGEST_SECTION_MAX", 0, minimum=0, maximum=500),
+        default_section=v.text("DIGEST_DEFAULT_SECTION", "More"),
+        min_items=v.integer("DIGEST_MIN_ITEMS", 1, minimum=1, maximum=500),
+        max_age=v.duration("DIGEST_MAX_AGE", "7d"),
     )
     for key in v.unknown_keys():
         logger.warning("%s: unknown setting %s is ignored", env_file or "environment", key)

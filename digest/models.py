@@ -124,6 +124,8 @@ class IngestReport:
     skipped: tuple[Skipped, ...] = field(default_factory=tuple)
     # Sources that have failed for DIGEST_SOURCE_FAILING_DAYS or longer.
     failing: tuple[SourceHealth, ...] = field(default_factory=tuple)
+    # Articles read and stored but left out of editions as placeholders or boilerplate.
+    junk: tuple[Skipped, ...] = field(default_factory=tuple)
 
     @property
     def total(self) -> int:

@@ -11,12 +11,13 @@ from pathlib import Path
 
 from digest import sources
 from digest.config import Settings
+from digest.junk import article_junk_reason
 from digest.locks import LockHeld, run_lock
 from digest.mail import build_message
 from digest.models import Edition, IngestReport, RenderedEdition, Skipped
 from digest.outbox import write_edition
 from digest.render import render_edition
-from digest.select import select_edition
+from digest.select import select, shown_texts
 from digest.sources.fetch import USER_AGENT, FetchOptions, redact
 from digest.sources.health import HealthTracker, failing_for
 from digest.store import Store
@@ -46,6 +47,7 @@ def ingest(settings: Settings, store: Store, now: datetime) -> IngestReport:
     """Read every source into the store; broken sources are reported, not fatal."""
     counts = {"new": 0, "updated": 0, "unchanged": 0}
     skipped: list[Skipped] = []
+    junk: list[Skipped] = []
     memory = sources.SourceMemory(files=store.file_records(), health=store.source_health())
     tracker = HealthTracker(settings.sources, memory.health, now)
     pending: list[sources.SourceResult] = []
@@ -59,6 +61,11 @@ def ingest(settings: Settings, store: Store, now: datetime) -> IngestReport:
         files = [r.record for r in pending if r.record is not None]
         for change in store.save_articles(articles, files, now):
             counts[change] += 1
+        for article in articles:
+            # Stored all the same: an edit that fills in a placeholder makes it eligible.
+            reason = article_junk_reason(article)
+            if reason:
+                junk.append(Skipped(article.source, f"'{article.title[:60]}': {reason}"))
         pending.clear()
         waiting = 0
 
@@ -83,7 +90,7 @@ def ingest(settings: Settings, store: Store, now: datetime) -> IngestReport:
             source.failing_since.date() if source.failing_since else "?",
             source.last_error,
         )
-    report = IngestReport(skipped=tuple(skipped), failing=failing, **counts)
+    report = IngestReport(skipped=tuple(skipped), failing=failing, junk=tuple(junk), **counts)
     logger.info(
         "ingested %d articles: %d new, %d updated, %d unchanged, %d skipped",
         report.total,
@@ -147,9 +154,17 @@ def run_edition(
                 )
         report = ingest(settings, store, now)
         edition_id = store.next_edition_id(due_date or now.astimezone(settings.zone).date())
-        edition = select_edition(settings, store.eligible_articles(), edition_id, now)
+        selection = select(
+            settings,
+            store.eligible_with_first_seen(),
+            edition_id,
+            now,
+            shown_texts(store.last_highlights()),
+            store.carried_since(now - settings.max_age),
+        )
+        edition = selection.edition
         if edition is None:
-            return RunResult(report, reason="nothing new since the last edition")
+            return RunResult(report, reason=selection.reason)
         rendered = render_edition(settings, edition)
         sample = build_message(rendered, settings.sender, settings.sender, now)
         # Written before it is recorded: a crash in between rewrites the same folder
@@ -167,7 +182,14 @@ def next_edition(
     now = _now(now)
     with Store(settings.db) as store:
         report = ingest(settings, store, now)
-        edition = select_edition(settings, store.eligible_articles(), "preview", now)
+        edition = select(
+            settings,
+            store.eligible_with_first_seen(),
+            "preview",
+            now,
+            shown_texts(store.last_highlights()),
+            store.carried_since(now - settings.max_age),
+        ).edition
     return report, render_edition(settings, edition) if edition is not None else None
 
 

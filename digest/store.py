@@ -94,6 +94,18 @@ MIGRATIONS: list[str] = [
         skipped TEXT NOT NULL DEFAULT '[]'
     );
     """,
+    # Selection: which version of an article an edition carried (an edited one is eligible
+    # again), which item a merged duplicate went into, and the highlights shown (no repeats).
+    """
+    ALTER TABLE edition_items ADD COLUMN content_hash TEXT;
+    ALTER TABLE edition_items ADD COLUMN merged_into TEXT;
+    CREATE TABLE edition_highlights (
+        edition_id TEXT NOT NULL REFERENCES editions (id) ON DELETE CASCADE,
+        article_id TEXT NOT NULL,
+        text TEXT NOT NULL
+    );
+    CREATE INDEX edition_highlights_edition ON edition_highlights (edition_id);
+    """,
 ]
 
 
@@ -436,14 +448,26 @@ class Store:
         return int(self.db.execute("SELECT count(*) FROM articles").fetchone()[0])
 
     def eligible_articles(self) -> list[Article]:
-        """Return articles not carried by any edition yet, newest first."""
+        """Return articles not carried by any edition yet, newest first.
+
+        An article edited since an edition carried it is eligible again; rows written
+        before editions remembered the version count as carrying the current one.
+        """
+        return [article for article, _ in self.eligible_with_first_seen()]
+
+    def eligible_with_first_seen(self) -> list[tuple[Article, datetime]]:
+        """Return eligible articles, newest first, each with when it was first stored."""
         rows = self.db.execute(
-            "SELECT data FROM articles a"
-            " WHERE NOT EXISTS (SELECT 1 FROM edition_items e WHERE e.article_id = a.id)"
+            "SELECT data, first_seen FROM articles a"
+            " WHERE NOT EXISTS (SELECT 1 FROM edition_items e WHERE e.article_id = a.id"
+            " AND (e.content_hash IS NULL OR e.content_hash = a.content_hash))"
             " ORDER BY coalesce(a.published, a.first_seen) DESC, a.first_seen DESC,"
             " a.source, a.position"
         )
-        return [article_from_json(row["data"]) for row in rows]
+        return [
+            (article_from_json(row["data"]), datetime.fromisoformat(row["first_seen"]))
+            for row in rows
+        ]
 
     # Editions
 
@@ -477,9 +501,26 @@ class Store:
                     due_date.isoformat() if due_date else None,
                 ),
             )
+            rows: list[tuple[str, str, int, str, str | None]] = []
+            shown: list[tuple[str, str, str]] = []
+            for n, item in enumerate(edition.items):
+                rows.append((edition.id, item.article.id, n, item.article.content_hash, None))
+                # Merged versions are used up with the item that carried them.
+                rows.extend(
+                    (edition.id, other.id, n, other.content_hash, item.article.id)
+                    for other in item.also_in
+                    if other.id != item.article.id
+                )
+                shown.extend((edition.id, item.article.id, hl.text) for hl in item.highlights)
             db.executemany(
-                "INSERT INTO edition_items (edition_id, article_id, position) VALUES (?, ?, ?)",
-                [(edition.id, item.article.id, n) for n, item in enumerate(edition.items)],
+                "INSERT OR IGNORE INTO edition_items"
+                " (edition_id, article_id, position, content_hash, merged_into)"
+                " VALUES (?, ?, ?, ?, ?)",
+                rows,
+            )
+            db.executemany(
+                "INSERT INTO edition_highlights (edition_id, article_id, text) VALUES (?, ?, ?)",
+                shown,
             )
 
     def editions(self, limit: int = 50) -> list[EditionRecord]:
@@ -499,7 +540,26 @@ class Store:
     def edition_article_ids(self, edition_id: str) -> list[str]:
         """Return the ids of the articles an edition carried, in order."""
         rows = self.db.execute(
-            "SELECT article_id FROM edition_items WHERE edition_id = ? ORDER BY position",
+            "SELECT article_id FROM edition_items WHERE edition_id = ? AND merged_into IS NULL"
+            " ORDER BY position",
             (edition_id,),
+        )
+        return [row[0] for row in rows]
+
+    def carried_since(self, since: datetime) -> list[Article]:
+        """Return the articles editions made since `since` carried, merged ones included."""
+        rows = self.db.execute(
+            "SELECT a.data FROM articles a WHERE a.id IN (SELECT e.article_id"
+            " FROM edition_items e JOIN editions d ON d.id = e.edition_id WHERE d.created >= ?)"
+            " ORDER BY a.id",
+            (since.isoformat(),),
+        )
+        return [article_from_json(row["data"]) for row in rows]
+
+    def last_highlights(self) -> list[str]:
+        """Return the highlight texts the most recent edition showed."""
+        rows = self.db.execute(
+            "SELECT text FROM edition_highlights WHERE edition_id ="
+            " (SELECT id FROM editions ORDER BY created DESC, id DESC LIMIT 1)"
         )
         return [row[0] for row in rows]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,9 +20,16 @@ SEED_FILE = SEEDS / "000_ec33f330e18fa9fe.txt"
 
 @pytest.fixture
 def seeds_dir(tmp_path: Path) -> Path:
-    """Return a private copy of the bundled seeds."""
+    """Return a private copy of the bundled seeds, dated now.
+
+    The copy keeps the checkout's file times otherwise, and an old checkout would be
+    older than DIGEST_MAX_AGE: tests that need other dates pin them explicitly.
+    """
     target = tmp_path / "seeds"
     shutil.copytree(SEEDS, target)
+    fresh = time.time()
+    for path in target.iterdir():
+        os.utime(path, (fresh, fresh))
     return target
 
 

@@ -65,8 +65,10 @@ def test_newest_first(settings: Settings, seeds_dir: Path) -> None:
     middle = (NOW - timedelta(days=1)).timestamp()
     for path in seeds_dir.iterdir():
         os.utime(path, (middle, middle))
+    # Older than the rest, yet within DIGEST_MAX_AGE (an older one is no longer eligible).
     old = seeds_dir / "bbc_business_001.txt"
-    os.utime(old, (0, 0))
+    early = (NOW - timedelta(days=3)).timestamp()
+    os.utime(old, (early, early))
     fresh = seeds_dir / "bbc_entertainment_002.txt"
     os.utime(fresh, (NOW.timestamp(), NOW.timestamp()))
     result = pipeline.run_edition(settings, NOW)
