@@ -6,7 +6,7 @@ import logging
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -49,6 +49,20 @@ class Settings:
     postal_address: str = ""
     # Where relative paths were resolved from; the file the settings came from, if any.
     env_file: Path | None = None
+    # Sending. Secrets stay out of repr so that a logged Settings never leaks them.
+    secret_key: str = field(default="", repr=False)
+    list_id: str = ""
+    delivery: str = "outbox"
+    smtp_host: str = "localhost"
+    smtp_port: int = 587
+    smtp_username: str = ""
+    smtp_password: str = field(default="", repr=False)
+    smtp_security: str = "starttls"
+    smtp_timeout: float = 30.0
+    smtp_connections: int = 2
+    smtp_rate: int = 0
+    smtp_max_attempts: int = 5
+    smtp_ca_file: Path | None = None
 
     @property
     def zone(self) -> ZoneInfo:
@@ -99,6 +113,15 @@ class _Values:
             raise self.fail(key, value, origin, "must not be empty")
         if any(c in value for c in "\r\n\0"):
             raise self.fail(key, value, origin, "must be on one line")
+        return value
+
+    def secret(self, key: str) -> str:
+        """Read a secret; an error names the key but never shows the value."""
+        value, origin = self.raw(key)
+        if value is None:
+            return ""
+        if any(c in value for c in "\r\n\0"):
+            raise self.fail(key, "***", origin, "must be on one line")
         return value
 
     def integer(
@@ -281,6 +304,19 @@ def load_settings(
         logo_height=v.integer("DIGEST_LOGO_HEIGHT", 50, minimum=1, maximum=600),
         postal_address=v.text("DIGEST_POSTAL_ADDRESS", "", allow_empty=True),
         env_file=env_file,
+        secret_key=v.secret("DIGEST_SECRET_KEY").strip(),
+        list_id=v.text("DIGEST_LIST_ID", "", allow_empty=True),
+        delivery=v.choice("DIGEST_DELIVERY", "outbox", ("outbox", "smtp")),
+        smtp_host=v.text("SMTP_HOST", "localhost"),
+        smtp_port=v.integer("SMTP_PORT", 587, minimum=1, maximum=65535),
+        smtp_username=v.text("SMTP_USERNAME", "", allow_empty=True),
+        smtp_password=v.secret("SMTP_PASSWORD"),
+        smtp_security=v.choice("SMTP_SECURITY", "starttls", ("starttls", "ssl", "none")),
+        smtp_timeout=v.number("SMTP_TIMEOUT", 30.0, minimum=0.1),
+        smtp_connections=v.integer("SMTP_CONNECTIONS", 2, minimum=1, maximum=32),
+        smtp_rate=v.integer("SMTP_RATE", 0, minimum=0),
+        smtp_max_attempts=v.integer("SMTP_MAX_ATTEMPTS", 5, minimum=1, maximum=20),
+        smtp_ca_file=v.optional_path("SMTP_CA_FILE"),
     )
     for key in v.unknown_keys():
         logger.warning("%s: unknown setting %s is ignored", env_file or "environment", key)
