@@ -8,6 +8,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
+from email.utils import parseaddr
 from pathlib import Path
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -51,7 +52,8 @@ class Settings:
     env_file: Path | None = None
     # Sending. Secrets stay out of repr so that a logged Settings never leaks them.
     secret_key: str = field(default="", repr=False)
-    list_id: str = ""
+    # Empty in the file means digest.<domain of DIGEST_FROM>, filled in when loading.
+    list_id: str = "digest.example.com"
     delivery: str = "outbox"
     smtp_host: str = "localhost"
     smtp_port: int = 587
@@ -259,6 +261,15 @@ def _resolve_sources(values: _Values, key: str, default: tuple[str, ...]) -> tup
     return tuple(resolved)
 
 
+def _list_id(values: _Values) -> str:
+    """Return DIGEST_LIST_ID, or one made from the sender's domain."""
+    given = values.text("DIGEST_LIST_ID", "", allow_empty=True)
+    if given:
+        return given
+    domain = parseaddr(values.text("DIGEST_FROM", "digest@example.com"))[1].rpartition("@")[2]
+    return f"digest.{domain or 'example.com'}"
+
+
 def load_settings(
     env_file: Path | None = None, environ: Mapping[str, str] | None = None
 ) -> Settings:
@@ -305,7 +316,7 @@ def load_settings(
         postal_address=v.text("DIGEST_POSTAL_ADDRESS", "", allow_empty=True),
         env_file=env_file,
         secret_key=v.secret("DIGEST_SECRET_KEY").strip(),
-        list_id=v.text("DIGEST_LIST_ID", "", allow_empty=True),
+        list_id=_list_id(v),
         delivery=v.choice("DIGEST_DELIVERY", "outbox", ("outbox", "smtp")),
         smtp_host=v.text("SMTP_HOST", "localhost"),
         smtp_port=v.integer("SMTP_PORT", 587, minimum=1, maximum=65535),

@@ -57,7 +57,7 @@ class ImportReport:
 def normalise_email(address: str) -> str:
     """Return the address in normal form, or raise SubscriberError saying what is wrong."""
     try:
-        checked = validate_email(address.strip(), check_deliverability=False)
+        checked = validate_email(address.strip(), check_deliverability=False, allow_smtputf8=False)
     except EmailNotValidError as err:
         raise SubscriberError(str(err)) from None
     return str(checked.normalized)
