@@ -180,6 +180,17 @@ class Connection:
         except smtplib.SMTPRecipientsRefused as err:
             code, reply = err.recipients.get(recipient, (0, b""))
             return self._classify(code, reply, rcpt=True)
+        except smtplib.SMTPSenderRefused as err:
+            # A refused sender says nothing about the recipient: never count it against them.
+            if 500 <= err.smtp_code < 600:
+                self.drop()
+                raise SmtpSetupError(
+                    f"{self._where()}: the sender {sender!r} was refused: {err.smtp_code}"
+                    f" {_text(err.smtp_error)}",
+                    hint="check DIGEST_FROM, and SMTP_USERNAME and SMTP_PASSWORD if the"
+                    " server wants a login",
+                ) from err
+            return self._classify(err.smtp_code, err.smtp_error, rcpt=False)
         except smtplib.SMTPServerDisconnected as err:
             self.drop()
             return Result("transient", 0, f"connection dropped: {err}")
