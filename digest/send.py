@@ -109,6 +109,7 @@ class _Run:
     def __init__(
         self,
         settings: Settings,
+        now: datetime,
         edition_id: str,
         template: MessageTemplate,
         stop: threading.Event,
@@ -117,6 +118,7 @@ class _Run:
         retry_delay: float,
     ) -> None:
         self.settings = settings
+        self.now = now
         self.edition_id = edition_id
         self.template = template
         self.stop = stop
@@ -154,7 +156,7 @@ def _worker(run: _Run, factory: TransportFactory) -> None:
     try:
         with Store(s.db) as store:
             while not run.stop.is_set():
-                claimed = store.claim_delivery(run.edition_id, datetime.now(UTC))
+                claimed = store.claim_delivery(run.edition_id, datetime.now(UTC), run.now)
                 if claimed is None:
                     return
                 row, name = claimed
@@ -264,10 +266,12 @@ def deliver(
     records it, and the call returns.
     """
     require_secret(settings)
-    now = now or datetime.now(UTC)
+    # The ledger keeps real times (they order this run's retries after its claims);
+    # `now` only dates the message.
+    started = datetime.now(UTC)
     stop = stop or threading.Event()
-    template = build_template(settings, store, edition_id, now)
-    resumed = store.release_interrupted(edition_id, now)
+    template = build_template(settings, store, edition_id, now or started)
+    resumed = store.release_interrupted(edition_id, started)
     if resumed:
         logger.warning(
             "edition %s: %d messages were in flight when an earlier run stopped; sending"
@@ -275,11 +279,11 @@ def deliver(
             edition_id,
             resumed,
         )
-    added = store.add_deliveries(edition_id, now)
+    added = store.add_deliveries(edition_id, started)
     counts = store.delivery_counts(edition_id)
     pending = counts.get("pending", 0)
     logger.info("edition %s: %d new ledger rows, %d to send", edition_id, added, pending)
-    run = _Run(settings, edition_id, template, stop, progress, pending, retry_delay)
+    run = _Run(settings, started, edition_id, template, stop, progress, pending, retry_delay)
     factory: TransportFactory = transport or Connection
     threads = [
         threading.Thread(target=_worker, args=(run, factory), name=f"send-{n}", daemon=True)

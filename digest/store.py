@@ -506,19 +506,22 @@ class Store:
             )
             return cursor.rowcount
 
-    def claim_delivery(self, edition_id: str, now: datetime) -> tuple[Delivery, str] | None:
+    def claim_delivery(
+        self, edition_id: str, now: datetime, run_started: datetime
+    ) -> tuple[Delivery, str] | None:
         """Mark the next pending row `sending` and return it with the subscriber's name.
 
-        A row whose subscriber is no longer active is marked skipped on the way.
+        Rows put back to pending after run_started (temporary failures of this run) wait
+        for the next run. A row whose subscriber is no longer active is marked skipped.
         """
         while True:
             with self.transaction() as db:
                 row = db.execute(
                     "UPDATE deliveries SET status = 'sending', attempts = attempts + 1,"
                     " updated = ? WHERE rowid = (SELECT rowid FROM deliveries"
-                    " WHERE edition_id = ? AND status = 'pending' ORDER BY subscriber_id"
-                    " LIMIT 1) RETURNING *",
-                    (now.isoformat(), edition_id),
+                    " WHERE edition_id = ? AND status = 'pending' AND updated <= ?"
+                    " ORDER BY subscriber_id LIMIT 1) RETURNING *",
+                    (now.isoformat(), edition_id, run_started.isoformat()),
                 ).fetchone()
                 if row is None:
                     return None
