@@ -347,3 +347,44 @@ def test_killed_send_resumes_and_sends_each_address_once(tmp_path: Path, seed: i
     for address in twice:
         ids = {m.message_id for m in handler.received if m.recipient == address}
         assert len(ids) == 1
+
+
+def test_cli_run_with_smtp_delivery_then_deliveries(
+    tmp_path: Path, seeds_dir: Path, server: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Make and send an edition with `digest run`, report it, and send a test copy."""
+    from click.testing import CliRunner
+
+    from digest.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    for key in list(os.environ):
+        if key.startswith(("DIGEST_", "SMTP_")):
+            monkeypatch.delenv(key)
+    server.handler.faults.rcpt["r1@example.org"] = ["550 5.1.1 no such user"]
+    (tmp_path / ".env").write_text(
+        f"DIGEST_SOURCES={seeds_dir}\nDIGEST_DELIVERY=smtp\nDIGEST_SECRET_KEY={SECRET}\n"
+        f"SMTP_HOST=127.0.0.1\nSMTP_PORT={server.port}\nSMTP_SECURITY=none\n"
+    )
+    (tmp_path / "list.csv").write_text("email,name\nr0@example.org,A\nr1@example.org,B\n")
+    runner = CliRunner()
+    assert runner.invoke(main, ["subscribers", "import", "list.csv"]).exit_code == 0
+    result = runner.invoke(main, ["run"])
+    assert result.exit_code == 0, result.output
+    assert "10 items" in result.output
+    assert ": 1 sent, 0 failed, 1 bounced, 0 skipped, 0 pending" in result.output
+    assert server.handler.recipients() == {"r0@example.org": 1}
+    (msg,) = server.handler.received
+    assert "unsubscribe.invalid" not in msg.data.decode()
+    result = runner.invoke(main, ["deliveries"])
+    assert result.exit_code == 0, result.output
+    assert "2 subscribers: 1 sent, 1 bounced." in result.output
+    assert "bounced  r1@example.org  tries 1" in result.output
+    assert "550 5.1.1 no such user" in result.output
+    again = runner.invoke(main, ["run"])
+    assert "Nothing to send" in again.output
+    result = runner.invoke(main, ["send", "--test", "me@example.org"])
+    assert result.exit_code == 0, result.output
+    assert "Sent a test copy" in result.output
+    assert server.handler.recipients()["me@example.org"] == 1
+    assert "me@example.org" not in runner.invoke(main, ["deliveries", "--all"]).output
