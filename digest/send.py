@@ -20,7 +20,7 @@ from digest.config import Settings
 from digest.errors import ConfigError, DeliveryError
 from digest.mail import MessageTemplate, list_id_header
 from digest.smtp import Connection, RateLimiter, Result, send_with_retries
-from digest.store import Store
+from digest.store import Outcome, Store
 from digest.tokens import make_token, unsubscribe_url
 
 logger = logging.getLogger(__name__)
@@ -118,7 +118,7 @@ class _Run:
         retry_delay: float,
     ) -> None:
         self.settings = settings
-        self.now = now
+        self.started_at = now
         self.edition_id = edition_id
         self.template = template
         self.stop = stop
@@ -153,26 +153,43 @@ def _worker(run: _Run, factory: TransportFactory) -> None:
     """Claim rows and send them until none is left, stop is set or the server is unusable."""
     s = run.settings
     connection = factory(s)
+    done: Outcome | None = None
+    last = -1
     try:
         with Store(s.db) as store:
-            while not run.stop.is_set():
-                claimed = store.claim_delivery(run.edition_id, datetime.now(UTC), run.now)
-                if claimed is None:
-                    return
-                row, name = claimed
-                try:
-                    _send_one(run, store, connection, row.subscriber_id, row.email, name)
-                except BaseException:
-                    # Not sent as far as we know: back to pending for the next run.
-                    store.finish_delivery(
-                        run.edition_id,
-                        row.subscriber_id,
-                        "pending",
-                        datetime.now(UTC),
-                        error="run stopped by an error before this message went",
-                        extra_attempts=-1,
+            store.sync_for_sending()
+            try:
+                while not run.stop.is_set():
+                    claimed = store.claim_delivery(
+                        run.edition_id, datetime.now(UTC), run.started_at, done, last
                     )
-                    raise
+                    done = None
+                    if claimed is None:
+                        return
+                    row, name = claimed
+                    last = row.subscriber_id
+                    try:
+                        done = _send_one(run, connection, row.subscriber_id, row.email, name)
+                    except BaseException:
+                        # Not sent as far as we know: back to pending for the next run.
+                        done = Outcome(
+                            run.edition_id,
+                            row.subscriber_id,
+                            "pending",
+                            datetime.now(UTC),
+                            error="run stopped by an error before this message went",
+                            extra_attempts=-1,
+                        )
+                        raise
+                    if done.status == "pending" and connection.unreachable:
+                        raise DeliveryError(
+                            f"cannot reach {s.smtp_host}:{s.smtp_port}: {done.error}",
+                            hint="check SMTP_HOST, SMTP_PORT and SMTP_SECURITY; run `digest"
+                            " send` again to resume where this run stopped",
+                        )
+            finally:
+                if done is not None:
+                    store.finish_delivery(done)
     except BaseException as err:
         run.error = run.error or err
         run.stop.set()
@@ -181,13 +198,9 @@ def _worker(run: _Run, factory: TransportFactory) -> None:
 
 
 def _send_one(
-    run: _Run,
-    store: Store,
-    connection: Connection,
-    subscriber_id: int,
-    email: str,
-    name: str,
-) -> None:
+    run: _Run, connection: Connection, subscriber_id: int, email: str, name: str
+) -> Outcome:
+    """Send one subscriber their message; return the outcome to record."""
     s = run.settings
     token = make_token(s.secret_key, s.list_id, subscriber_id)
     data = run.template.personalise(email, name, unsubscribe_url(s.base_url, token))
@@ -204,48 +217,25 @@ def _send_one(
     now = datetime.now(UTC)
     msg_id = run.template.message_id(email)
     if result.outcome == "sent":
-        store.finish_delivery(
-            run.edition_id,
-            subscriber_id,
-            "sent",
-            now,
-            message_id=msg_id,
-            extra_attempts=tries - 1,
-        )
         run.tick(1, 0)
-        logger.debug("sent %s to %s", run.edition_id, email)
-    elif result.outcome == "permanent":
-        final = store.finish_delivery(
+        return Outcome(run.edition_id, subscriber_id, "sent", now, msg_id, extra_attempts=tries - 1)
+    if result.outcome == "permanent":
+        run.tick(0, 1)
+        logger.warning("%s: %s", email, result.error)
+        return Outcome(
             run.edition_id,
             subscriber_id,
             "failed",
             now,
-            message_id=msg_id,
-            error=result.error,
+            msg_id,
+            result.error,
             extra_attempts=tries - 1,
             hard=True,
             bounce_now=result.no_such_mailbox,
         )
-        run.tick(0, 1)
-        logger.warning("%s: %s (%s)", email, result.error, final)
-    else:
-        # Temporary trouble outlasted the tries: the row waits for the next run.
-        store.finish_delivery(
-            run.edition_id,
-            subscriber_id,
-            "pending",
-            now,
-            message_id=msg_id,
-            error=result.error,
-            extra_attempts=tries - 1,
-        )
-        logger.warning("%s: %s; left pending for the next run", email, result.error)
-        if connection.unreachable:
-            raise DeliveryError(
-                f"cannot reach {s.smtp_host}:{s.smtp_port}: {result.error}",
-                hint="check SMTP_HOST, SMTP_PORT and SMTP_SECURITY; run `digest send`"
-                " again to resume where this run stopped",
-            )
+    # Temporary trouble outlasted the tries: the row waits for the next run.
+    logger.warning("%s: %s; left pending for the next run", email, result.error)
+    return Outcome(run.edition_id, subscriber_id, "pending", now, msg_id, result.error, tries - 1)
 
 
 def deliver(
@@ -294,6 +284,7 @@ def deliver(
             thread.start()
         for thread in threads:
             thread.join()
+    store.skip_inactive(edition_id, datetime.now(UTC))
     counts = store.delivery_counts(edition_id)
     report = SendReport(
         edition_id,

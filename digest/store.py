@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import date, datetime
@@ -94,6 +94,7 @@ MIGRATIONS: list[str] = [
         edition_id TEXT NOT NULL REFERENCES editions (id) ON DELETE CASCADE,
         subscriber_id INTEGER NOT NULL REFERENCES subscribers (id) ON DELETE CASCADE,
         email TEXT NOT NULL,
+        name TEXT NOT NULL DEFAULT '',
         status TEXT NOT NULL DEFAULT 'pending',
         attempts INTEGER NOT NULL DEFAULT 0,
         last_error TEXT NOT NULL DEFAULT '',
@@ -101,7 +102,8 @@ MIGRATIONS: list[str] = [
         updated TEXT,
         PRIMARY KEY (edition_id, subscriber_id)
     );
-    CREATE INDEX deliveries_status ON deliveries (edition_id, status, subscriber_id);
+    CREATE INDEX deliveries_open ON deliveries (edition_id)
+        WHERE status IN ('pending', 'sending');
     """,
 ]
 
@@ -433,6 +435,17 @@ class Store:
             )
             return "updated" if status == "active" else "kept"
 
+    def add_subscribers(self, emails: Iterable[str], now: datetime) -> int:
+        """Add many already-checked addresses in one transaction; known ones are left alone."""
+        stamp = now.isoformat()
+        with self.transaction() as db:
+            cursor = db.executemany(
+                "INSERT OR IGNORE INTO subscribers (email, email_key, created, updated)"
+                " VALUES (?, ?, ?, ?)",
+                ((email, email.lower(), stamp, stamp) for email in emails),
+            )
+            return cursor.rowcount
+
     def subscriber_by_id(self, subscriber_id: int) -> Subscriber | None:
         """Return the subscriber with this id, or None."""
         row = self.db.execute("SELECT * FROM subscribers WHERE id = ?", (subscriber_id,)).fetchone()
@@ -484,8 +497,8 @@ class Store:
         """Give every active subscriber a pending row for edition_id; return how many were new."""
         with self.transaction() as db:
             cursor = db.execute(
-                "INSERT OR IGNORE INTO deliveries (edition_id, subscriber_id, email, status,"
-                " updated) SELECT ?, id, email, 'pending', ? FROM subscribers"
+                "INSERT OR IGNORE INTO deliveries (edition_id, subscriber_id, email, name,"
+                " status, updated) SELECT ?, id, email, name, 'pending', ? FROM subscribers"
                 " WHERE status = 'active'",
                 (edition_id, now.isoformat()),
             )
@@ -507,89 +520,105 @@ class Store:
             return cursor.rowcount
 
     def claim_delivery(
-        self, edition_id: str, now: datetime, run_started: datetime
-    ) -> tuple[Delivery, str] | None:
-        """Mark the next pending row `sending` and return it with the subscriber's name.
-
-        Rows put back to pending after run_started (temporary failures of this run) wait
-        for the next run. A row whose subscriber is no longer active is marked skipped.
-        """
-        while True:
-            with self.transaction() as db:
-                row = db.execute(
-                    "UPDATE deliveries SET status = 'sending', attempts = attempts + 1,"
-                    " updated = ? WHERE rowid = (SELECT rowid FROM deliveries"
-                    " WHERE edition_id = ? AND status = 'pending' AND updated <= ?"
-                    " ORDER BY subscriber_id LIMIT 1) RETURNING *",
-                    (now.isoformat(), edition_id, run_started.isoformat()),
-                ).fetchone()
-                if row is None:
-                    return None
-                sub = db.execute(
-                    "SELECT name, status FROM subscribers WHERE id = ?", (row["subscriber_id"],)
-                ).fetchone()
-                if sub is not None and sub["status"] == "active":
-                    return _delivery(row), str(sub["name"])
-                db.execute(
-                    "UPDATE deliveries SET status = 'skipped', attempts = attempts - 1,"
-                    " last_error = 'not active when its turn came' WHERE edition_id = ?"
-                    " AND subscriber_id = ?",
-                    (edition_id, row["subscriber_id"]),
-                )
-
-    def finish_delivery(
         self,
         edition_id: str,
-        subscriber_id: int,
-        status: DeliveryStatus,
         now: datetime,
-        *,
-        message_id: str = "",
-        error: str = "",
-        extra_attempts: int = 0,
-        hard: bool = False,
-        bounce_now: bool = False,
-    ) -> DeliveryStatus:
-        """Record how a claimed row ended; return its final status.
+        run_started: datetime,
+        done: Outcome | None = None,
+        after: int = -1,
+    ) -> tuple[Delivery, str] | None:
+        """Record done (the caller's previous message), then claim the next row to send.
 
-        A hard failure counts against the subscriber: the BOUNCE_AFTER-th in a row (or one
-        that says the mailbox does not exist) marks them bounced and the row with them.
+        Both happen in one transaction, so a message costs one commit, and a process killed
+        at any point leaves at most the row it was sending in `sending`. Only rows of active
+        subscribers are claimed; rows put back to pending after run_started (this run's
+        temporary failures) wait for the next run. Rows are taken in subscriber order
+        from after (the caller's last row), so the search walks the primary key instead
+        of an index rewritten on every status change. Returns the row marked `sending` and
+        the subscriber's name, or None when nothing is left.
         """
         with self.transaction() as db:
-            if status == "sent":
-                db.execute(
-                    "UPDATE subscribers SET hard_failures = 0 WHERE id = ? AND hard_failures > 0",
-                    (subscriber_id,),
-                )
-            elif hard:
-                row = db.execute(
-                    "UPDATE subscribers SET hard_failures = hard_failures + 1 WHERE id = ?"
-                    " RETURNING hard_failures",
-                    (subscriber_id,),
-                ).fetchone()
-                if bounce_now or (row is not None and row[0] >= BOUNCE_AFTER):
-                    db.execute(
-                        "UPDATE subscribers SET status = 'bounced', updated = ? WHERE id = ?"
-                        " AND status = 'active'",
-                        (now.isoformat(), subscriber_id),
-                    )
-                    status = "bounced"
+            if done is not None:
+                self._finish(db, done)
+            row = db.execute(
+                "UPDATE deliveries SET status = 'sending', attempts = attempts + 1,"
+                " updated = ? WHERE rowid = (SELECT d.rowid FROM deliveries d"
+                " JOIN subscribers s ON s.id = d.subscriber_id"
+                " WHERE d.edition_id = ? AND d.subscriber_id > ? AND d.status = 'pending'"
+                " AND d.updated <= ? AND s.status = 'active' ORDER BY d.subscriber_id LIMIT 1)"
+                " RETURNING *",
+                (now.isoformat(), edition_id, after, run_started.isoformat()),
+            ).fetchone()
+            if row is None:
+                return None
+            return _delivery(row), str(row["name"])
+
+    def finish_delivery(self, done: Outcome) -> DeliveryStatus:
+        """Record how a claimed row ended; return its final status."""
+        with self.transaction() as db:
+            return self._finish(db, done)
+
+    def _finish(self, db: sqlite3.Connection, done: Outcome) -> DeliveryStatus:
+        """Record an outcome inside the caller's transaction.
+
+        A hard failure counts against the subscriber: the BOUNCE_AFTER-th in a row (or one
+        that says the mailbox does not exist) marks them bounced, and the row with them.
+        """
+        status = done.status
+        if status == "sent":
             db.execute(
-                "UPDATE deliveries SET status = ?, attempts = attempts + ?, last_error = ?,"
-                " message_id = CASE WHEN ? != '' THEN ? ELSE message_id END, updated = ?"
-                " WHERE edition_id = ? AND subscriber_id = ?",
-                (
-                    status,
-                    extra_attempts,
-                    error,
-                    message_id,
-                    message_id,
-                    now.isoformat(),
-                    edition_id,
-                    subscriber_id,
-                ),
+                "UPDATE subscribers SET hard_failures = 0 WHERE id = ? AND hard_failures > 0",
+                (done.subscriber_id,),
             )
+        elif done.hard:
+            row = db.execute(
+                "UPDATE subscribers SET hard_failures = hard_failures + 1 WHERE id = ?"
+                " RETURNING hard_failures",
+                (done.subscriber_id,),
+            ).fetchone()
+            if done.bounce_now or (row is not None and row[0] >= BOUNCE_AFTER):
+                db.execute(
+                    "UPDATE subscribers SET status = 'bounced', updated = ? WHERE id = ?"
+                    " AND status = 'active'",
+                    (done.when.isoformat(), done.subscriber_id),
+                )
+                status = "bounced"
+        db.execute(
+            "UPDATE deliveries SET status = ?, attempts = attempts + ?, last_error = ?,"
+            " message_id = CASE WHEN ? != '' THEN ? ELSE message_id END, updated = ?"
+            " WHERE edition_id = ? AND subscriber_id = ?",
+            (
+                status,
+                done.extra_attempts,
+                done.error,
+                done.message_id,
+                done.message_id,
+                done.when.isoformat(),
+                done.edition_id,
+                done.subscriber_id,
+            ),
+        )
         return status
+
+    def skip_inactive(self, edition_id: str, now: datetime) -> int:
+        """Mark pending rows of subscribers who left before their turn as skipped."""
+        with self.transaction() as db:
+            return db.execute(
+                "UPDATE deliveries SET status = 'skipped', updated = ?,"
+                " last_error = 'not active when its turn came' WHERE edition_id = ?"
+                " AND status = 'pending' AND subscriber_id IN"
+                " (SELECT id FROM subscribers WHERE status != 'active')",
+                (now.isoformat(), edition_id),
+            ).rowcount
+
+    def sync_for_sending(self) -> None:
+        """Commit without waiting for the disk on this connection.
+
+        In WAL mode a commit then survives a killed process but not a power cut, which
+        may undo the last few `sent` marks: those messages would be sent again, never
+        lost, since a row is only marked sent after the server's 250.
+        """
+        self.db.execute("PRAGMA synchronous=NORMAL")
 
     def delivery_counts(self, edition_id: str) -> dict[str, int]:
         """Return how many ledger rows of edition_id have each status."""
@@ -629,6 +658,24 @@ class Store:
 
 
 SubscriberChange = Literal["new", "updated", "unchanged", "kept"]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How one claimed ledger row ended, to be recorded."""
+
+    edition_id: str
+    subscriber_id: int
+    status: DeliveryStatus
+    when: datetime
+    message_id: str = ""
+    error: str = ""
+    # Tries beyond the one counted when the row was claimed.
+    extra_attempts: int = 0
+    # A 5xx: counts towards bouncing the subscriber.
+    hard: bool = False
+    # The server said the mailbox does not exist: bounce at once.
+    bounce_now: bool = False
 
 
 @dataclass(frozen=True)

@@ -309,15 +309,7 @@ def test_killed_send_resumes_and_sends_each_address_once(tmp_path: Path, seed: i
         env = _env_file(tmp_path, srv.port)
         with Store(tmp_path / "digest.db") as store:
             add_edition(store, "e1")
-            with store.transaction() as db:
-                db.executemany(
-                    "INSERT INTO subscribers (email, email_key, created, updated)"
-                    " VALUES (?, ?, ?, ?)",
-                    [
-                        (f"r{n}@example.org", f"r{n}@example.org", NOW.isoformat(), NOW.isoformat())
-                        for n in range(total)
-                    ],
-                )
+            store.add_subscribers((f"r{n}@example.org" for n in range(total)), NOW)
         command = [sys.executable, "-m", "digest", "--env-file", str(env), "send", "e1"]
         kills = 0
         for _ in range(2):
