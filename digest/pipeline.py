@@ -19,7 +19,7 @@ from digest.models import Edition, IngestReport, RenderedEdition, Skipped
 from digest.outbox import write_edition
 from digest.render import render_edition
 from digest.select import select_edition
-from digest.send import Progress, SendReport, deliver
+from digest.send import Progress, SendReport, deliver, require_secret
 from digest.store import Store
 
 logger = logging.getLogger(__name__)
@@ -102,6 +102,9 @@ def run_edition(
     """
     now = _now(now)
     smtp = settings.delivery == "smtp"
+    if smtp:
+        # Before anything is made: an edition recorded but unsendable would wait forever.
+        require_secret(settings)
     with one_run_at_a_time(settings), Store(settings.db) as store:
         if due_date is not None:
             made = store.edition_for_due_date(due_date)

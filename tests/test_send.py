@@ -380,3 +380,14 @@ def test_cli_run_with_smtp_delivery_then_deliveries(
     assert "Sent a test copy" in result.output
     assert server.handler.recipients()["me@example.org"] == 1
     assert "me@example.org" not in runner.invoke(main, ["deliveries", "--all"]).output
+
+
+def test_run_with_smtp_and_no_secret_makes_nothing(settings: Settings) -> None:
+    """Refuse `digest run` with DIGEST_DELIVERY=smtp and no secret before making anything."""
+    from digest import pipeline
+
+    smtp = dataclasses.replace(settings, delivery="smtp", secret_key="")
+    with pytest.raises(ConfigError, match="DIGEST_SECRET_KEY"):
+        pipeline.run_edition(smtp, NOW)
+    with Store(settings.db) as store:
+        assert store.editions() == []
