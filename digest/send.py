@@ -152,10 +152,11 @@ class _Run:
 def _worker(run: _Run, factory: TransportFactory) -> None:
     """Claim rows and send them until none is left, stop is set or the server is unusable."""
     s = run.settings
-    connection = factory(s)
+    connection: Connection | None = None
     done: Outcome | None = None
     last = -1
     try:
+        connection = factory(s)
         with Store(s.db) as store:
             store.sync_for_sending()
             try:
@@ -194,7 +195,8 @@ def _worker(run: _Run, factory: TransportFactory) -> None:
         run.error = run.error or err
         run.stop.set()
     finally:
-        connection.close()
+        if connection is not None:
+            connection.close()
 
 
 def _send_one(

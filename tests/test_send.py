@@ -391,3 +391,28 @@ def test_run_with_smtp_and_no_secret_makes_nothing(settings: Settings) -> None:
         pipeline.run_edition(smtp, NOW)
     with Store(settings.db) as store:
         assert store.editions() == []
+
+
+def test_untrusted_certificate_stops_the_send_and_loses_nothing(
+    tmp_path: Path,
+) -> None:
+    """Stop with a message naming SMTP_CA_FILE; every row stays pending for the next run."""
+    from smtpserver import make_certificates
+
+    certs = make_certificates(tmp_path)
+    with SmtpServer(tls=certs.server_context()) as srv:
+        settings = smtp_settings(tmp_path, srv.port, smtp_security="starttls")
+        with Store(settings.db) as store:
+            add_edition(store, "e1")
+            add_subscribers(store, 3)
+        with pytest.raises(DeliveryError, match="SMTP_CA_FILE"):
+            send(settings)
+        with Store(settings.db) as store:
+            assert store.delivery_counts("e1") == {"pending": 3}
+        trusted = dataclasses.replace(settings, smtp_ca_file=certs.ca_file)
+        assert send(trusted).counts == {"sent": 3}
+        assert sorted(srv.handler.recipients()) == [
+            "r0@example.org",
+            "r1@example.org",
+            "r2@example.org",
+        ]
