@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import binascii
 import hashlib
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from email.headerregistry import Address
@@ -18,6 +19,7 @@ from digest.render import UNSUBSCRIBE_PLACEHOLDER
 from digest.tokens import TOKEN_LENGTH, unsubscribe_url
 
 _FORBIDDEN = ("\r", "\n", "\0")
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9]+(?: [A-Za-z0-9]+)*")
 
 
 class RenderedContent(Protocol):
@@ -85,6 +87,9 @@ def encoded_address(name: str, email: str) -> str:
     """Return 'Name <email>' ready for a header: quoted, and a non-ASCII name encoded."""
     check_header("To", name)
     check_header("To", email)
+    if _PLAIN_NAME.fullmatch(name):
+        # Letters, digits and spaces need no quoting: skip the header machinery.
+        return f"{name} <{email}>"
     if name.isascii():
         return format_address(name, email)
     return formataddr((name, email), charset="utf-8")

@@ -565,12 +565,9 @@ class Store:
         that says the mailbox does not exist) marks them bounced, and the row with them.
         """
         status = done.status
-        if status == "sent":
-            db.execute(
-                "UPDATE subscribers SET hard_failures = 0 WHERE id = ? AND hard_failures > 0",
-                (done.subscriber_id,),
-            )
-        elif done.hard:
+        # A success clears the subscriber's hard failures in `skip_inactive` at the end of
+        # the run, once for all, rather than with one more statement per message here.
+        if done.hard:
             row = db.execute(
                 "UPDATE subscribers SET hard_failures = hard_failures + 1 WHERE id = ?"
                 " RETURNING hard_failures",
@@ -601,8 +598,14 @@ class Store:
         return status
 
     def skip_inactive(self, edition_id: str, now: datetime) -> int:
-        """Mark pending rows of subscribers who left before their turn as skipped."""
+        """Close a run: skip the rows of subscribers who left before their turn, and clear
+        the hard failures of everyone who was sent the edition."""
         with self.transaction() as db:
+            db.execute(
+                "UPDATE subscribers SET hard_failures = 0 WHERE hard_failures > 0 AND id IN"
+                " (SELECT subscriber_id FROM deliveries WHERE edition_id = ? AND status = 'sent')",
+                (edition_id,),
+            )
             return db.execute(
                 "UPDATE deliveries SET status = 'skipped', updated = ?,"
                 " last_error = 'not active when its turn came' WHERE edition_id = ?"
