@@ -162,7 +162,7 @@ class SmtpServer:
             tls_context=None if self.implicit_tls else self.tls,
             require_starttls=self.tls is not None and not self.implicit_tls,
             auth_required=self.auth is not None,
-            auth_require_tls=False,
+            auth_require_tls=self.tls is not None,
             authenticator=self._authenticate if self.auth else None,
             loop=self._loop,
         )

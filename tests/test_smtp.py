@@ -173,18 +173,19 @@ def test_no_plain_text_fallback(server: SmtpServer) -> None:
 
 
 def test_login_required_and_password_never_logged(
-    caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+    certs: Certificates, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
 ) -> None:
     """Log in when asked; never write the password anywhere, even at debug level."""
     password = "hunter2-Secret-Value"
-    with SmtpServer(auth=("digest", password)) as srv:
+    with SmtpServer(tls=certs.server_context(), auth=("digest", password)) as srv:
+        secure = plain(srv.port, smtp_security="starttls", smtp_ca_file=certs.ca_file)
         with pytest.raises(SmtpSetupError, match="SMTP_USERNAME"):
-            send(plain(srv.port, smtp_username="digest", smtp_password="wrong"))
+            send(dataclasses.replace(secure, smtp_username="digest", smtp_password="wrong"))
         with pytest.raises(SmtpSetupError):
-            send(plain(srv.port))  # no login at all: the server refuses MAIL
+            send(secure)  # no login at all: the server refuses MAIL
         caplog.clear()
         with caplog.at_level(logging.DEBUG):
-            settings = plain(srv.port, smtp_username="digest", smtp_password=password)
+            settings = dataclasses.replace(secure, smtp_username="digest", smtp_password=password)
             assert send(settings) == ("sent", 1)
             assert password not in repr(settings)
         assert srv.logins == ["digest"]
