@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import io
 import logging
+import signal
 import sys
+import threading
+import time
 import traceback
 import webbrowser
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import wraps
 from pathlib import Path
 from typing import Any, TypeVar
@@ -16,8 +21,9 @@ import click
 
 from digest import __version__, pipeline
 from digest.config import Settings, load_settings
-from digest.errors import ConfigError, DigestError
+from digest.errors import ConfigError, DeliveryError, DigestError
 from digest.models import IngestReport
+from digest.send import Progress, SendReport
 from digest.sources.fetch import redact
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -126,7 +132,14 @@ def run(ctx: Context) -> None:
       digest run
     """
     settings = ctx.settings()
-    result = pipeline.run_edition(settings)
+    stop = threading.Event()
+    line = _ProgressLine()
+    if settings.delivery == "smtp":
+        _on_signal_stop(stop)
+    try:
+        result = pipeline.run_edition(settings, stop=stop, progress=line)
+    finally:
+        line.done()
     report = result.ingest
     click.echo(
         f"Read {report.total} articles ({report.new} new, {report.updated} updated), "
@@ -135,6 +148,8 @@ def run(ctx: Context) -> None:
     _print_skipped(report)
     if result.edition is None or result.folder is None:
         click.echo(f"Nothing to send: {result.reason}. Nothing was written.")
+        if result.delivery is not None:
+            _print_send_report(result.delivery)
         return
     click.echo(
         f"Edition {result.edition.id}: {len(result.edition.items)} items, "
@@ -142,6 +157,8 @@ def run(ctx: Context) -> None:
     )
     for name in ("digest.html", "digest.txt", "digest.eml"):
         click.echo(f"  wrote {shown(result.folder / name)}")
+    if result.delivery is not None:
+        _print_send_report(result.delivery)
 
 
 @main.command()
@@ -361,3 +378,312 @@ def sources_command(ctx: Context, as_json: bool) -> None:
         click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
         return
     click.echo(health_table(rows, shown))
+
+
+# Sending
+
+
+def _on_signal_stop(stop: threading.Event) -> None:
+    """Let SIGTERM and Ctrl-C finish the messages in flight, record them and return."""
+
+    def handler(signum: int, frame: object) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        click.echo("\nStopping after the messages in flight…", err=True)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+class _ProgressLine:
+    """One line on stderr, redrawn in place: sent, failed, remaining and rate."""
+
+    def __init__(self) -> None:
+        self.tty = sys.stderr.isatty()
+        self.last = 0.0
+
+    def __call__(self, p: Progress) -> None:
+        now = time.monotonic()
+        if not self.tty or (now - self.last < 0.2 and p.remaining):
+            return
+        self.last = now
+        done = p.sent + p.failed
+        width = 24
+        filled = int(width * done / p.total) if p.total else width
+        bar = "#" * filled + "-" * (width - filled)
+        click.echo(
+            f"\r[{bar}] {p.sent} sent, {p.failed} failed, {p.remaining} remaining, {p.rate:.1f}/s ",
+            nl=False,
+            err=True,
+        )
+
+    def done(self) -> None:
+        if self.tty and self.last:
+            click.echo("", err=True)
+
+
+def _print_send_report(report: SendReport) -> None:
+    counts = report.counts
+    parts = [f"{counts.get(s, 0)} {s}" for s in ("sent", "failed", "bounced", "skipped")]
+    rate = (report.sent_now + report.failed_now) / report.elapsed if report.elapsed else 0.0
+    click.echo(
+        f"Edition {report.edition_id}: {', '.join(parts)}, {report.remaining} pending"
+        f" ({report.sent_now} sent in this run, {report.elapsed:.1f} s, {rate:.1f}/s)."
+    )
+    if report.resumed_in_flight:
+        click.echo(
+            f"  {report.resumed_in_flight} messages were in flight when an earlier run"
+            " stopped; they were sent again with the same Message-ID."
+        )
+    if report.stopped or report.remaining:
+        why = "stopped" if report.stopped else "temporary failures outlasted SMTP_MAX_ATTEMPTS"
+        click.echo(
+            f"  Not finished ({why}): run `digest send {report.edition_id}` again to send"
+            " the rest; nobody gets it twice."
+        )
+
+
+@main.command()
+@click.argument("edition", required=False)
+@click.option("--test", "test_address", metavar="ADDRESS", help="Send one copy to ADDRESS only.")
+@pass_context
+@handle_errors
+def send(ctx: Context, edition: str | None, test_address: str | None) -> None:
+    """Send an edition (the newest by default) to every active subscriber over SMTP.
+
+    Each subscriber's delivery is recorded; running it again resumes a send that was
+    stopped or killed, and nobody receives the edition twice. SIGTERM or Ctrl-C finishes
+    the messages in flight and stops.
+
+    \b
+    Example:
+      digest send 2026-11-28
+    """
+    settings = ctx.settings()
+    if test_address is not None:
+        from digest.send import send_test
+        from digest.store import Store
+        from digest.subscribers import normalise_email
+
+        address = normalise_email(test_address)
+        with Store(settings.db) as store:
+            edition = edition or store.latest_sendable_edition()
+            if edition is None:
+                raise DeliveryError("no edition to send yet", hint="run `digest run` first")
+            result = send_test(settings, store, edition, address)
+        if result.outcome != "sent":
+            raise DeliveryError(f"{address}: {result.error}")
+        click.echo(f"Sent a test copy of edition {edition} to {address}; the ledger is unchanged.")
+        return
+    stop = threading.Event()
+    _on_signal_stop(stop)
+    line = _ProgressLine()
+    try:
+        report = pipeline.send_edition(settings, edition, stop=stop, progress=line)
+    finally:
+        line.done()
+    _print_send_report(report)
+
+
+@main.command()
+@click.argument("edition", required=False)
+@click.option("--all", "show_all", is_flag=True, help="List every address, not only problems.")
+@pass_context
+@handle_errors
+def deliveries(ctx: Context, edition: str | None, show_all: bool) -> None:
+    """Show what happened to each address for an edition (the newest by default).
+
+    \b
+    Example:
+      digest deliveries 2026-11-28
+    """
+    from digest.store import Store
+
+    settings = ctx.settings()
+    with Store(settings.db) as store:
+        edition = edition or store.latest_sendable_edition()
+        if edition is None or store.edition(edition) is None:
+            raise DeliveryError(
+                f"no edition {edition}" if edition else "no edition made yet",
+                hint="`digest status` lists the editions",
+            )
+        counts = store.delivery_counts(edition)
+        total = sum(counts.values())
+        order = ("sent", "failed", "bounced", "skipped", "pending", "sending")
+        summary = ", ".join(
+            f"{counts.get(s, 0)} {s}" for s in order if counts.get(s) or s == "sent"
+        )
+        click.echo(f"Edition {edition}: {total} subscribers: {summary}.")
+        statuses = None if show_all else ("failed", "bounced", "skipped", "pending", "sending")
+        for row in store.deliveries(edition, statuses):  # type: ignore[arg-type]
+            when = f"{row.updated:%Y-%m-%d %H:%M}" if row.updated else ""
+            error = f"  {row.last_error}" if row.last_error else ""
+            click.echo(f"  {row.status:8} {row.email}  tries {row.attempts}  {when}{error}")
+
+
+@main.group()
+def subscribers() -> None:
+    """Manage the subscriber list: import, add, remove, list, export.
+
+    \b
+    Example:
+      digest subscribers import subscribers.csv
+    """
+
+
+@subscribers.command(name="import")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.option("--resubscribe", is_flag=True, help="Re-activate unsubscribed or bounced addresses.")
+@pass_context
+@handle_errors
+def subscribers_import(ctx: Context, file: Path, resubscribe: bool) -> None:
+    """Import a CSV file with a header row: email, and optionally name, topics, timezone.
+
+    Known addresses are updated, never duplicated; unsubscribed ones stay unsubscribed
+    unless --resubscribe is given. Bad rows are listed by line number and left out.
+
+    \b
+    Example:
+      digest subscribers import subscribers.csv
+    """
+    from digest.store import Store
+    from digest.subscribers import import_csv
+
+    settings = ctx.settings()
+    with Store(settings.db) as store:
+        report = import_csv(store, file, _utcnow(), resubscribe=resubscribe)
+    click.echo(
+        f"Imported {shown(file)}: {report.new} new, {report.updated} updated,"
+        f" {report.unchanged} unchanged, {report.kept} left unsubscribed or bounced,"
+        f" {len(report.rejected)} rejected."
+    )
+    for bad in report.rejected:
+        click.echo(f"  line {bad.line}: {bad.email or '(empty)'}: {bad.reason}")
+
+
+@subscribers.command(name="add")
+@click.argument("email")
+@click.option("--name", default="", help="The subscriber's name.")
+@click.option("--topics", default="", help="Comma-separated topics.")
+@click.option("--timezone", default="", help="An IANA time zone such as Europe/Berlin.")
+@click.option("--resubscribe", is_flag=True, help="Re-activate an unsubscribed address.")
+@pass_context
+@handle_errors
+def subscribers_add(
+    ctx: Context, email: str, name: str, topics: str, timezone: str, resubscribe: bool
+) -> None:
+    """Add one subscriber, or update the one with this address.
+
+    \b
+    Example:
+      digest subscribers add ada@example.org --name "Ada Lovelace" --topics science
+    """
+    from digest.store import Store
+    from digest.subscribers import add_subscriber
+
+    settings = ctx.settings()
+    with Store(settings.db) as store:
+        change = add_subscriber(
+            store,
+            email,
+            _utcnow(),
+            name=name,
+            topics=topics,
+            timezone=timezone,
+            resubscribe=resubscribe,
+        )
+    words = {
+        "new": "Added",
+        "updated": "Updated",
+        "unchanged": "Already subscribed:",
+        "kept": "Not re-activated (use --resubscribe):",
+    }
+    click.echo(f"{words[change]} {email.strip()}")
+
+
+@subscribers.command(name="remove")
+@click.argument("email")
+@click.option("--forget", is_flag=True, help="Delete the address and its history instead.")
+@pass_context
+@handle_errors
+def subscribers_remove(ctx: Context, email: str, forget: bool) -> None:
+    """Unsubscribe an address (kept, so that an import does not add it back).
+
+    \b
+    Example:
+      digest subscribers remove ada@example.org
+    """
+    from digest.store import Store
+    from digest.subscribers import SubscriberError
+
+    settings = ctx.settings()
+    with Store(settings.db) as store:
+        sub = store.subscriber_by_email(email.strip())
+        if sub is None:
+            raise SubscriberError(f"{email.strip()} is not on the list")
+        if forget:
+            store.delete_subscriber(sub.id)
+            click.echo(f"Forgot {sub.email} and its delivery history.")
+        elif store.set_subscriber_status(sub.id, "unsubscribed", _utcnow()):
+            click.echo(f"Unsubscribed {sub.email}.")
+        else:
+            click.echo(f"{sub.email} was already unsubscribed.")
+
+
+@subscribers.command(name="list")
+@click.option(
+    "--status",
+    type=click.Choice(["active", "unsubscribed", "bounced"]),
+    help="Only subscribers with this status.",
+)
+@pass_context
+@handle_errors
+def subscribers_list(ctx: Context, status: str | None) -> None:
+    """List subscribers with their status, name and topics.
+
+    \b
+    Example:
+      digest subscribers list --status bounced
+    """
+    from digest.store import Store
+
+    settings = ctx.settings()
+    with Store(settings.db) as store:
+        counts = store.subscriber_counts()
+        for sub in store.iter_subscribers(status):  # type: ignore[arg-type]
+            topics = f"  [{', '.join(sub.topics)}]" if sub.topics else ""
+            name = f"  {sub.name}" if sub.name else ""
+            click.echo(f"{sub.status:12} {sub.email}{name}{topics}")
+    summary = ", ".join(f"{counts.get(s, 0)} {s}" for s in ("active", "unsubscribed", "bounced"))
+    click.echo(f"{sum(counts.values())} subscribers: {summary}.")
+
+
+@subscribers.command(name="export")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False), default="-")
+@pass_context
+@handle_errors
+def subscribers_export(ctx: Context, file: Path) -> None:
+    """Write the whole list as CSV (the import's columns plus status and times).
+
+    \b
+    Example:
+      digest subscribers export subscribers.csv
+    """
+    from digest.store import Store
+    from digest.subscribers import export_csv
+
+    settings = ctx.settings()
+    with Store(settings.db) as store:
+        if str(file) == "-":
+            buffer = io.StringIO()
+            export_csv(store.iter_subscribers(), buffer)
+            click.echo(buffer.getvalue(), nl=False)
+            return
+        with file.open("w", encoding="utf-8", newline="") as handle:
+            count = export_csv(store.iter_subscribers(), handle)
+    click.echo(f"Wrote {count} subscribers to {shown(file)}")
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)

@@ -6,8 +6,9 @@ import logging
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
+from email.utils import parseaddr
 from pathlib import Path
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -70,6 +71,22 @@ class Settings:
         wanted = name.casefold()
         return next((w for n, w in self.source_weights if n.casefold() == wanted), 1.0)
 
+    # Sending. Secrets stay out of repr so that a logged Settings never leaks them.
+    secret_key: str = field(default="", repr=False)
+    # Empty in the file means digest.<domain of DIGEST_FROM>, filled in when loading.
+    list_id: str = "digest.example.com"
+    delivery: str = "outbox"
+    smtp_host: str = "localhost"
+    smtp_port: int = 587
+    smtp_username: str = ""
+    smtp_password: str = field(default="", repr=False)
+    smtp_security: str = "starttls"
+    smtp_timeout: float = 30.0
+    smtp_connections: int = 2
+    smtp_rate: int = 0
+    smtp_max_attempts: int = 5
+    smtp_ca_file: Path | None = None
+
     @property
     def zone(self) -> ZoneInfo:
         """Return the configured time zone."""
@@ -119,6 +136,15 @@ class _Values:
             raise self.fail(key, value, origin, "must not be empty")
         if any(c in value for c in "\r\n\0"):
             raise self.fail(key, value, origin, "must be on one line")
+        return value
+
+    def secret(self, key: str) -> str:
+        """Read a secret; an error names the key but never shows the value."""
+        value, origin = self.raw(key)
+        if value is None:
+            return ""
+        if any(c in value for c in "\r\n\0"):
+            raise self.fail(key, "***", origin, "must be on one line")
         return value
 
     def integer(
@@ -273,6 +299,15 @@ def _resolve_sources(values: _Values, key: str, default: tuple[str, ...]) -> tup
     return tuple(resolved)
 
 
+def _list_id(values: _Values) -> str:
+    """Return DIGEST_LIST_ID, or one made from the sender's domain."""
+    given = values.text("DIGEST_LIST_ID", "", allow_empty=True)
+    if given:
+        return given
+    domain = parseaddr(values.text("DIGEST_FROM", "digest@example.com"))[1].rpartition("@")[2]
+    return f"digest.{domain or 'example.com'}"
+
+
 def load_settings(
     env_file: Path | None = None, environ: Mapping[str, str] | None = None
 ) -> Settings:
@@ -331,6 +366,19 @@ def load_settings(
         default_section=v.text("DIGEST_DEFAULT_SECTION", "More"),
         min_items=v.integer("DIGEST_MIN_ITEMS", 1, minimum=1, maximum=500),
         max_age=v.duration("DIGEST_MAX_AGE", "7d"),
+        secret_key=v.secret("DIGEST_SECRET_KEY").strip(),
+        list_id=_list_id(v),
+        delivery=v.choice("DIGEST_DELIVERY", "outbox", ("outbox", "smtp")),
+        smtp_host=v.text("SMTP_HOST", "localhost"),
+        smtp_port=v.integer("SMTP_PORT", 587, minimum=1, maximum=65535),
+        smtp_username=v.text("SMTP_USERNAME", "", allow_empty=True),
+        smtp_password=v.secret("SMTP_PASSWORD"),
+        smtp_security=v.choice("SMTP_SECURITY", "starttls", ("starttls", "ssl", "none")),
+        smtp_timeout=v.number("SMTP_TIMEOUT", 30.0, minimum=0.1),
+        smtp_connections=v.integer("SMTP_CONNECTIONS", 2, minimum=1, maximum=32),
+        smtp_rate=v.integer("SMTP_RATE", 0, minimum=0),
+        smtp_max_attempts=v.integer("SMTP_MAX_ATTEMPTS", 5, minimum=1, maximum=20),
+        smtp_ca_file=v.optional_path("SMTP_CA_FILE"),
     )
     for key in v.unknown_keys():
         logger.warning("%s: unknown setting %s is ignored", env_file or "environment", key)

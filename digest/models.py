@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
 
 
@@ -188,3 +189,39 @@ class SourceHealth:
     def ok(self) -> bool:
         """Return whether the last attempt succeeded."""
         return self.failing_since is None
+
+
+SubscriberStatus = Literal["active", "unsubscribed", "bounced"]
+SUBSCRIBER_STATUSES: tuple[SubscriberStatus, ...] = ("active", "unsubscribed", "bounced")
+
+# A ledger row's life: pending → sending → sent, failed or bounced; skipped when the
+# subscriber left before their message went.
+DeliveryStatus = Literal["pending", "sending", "sent", "failed", "bounced", "skipped"]
+
+
+@dataclass(frozen=True)
+class Subscriber:
+    """One address on the list, as the store keeps it."""
+
+    id: int
+    email: str
+    name: str
+    topics: tuple[str, ...]
+    timezone: str
+    status: SubscriberStatus
+    created: datetime
+    updated: datetime
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One ledger row: what happened to one edition for one subscriber."""
+
+    edition_id: str
+    subscriber_id: int
+    email: str
+    status: DeliveryStatus
+    attempts: int
+    last_error: str
+    message_id: str
+    updated: datetime | None

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -11,6 +12,7 @@ from pathlib import Path
 
 from digest import sources
 from digest.config import Settings
+from digest.errors import DeliveryError
 from digest.junk import article_junk_reason
 from digest.locks import LockHeld, run_lock
 from digest.mail import build_message
@@ -18,6 +20,7 @@ from digest.models import Edition, IngestReport, RenderedEdition, Skipped
 from digest.outbox import write_edition
 from digest.render import render_edition
 from digest.select import select, shown_texts
+from digest.send import Progress, SendReport, deliver, require_secret
 from digest.sources.fetch import USER_AGENT, FetchOptions, redact
 from digest.sources.health import HealthTracker, failing_for
 from digest.store import Store
@@ -41,6 +44,8 @@ class RunResult:
     reason: str = ""
     # The id of an edition made earlier for the same due date, when that is why none was made.
     existing: str | None = None
+    # With DIGEST_DELIVERY=smtp: what sending this edition (or resuming one) did.
+    delivery: SendReport | None = None
 
 
 def ingest(settings: Settings, store: Store, now: datetime) -> IngestReport:
@@ -135,22 +140,34 @@ def one_run_at_a_time(settings: Settings, timeout: float = RUN_LOCK_TIMEOUT) -> 
 
 
 def run_edition(
-    settings: Settings, now: datetime | None = None, due_date: date | None = None
+    settings: Settings,
+    now: datetime | None = None,
+    due_date: date | None = None,
+    *,
+    stop: threading.Event | None = None,
+    progress: Callable[[Progress], None] | None = None,
 ) -> RunResult:
     """Ingest, select, render, write the edition to the outbox and record it.
 
     With due_date (a scheduled run) at most one edition is ever made for that date: a
-    second call finds it and makes nothing.
+    second call finds it and makes nothing. With DIGEST_DELIVERY=smtp the edition is then
+    sent; a run that makes nothing resumes the newest edition whose send is unfinished.
     """
     now = _now(now)
+    smtp = settings.delivery == "smtp"
+    if smtp:
+        # Before anything is made: an edition recorded but unsendable would wait forever.
+        require_secret(settings)
     with one_run_at_a_time(settings), Store(settings.db) as store:
         if due_date is not None:
             made = store.edition_for_due_date(due_date)
             if made is not None:
+                resumed = _resume(settings, store, stop, progress) if smtp else None
                 return RunResult(
                     IngestReport(),
                     reason=f"the edition for {due_date} is already made ({made.id})",
                     existing=made.id,
+                    delivery=resumed,
                 )
         report = ingest(settings, store, now)
         edition_id = store.next_edition_id(due_date or now.astimezone(settings.zone).date())
@@ -164,15 +181,52 @@ def run_edition(
         )
         edition = selection.edition
         if edition is None:
-            return RunResult(report, reason=selection.reason)
+            resumed = _resume(settings, store, stop, progress) if smtp else None
+            return RunResult(report, reason=selection.reason, delivery=resumed)
         rendered = render_edition(settings, edition)
         sample = build_message(rendered, settings.sender, settings.sender, now)
         # Written before it is recorded: a crash in between rewrites the same folder
         # on the next run instead of losing the edition.
         folder = write_edition(rendered, settings.outbox / edition.id, sample)
-        store.record_edition(edition, rendered.subject, due_date)
-    logger.info("edition %s: %d items", edition.id, len(edition.items))
-    return RunResult(report, edition, rendered, folder)
+        # The content is kept with the edition so that a resumed send sends the same bytes.
+        store.record_edition(edition, rendered.subject, due_date, rendered)
+        logger.info("edition %s: %d items", edition.id, len(edition.items))
+        delivery = (
+            deliver(settings, store, edition.id, stop=stop, progress=progress) if smtp else None
+        )
+    return RunResult(report, edition, rendered, folder, delivery=delivery)
+
+
+def _resume(
+    settings: Settings,
+    store: Store,
+    stop: threading.Event | None,
+    progress: Callable[[Progress], None] | None,
+) -> SendReport | None:
+    """Finish the newest edition whose send a crash or a stop left unfinished."""
+    unfinished = store.unfinished_edition()
+    if unfinished is None:
+        return None
+    logger.info("resuming the send of edition %s", unfinished)
+    return deliver(settings, store, unfinished, stop=stop, progress=progress)
+
+
+def send_edition(
+    settings: Settings,
+    edition_id: str | None = None,
+    *,
+    stop: threading.Event | None = None,
+    progress: Callable[[Progress], None] | None = None,
+    retry_delay: float = 1.0,
+) -> SendReport:
+    """Send an edition (the newest by default) to the list, holding the run lock."""
+    with one_run_at_a_time(settings), Store(settings.db) as store:
+        edition_id = edition_id or store.latest_sendable_edition()
+        if edition_id is None:
+            raise DeliveryError("no edition to send yet", hint="make one with `digest run` first")
+        return deliver(
+            settings, store, edition_id, stop=stop, progress=progress, retry_delay=retry_delay
+        )
 
 
 def next_edition(

@@ -16,11 +16,16 @@ from typing import Any, Literal
 from digest.errors import DigestError
 from digest.models import (
     Article,
+    Delivery,
+    DeliveryStatus,
     Edition,
     FileRecord,
     Highlight,
+    RenderedEdition,
     Skipped,
     SourceHealth,
+    Subscriber,
+    SubscriberStatus,
     canonical_url,
 )
 
@@ -106,7 +111,49 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX edition_highlights_edition ON edition_highlights (edition_id);
     """,
+    # Sending: the list, each edition's rendered content (so that a resumed send sends
+    # exactly what the first attempt sent) and the per-subscriber ledger.
+    """
+    CREATE TABLE subscribers (
+        id INTEGER PRIMARY KEY,
+        email TEXT NOT NULL,
+        email_key TEXT NOT NULL UNIQUE,
+        name TEXT NOT NULL DEFAULT '',
+        topics TEXT NOT NULL DEFAULT '',
+        timezone TEXT NOT NULL DEFAULT '',
+        status TEXT NOT NULL DEFAULT 'active',
+        hard_failures INTEGER NOT NULL DEFAULT 0,
+        created TEXT NOT NULL,
+        updated TEXT NOT NULL
+    );
+    CREATE INDEX subscribers_status ON subscribers (status, id);
+    CREATE TABLE edition_content (
+        edition_id TEXT PRIMARY KEY REFERENCES editions (id) ON DELETE CASCADE,
+        subject TEXT NOT NULL,
+        preheader TEXT NOT NULL,
+        html TEXT NOT NULL,
+        text TEXT NOT NULL,
+        created TEXT NOT NULL
+    );
+    CREATE TABLE deliveries (
+        edition_id TEXT NOT NULL REFERENCES editions (id) ON DELETE CASCADE,
+        subscriber_id INTEGER NOT NULL REFERENCES subscribers (id) ON DELETE CASCADE,
+        email TEXT NOT NULL,
+        name TEXT NOT NULL DEFAULT '',
+        status TEXT NOT NULL DEFAULT 'pending',
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT NOT NULL DEFAULT '',
+        message_id TEXT NOT NULL DEFAULT '',
+        updated TEXT,
+        PRIMARY KEY (edition_id, subscriber_id)
+    );
+    CREATE INDEX deliveries_open ON deliveries (edition_id)
+        WHERE status IN ('pending', 'sending');
+    """,
 ]
+
+# Hard failures in a row after which an address is marked bounced and left out.
+BOUNCE_AFTER = 3
 
 
 class StoreError(DigestError):
@@ -485,8 +532,14 @@ class Store:
             n += 1
         return f"{base}-{n}"
 
-    def record_edition(self, edition: Edition, subject: str, due_date: date | None = None) -> None:
-        """Remember edition and the articles it carried, in one transaction."""
+    def record_edition(
+        self,
+        edition: Edition,
+        subject: str,
+        due_date: date | None = None,
+        content: RenderedEdition | None = None,
+    ) -> None:
+        """Remember edition, the articles it carried and its rendered content, at once."""
         with self.transaction() as db:
             db.execute(
                 "INSERT INTO editions (id, edition_date, title, subject, created, item_count,"
@@ -522,6 +575,19 @@ class Store:
                 "INSERT INTO edition_highlights (edition_id, article_id, text) VALUES (?, ?, ?)",
                 shown,
             )
+            if content is not None:
+                db.execute(
+                    "INSERT INTO edition_content (edition_id, subject, preheader, html, text,"
+                    " created) VALUES (?, ?, ?, ?, ?, ?)",
+                    (
+                        edition.id,
+                        content.subject,
+                        content.preheader,
+                        content.html,
+                        content.text,
+                        edition.created.isoformat(),
+                    ),
+                )
 
     def editions(self, limit: int = 50) -> list[EditionRecord]:
         """Return the most recent editions, newest first."""
@@ -563,3 +629,353 @@ class Store:
             " (SELECT id FROM editions ORDER BY created DESC, id DESC LIMIT 1)"
         )
         return [row[0] for row in rows]
+
+    def edition(self, edition_id: str) -> EditionRecord | None:
+        """Return one edition by id."""
+        row = self.db.execute("SELECT * FROM editions WHERE id = ?", (edition_id,)).fetchone()
+        return _edition_record(row) if row else None
+
+    def edition_content(self, edition_id: str) -> EditionContent | None:
+        """Return the subject, preheader, HTML and text an edition was rendered to."""
+        row = self.db.execute(
+            "SELECT * FROM edition_content WHERE edition_id = ?", (edition_id,)
+        ).fetchone()
+        if row is None:
+            return None
+        return EditionContent(
+            row["edition_id"], row["subject"], row["preheader"], row["html"], row["text"]
+        )
+
+    def latest_sendable_edition(self) -> str | None:
+        """Return the id of the newest edition whose content was stored."""
+        row = self.db.execute(
+            "SELECT e.id FROM editions e JOIN edition_content c ON c.edition_id = e.id"
+            " ORDER BY e.created DESC, e.id DESC LIMIT 1"
+        ).fetchone()
+        return str(row[0]) if row else None
+
+    # Subscribers
+
+    def upsert_subscriber(
+        self,
+        email: str,
+        name: str,
+        topics: tuple[str, ...],
+        timezone: str,
+        now: datetime,
+        *,
+        resubscribe: bool = False,
+    ) -> SubscriberChange:
+        """Add or update a subscriber by address; an unsubscribed one stays so unless asked."""
+        key = email.lower()
+        topic_text = ",".join(topics)
+        with self.transaction() as db:
+            row = db.execute("SELECT * FROM subscribers WHERE email_key = ?", (key,)).fetchone()
+            if row is None:
+                db.execute(
+                    "INSERT INTO subscribers (email, email_key, name, topics, timezone, status,"
+                    " created, updated) VALUES (?, ?, ?, ?, ?, 'active', ?, ?)",
+                    (email, key, name, topic_text, timezone, now.isoformat(), now.isoformat()),
+                )
+                return "new"
+            status = row["status"]
+            if status != "active" and resubscribe:
+                status = "active"
+            same = (row["email"], row["name"], row["topics"], row["timezone"], row["status"]) == (
+                email,
+                name,
+                topic_text,
+                timezone,
+                status,
+            )
+            if same:
+                return "unchanged" if status == "active" else "kept"
+            db.execute(
+                "UPDATE subscribers SET email = ?, name = ?, topics = ?, timezone = ?,"
+                " status = ?, hard_failures = CASE WHEN ? = status THEN hard_failures ELSE 0"
+                " END, updated = ? WHERE id = ?",
+                (email, name, topic_text, timezone, status, status, now.isoformat(), row["id"]),
+            )
+            return "updated" if status == "active" else "kept"
+
+    def add_subscribers(self, emails: Iterable[str], now: datetime) -> int:
+        """Add many already-checked addresses in one transaction; known ones are left alone."""
+        stamp = now.isoformat()
+        with self.transaction() as db:
+            cursor = db.executemany(
+                "INSERT OR IGNORE INTO subscribers (email, email_key, created, updated)"
+                " VALUES (?, ?, ?, ?)",
+                ((email, email.lower(), stamp, stamp) for email in emails),
+            )
+            return cursor.rowcount
+
+    def subscriber_by_id(self, subscriber_id: int) -> Subscriber | None:
+        """Return the subscriber with this id, or None."""
+        row = self.db.execute("SELECT * FROM subscribers WHERE id = ?", (subscriber_id,)).fetchone()
+        return _subscriber(row) if row else None
+
+    def subscriber_by_email(self, email: str) -> Subscriber | None:
+        """Return the subscriber with this address (any case), or None."""
+        row = self.db.execute(
+            "SELECT * FROM subscribers WHERE email_key = ?", (email.lower(),)
+        ).fetchone()
+        return _subscriber(row) if row else None
+
+    def set_subscriber_status(
+        self, subscriber_id: int, status: SubscriberStatus, now: datetime
+    ) -> bool:
+        """Set a subscriber's status; return True if it changed."""
+        with self.transaction() as db:
+            cursor = db.execute(
+                "UPDATE subscribers SET status = ?, updated = ?, hard_failures = 0"
+                " WHERE id = ? AND status != ?",
+                (status, now.isoformat(), subscriber_id, status),
+            )
+            return cursor.rowcount > 0
+
+    def delete_subscriber(self, subscriber_id: int) -> bool:
+        """Forget a subscriber and their delivery history; return True if there was one."""
+        with self.transaction() as db:
+            return db.execute("DELETE FROM subscribers WHERE id = ?", (subscriber_id,)).rowcount > 0
+
+    def iter_subscribers(self, status: SubscriberStatus | None = None) -> Iterator[Subscriber]:
+        """Yield subscribers in id order, streamed rather than loaded whole."""
+        if status is None:
+            cursor = self.db.execute("SELECT * FROM subscribers ORDER BY id")
+        else:
+            cursor = self.db.execute(
+                "SELECT * FROM subscribers WHERE status = ? ORDER BY id", (status,)
+            )
+        for row in cursor:
+            yield _subscriber(row)
+
+    def subscriber_counts(self) -> dict[str, int]:
+        """Return how many subscribers have each status."""
+        rows = self.db.execute("SELECT status, count(*) FROM subscribers GROUP BY status")
+        return {row[0]: int(row[1]) for row in rows}
+
+    # The delivery ledger
+
+    def add_deliveries(self, edition_id: str, now: datetime) -> int:
+        """Give every active subscriber a pending row for edition_id; return how many were new."""
+        with self.transaction() as db:
+            cursor = db.execute(
+                "INSERT OR IGNORE INTO deliveries (edition_id, subscriber_id, email, name,"
+                " status, updated) SELECT ?, id, email, name, 'pending', ? FROM subscribers"
+                " WHERE status = 'active'",
+                (edition_id, now.isoformat()),
+            )
+            return cursor.rowcount
+
+    def release_interrupted(self, edition_id: str, now: datetime) -> int:
+        """Put rows a dead run left in `sending` back to pending; return how many.
+
+        Their message may have reached the server before the process died, so the resend
+        reuses the same Message-ID; the note says so in the report.
+        """
+        with self.transaction() as db:
+            cursor = db.execute(
+                "UPDATE deliveries SET status = 'pending', updated = ?,"
+                " last_error = 'interrupted while sending; resent with the same Message-ID'"
+                " WHERE edition_id = ? AND status = 'sending'",
+                (now.isoformat(), edition_id),
+            )
+            return cursor.rowcount
+
+    def claim_delivery(
+        self,
+        edition_id: str,
+        now: datetime,
+        run_started: datetime,
+        done: Outcome | None = None,
+        after: int = -1,
+    ) -> tuple[Delivery, str] | None:
+        """Record done (the caller's previous message), then claim the next row to send.
+
+        Both happen in one transaction, so a message costs one commit, and a process killed
+        at any point leaves at most the row it was sending in `sending`. Only rows of active
+        subscribers are claimed; rows put back to pending after run_started (this run's
+        temporary failures) wait for the next run. Rows are taken in subscriber order
+        from after (the caller's last row), so the search walks the primary key instead
+        of an index rewritten on every status change. Returns the row marked `sending` and
+        the subscriber's name, or None when nothing is left.
+        """
+        with self.transaction() as db:
+            if done is not None:
+                self._finish(db, done)
+            row = db.execute(
+                "UPDATE deliveries SET status = 'sending', attempts = attempts + 1,"
+                " updated = ? WHERE rowid = (SELECT d.rowid FROM deliveries d"
+                " JOIN subscribers s ON s.id = d.subscriber_id"
+                " WHERE d.edition_id = ? AND d.subscriber_id > ? AND d.status = 'pending'"
+                " AND d.updated <= ? AND s.status = 'active' ORDER BY d.subscriber_id LIMIT 1)"
+                " RETURNING *",
+                (now.isoformat(), edition_id, after, run_started.isoformat()),
+            ).fetchone()
+            if row is None:
+                return None
+            return _delivery(row), str(row["name"])
+
+    def finish_delivery(self, done: Outcome) -> DeliveryStatus:
+        """Record how a claimed row ended; return its final status."""
+        with self.transaction() as db:
+            return self._finish(db, done)
+
+    def _finish(self, db: sqlite3.Connection, done: Outcome) -> DeliveryStatus:
+        """Record an outcome inside the caller's transaction.
+
+        A hard failure counts against the subscriber: the BOUNCE_AFTER-th in a row (or one
+        that says the mailbox does not exist) marks them bounced, and the row with them.
+        """
+        status = done.status
+        # A success clears the subscriber's hard failures in `skip_inactive` at the end of
+        # the run, once for all, rather than with one more statement per message here.
+        if done.hard:
+            row = db.execute(
+                "UPDATE subscribers SET hard_failures = hard_failures + 1 WHERE id = ?"
+                " RETURNING hard_failures",
+                (done.subscriber_id,),
+            ).fetchone()
+            if done.bounce_now or (row is not None and row[0] >= BOUNCE_AFTER):
+                db.execute(
+                    "UPDATE subscribers SET status = 'bounced', updated = ? WHERE id = ?"
+                    " AND status = 'active'",
+                    (done.when.isoformat(), done.subscriber_id),
+                )
+                status = "bounced"
+        db.execute(
+            "UPDATE deliveries SET status = ?, attempts = attempts + ?, last_error = ?,"
+            " message_id = CASE WHEN ? != '' THEN ? ELSE message_id END, updated = ?"
+            " WHERE edition_id = ? AND subscriber_id = ?",
+            (
+                status,
+                done.extra_attempts,
+                done.error,
+                done.message_id,
+                done.message_id,
+                done.when.isoformat(),
+                done.edition_id,
+                done.subscriber_id,
+            ),
+        )
+        return status
+
+    def skip_inactive(self, edition_id: str, now: datetime) -> int:
+        """Close a run: skip the rows of subscribers who left before their turn, and clear
+        the hard failures of everyone who was sent the edition."""
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE subscribers SET hard_failures = 0 WHERE hard_failures > 0 AND id IN"
+                " (SELECT subscriber_id FROM deliveries WHERE edition_id = ? AND status = 'sent')",
+                (edition_id,),
+            )
+            return db.execute(
+                "UPDATE deliveries SET status = 'skipped', updated = ?,"
+                " last_error = 'not active when its turn came' WHERE edition_id = ?"
+                " AND status = 'pending' AND subscriber_id IN"
+                " (SELECT id FROM subscribers WHERE status != 'active')",
+                (now.isoformat(), edition_id),
+            ).rowcount
+
+    def sync_for_sending(self) -> None:
+        """Commit without waiting for the disk on this connection.
+
+        In WAL mode a commit then survives a killed process but not a power cut, which
+        may undo the last few `sent` marks: those messages would be sent again, never
+        lost, since a row is only marked sent after the server's 250.
+        """
+        self.db.execute("PRAGMA synchronous=NORMAL")
+
+    def delivery_counts(self, edition_id: str) -> dict[str, int]:
+        """Return how many ledger rows of edition_id have each status."""
+        rows = self.db.execute(
+            "SELECT status, count(*) FROM deliveries WHERE edition_id = ? GROUP BY status",
+            (edition_id,),
+        )
+        return {row[0]: int(row[1]) for row in rows}
+
+    def deliveries(
+        self, edition_id: str, statuses: tuple[DeliveryStatus, ...] | None = None
+    ) -> Iterator[Delivery]:
+        """Yield the ledger rows of edition_id, optionally only some statuses."""
+        if statuses:
+            marks = ",".join("?" * len(statuses))
+            cursor = self.db.execute(
+                f"SELECT * FROM deliveries WHERE edition_id = ? AND status IN ({marks})"  # noqa: S608
+                " ORDER BY subscriber_id",
+                (edition_id, *statuses),
+            )
+        else:
+            cursor = self.db.execute(
+                "SELECT * FROM deliveries WHERE edition_id = ? ORDER BY subscriber_id",
+                (edition_id,),
+            )
+        for row in cursor:
+            yield _delivery(row)
+
+    def unfinished_edition(self) -> str | None:
+        """Return the newest edition with ledger rows still pending or sending."""
+        row = self.db.execute(
+            "SELECT d.edition_id FROM deliveries d JOIN editions e ON e.id = d.edition_id"
+            " WHERE d.status IN ('pending', 'sending')"
+            " ORDER BY e.created DESC, e.id DESC LIMIT 1"
+        ).fetchone()
+        return str(row[0]) if row else None
+
+
+SubscriberChange = Literal["new", "updated", "unchanged", "kept"]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How one claimed ledger row ended, to be recorded."""
+
+    edition_id: str
+    subscriber_id: int
+    status: DeliveryStatus
+    when: datetime
+    message_id: str = ""
+    error: str = ""
+    # Tries beyond the one counted when the row was claimed.
+    extra_attempts: int = 0
+    # A 5xx: counts towards bouncing the subscriber.
+    hard: bool = False
+    # The server said the mailbox does not exist: bounce at once.
+    bounce_now: bool = False
+
+
+@dataclass(frozen=True)
+class EditionContent:
+    """What an edition was rendered to, kept so that a resumed send sends the same."""
+
+    edition_id: str
+    subject: str
+    preheader: str
+    html: str
+    text: str
+
+
+def _subscriber(row: sqlite3.Row) -> Subscriber:
+    return Subscriber(
+        id=int(row["id"]),
+        email=row["email"],
+        name=row["name"],
+        topics=tuple(t for t in row["topics"].split(",") if t),
+        timezone=row["timezone"],
+        status=row["status"],
+        created=datetime.fromisoformat(row["created"]),
+        updated=datetime.fromisoformat(row["updated"]),
+    )
+
+
+def _delivery(row: sqlite3.Row) -> Delivery:
+    return Delivery(
+        edition_id=row["edition_id"],
+        subscriber_id=int(row["subscriber_id"]),
+        email=row["email"],
+        status=row["status"],
+        attempts=int(row["attempts"]),
+        last_error=row["last_error"],
+        message_id=row["message_id"],
+        updated=datetime.fromisoformat(row["updated"]) if row["updated"] else None,
+    )

@@ -1,0 +1,213 @@
+"""Sending throughput against a local SMTP sink, with a bare smtplib loop as the floor.
+
+Prints messages per second for `digest`'s send (ledger, personalisation, retries) and for
+pre-built messages of the same size pushed through plain smtplib over the same number of
+connections, and their ratio (target ≥ 0.8); the CPU time per subscriber spent outside
+smtplib (target under 200 µs); personalising by substitution against re-rendering per
+subscriber; and peak memory for 10,000 and 100,000 subscribers.
+
+    .venv/bin/python bench/send.py [--subscribers 10000] [--connections 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import smtplib
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import tracemalloc
+from datetime import UTC, datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+from _editions import edition
+from _timing import ratio
+
+from digest.config import Settings
+from digest.mail import MessageTemplate, build_message, list_id_header
+from digest.render import render_edition
+from digest.send import deliver
+from digest.smtp import Connection, Result
+from digest.store import Store
+from digest.tokens import make_token, unsubscribe_url
+
+NOW = datetime(2026, 11, 28, 7, 0, tzinfo=UTC)
+
+
+def run_sink() -> None:
+    """Serve SMTP on 127.0.0.1, discard every message, print the port, run until killed."""
+    from aiosmtpd.smtp import SMTP
+
+    class Discard:
+        async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
+            return "250 OK"
+
+    loop = asyncio.new_event_loop()
+    server = loop.run_until_complete(
+        loop.create_server(lambda: SMTP(Discard(), hostname="sink"), "127.0.0.1", 0)
+    )
+    print(server.sockets[0].getsockname()[1], flush=True)
+    loop.run_forever()
+
+
+class NullConnection(Connection):
+    """Accepts every message without a network: isolates the ledger's own costs."""
+
+    def send_once(self, sender: str, recipient: str, data: bytes) -> Result:
+        return Result("sent", 250)
+
+    def close(self) -> None:
+        pass
+
+
+def prepare(folder: Path, subscribers: int, port: int, connections: int) -> Settings:
+    """Make a store with one 20-item edition and its subscribers; return the settings."""
+    settings = Settings(
+        db=folder / "digest.db",
+        secret_key="bench-secret",
+        smtp_host="127.0.0.1",
+        smtp_port=port,
+        smtp_security="none",
+        smtp_timeout=30,
+        smtp_connections=connections,
+    )
+    made = edition(20)
+    rendered = render_edition(settings, made)
+    with Store(settings.db) as store:
+        for item in made.items:
+            store.upsert_article(item.article, NOW)
+        store.record_edition(made, rendered.subject, None, rendered)
+        store.add_subscribers((f"reader{n}@example.org" for n in range(subscribers)), NOW)
+    return settings
+
+
+def ours(settings: Settings, edition_id: str) -> tuple[float, float, int]:
+    """Send the edition with digest; return wall seconds, CPU seconds and messages sent."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    with Store(settings.db) as store:
+        report = deliver(settings, store, edition_id)
+    return time.perf_counter() - wall, time.process_time() - cpu, report.sent_now
+
+
+def bare(port: int, data: bytes, count: int, connections: int) -> tuple[float, float]:
+    """Push count copies of data through plain smtplib; return wall and CPU seconds."""
+
+    def worker(n: int) -> None:
+        smtp = smtplib.SMTP("127.0.0.1", port, timeout=30)
+        for i in range(n):
+            smtp.sendmail("digest@example.com", [f"reader{i}@example.org"], data)
+        smtp.quit()
+
+    shares = [
+        count // connections + (1 if i < count % connections else 0) for i in range(connections)
+    ]
+    threads = [threading.Thread(target=worker, args=(n,)) for n in shares]
+    wall, cpu = time.perf_counter(), time.process_time()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def substitution_vs_render(settings: Settings, samples: int) -> tuple[float, float]:
+    """Return seconds per message: personalising the template, and rendering afresh."""
+    made = edition(20)
+    rendered = render_edition(settings, made)
+    template = MessageTemplate(
+        rendered,
+        edition_id=made.id,
+        sender=settings.sender,
+        list_id=list_id_header(settings.title, settings.list_id, settings.sender),
+        base_url=settings.base_url,
+        now=NOW,
+    )
+    n = samples * 100
+    start = time.perf_counter()
+    for i in range(n):
+        url = unsubscribe_url(settings.base_url, make_token("k", settings.list_id, i))
+        template.personalise(f"reader{i}@example.org", "Reader", url)
+    fast = (time.perf_counter() - start) / n
+    start = time.perf_counter()
+    for i in range(samples):
+        again = render_edition(settings, made)
+        build_message(again, settings.sender, f"reader{i}@example.org", NOW).as_bytes()
+    slow = (time.perf_counter() - start) / samples
+    return fast, slow
+
+
+def peak_memory(subscribers: int) -> float:
+    """Return the peak traced memory in MiB of a send to subscribers (no network)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = prepare(Path(tmp), subscribers, 1, 2)
+        with Store(settings.db) as store:
+            # Durable against a killed process, which is what the ledger promises; the
+            # bench only measures memory, so it skips the flush to disk on each commit.
+            store.db.execute("PRAGMA synchronous=OFF")
+        tracemalloc.start()
+        with Store(settings.db) as store:
+            report = deliver(settings, store, "2026-11-28", transport=NullConnection)
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        assert report.sent_now == subscribers
+    return peak / 2**20
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sink", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--subscribers", type=int, default=10_000)
+    parser.add_argument("--connections", type=int, default=2)
+    parser.add_argument("--memory", type=int, nargs="*", default=[10_000, 100_000])
+    args = parser.parse_args()
+    if args.sink:
+        run_sink()
+        return
+    sink = subprocess.Popen([sys.executable, __file__, "--sink"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert sink.stdout is not None
+        port = int(sink.stdout.readline())
+        with tempfile.TemporaryDirectory() as tmp:
+            settings = prepare(Path(tmp), args.subscribers, port, args.connections)
+            wall, cpu, sent = ours(settings, "2026-11-28")
+            with Store(settings.db) as store:
+                content = store.edition_content("2026-11-28")
+            assert content is not None
+            template = MessageTemplate(
+                content,
+                edition_id="2026-11-28",
+                sender=settings.sender,
+                list_id=list_id_header(settings.title, settings.list_id, settings.sender),
+                base_url=settings.base_url,
+                now=NOW,
+            )
+            url = unsubscribe_url(settings.base_url, make_token("k", settings.list_id, 1))
+            data = template.personalise("reader1@example.org", "", url)
+            base_wall, base_cpu = bare(port, data, sent, args.connections)
+            fast, slow = substitution_vs_render(settings, 5)
+    finally:
+        sink.kill()
+        sink.wait()
+    ours_rate = sent / wall
+    base_rate = sent / base_wall
+    print(f"messages: {sent} of {len(data):,} bytes over {args.connections} connections")
+    print(f"digest send:      {ours_rate:8.0f} msg/s  (CPU {cpu / sent * 1e6:6.0f} µs/msg)")
+    print(f"bare smtplib:     {base_rate:8.0f} msg/s  (CPU {base_cpu / sent * 1e6:6.0f} µs/msg)")
+    print(f"ratio digest / bare smtplib: {ratio(ours_rate, base_rate)}  (target >= 0.8)")
+    outside = max(cpu - base_cpu, 0.0) / sent * 1e6
+    print(f"CPU per subscriber outside smtplib: {outside:.0f} µs  (target < 200)")
+    print(
+        f"per message: substitution {fast * 1e6:.0f} µs, re-render {slow * 1e3:.0f} ms;"
+        f" re-render / substitution = {ratio(slow, fast)}"
+    )
+    for count in args.memory:
+        print(f"peak traced memory, {count:,} subscribers: {peak_memory(count):.1f} MiB")
+
+
+if __name__ == "__main__":
+    main()

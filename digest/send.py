@@ -1,0 +1,327 @@
+"""Send an edition to the list: the per-subscriber ledger, resumable after a crash.
+
+Each (edition, subscriber) has one ledger row: pending → sending → sent, failed or
+bounced. A row is marked `sending` before the message goes and `sent` after the server's
+250, so a process killed in between leaves at most one row per connection in `sending`;
+the next run sends those again with the same Message-ID and everything still pending.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parseaddr
+
+from digest.config import Settings
+from digest.errors import ConfigError, DeliveryError
+from digest.mail import MessageTemplate, list_id_header
+from digest.smtp import Connection, RateLimiter, Result, send_with_retries
+from digest.store import Outcome, Store
+from digest.tokens import make_token, unsubscribe_url
+
+logger = logging.getLogger(__name__)
+
+
+TransportFactory = Callable[[Settings], Connection]
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where a send stands, for a progress bar."""
+
+    edition_id: str
+    total: int
+    sent: int
+    failed: int
+    remaining: int
+    elapsed: float
+
+    @property
+    def rate(self) -> float:
+        """Return messages handled per second so far in this run."""
+        done = self.sent + self.failed
+        return done / self.elapsed if self.elapsed > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class SendReport:
+    """What a send did and where the ledger of the edition stands after it."""
+
+    edition_id: str
+    counts: dict[str, int]
+    sent_now: int
+    failed_now: int
+    # Rows a killed earlier run left in `sending`: sent again, possibly a second time.
+    resumed_in_flight: int
+    stopped: bool
+    elapsed: float
+
+    @property
+    def remaining(self) -> int:
+        """Return the rows still pending (temporary failures wait for the next run)."""
+        return self.counts.get("pending", 0) + self.counts.get("sending", 0)
+
+    @property
+    def complete(self) -> bool:
+        """Return whether every row has reached a final state."""
+        return self.remaining == 0
+
+
+def require_secret(settings: Settings) -> None:
+    """Refuse to send without a secret: unsubscribe links would be forgeable."""
+    if not settings.secret_key:
+        raise ConfigError(
+            "DIGEST_SECRET_KEY is not set: unsubscribe links cannot be signed",
+            hint="set DIGEST_SECRET_KEY to a long random string, e.g. the output of"
+            ' python3 -c "import secrets; print(secrets.token_urlsafe(32))"',
+        )
+
+
+def build_template(
+    settings: Settings, store: Store, edition_id: str, now: datetime
+) -> MessageTemplate:
+    """Return the message template of a recorded edition, from its stored content."""
+    content = store.edition_content(edition_id)
+    if content is None:
+        known = store.edition(edition_id) is not None
+        raise DeliveryError(
+            f"edition {edition_id}: "
+            + ("its rendered content was not kept" if known else "no such edition"),
+            hint="`digest status` lists the editions; make a new one with `digest run`",
+        )
+    return MessageTemplate(
+        content,
+        edition_id=edition_id,
+        sender=settings.sender,
+        list_id=list_id_header(settings.title, settings.list_id, settings.sender),
+        base_url=settings.base_url,
+        now=now,
+    )
+
+
+class _Run:
+    """State shared by the sending threads of one run."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        now: datetime,
+        edition_id: str,
+        template: MessageTemplate,
+        stop: threading.Event,
+        progress: Callable[[Progress], None] | None,
+        total: int,
+        retry_delay: float,
+    ) -> None:
+        self.settings = settings
+        self.started_at = now
+        self.edition_id = edition_id
+        self.template = template
+        self.stop = stop
+        self.progress = progress
+        self.total = total
+        self.retry_delay = retry_delay
+        self.limiter = RateLimiter(settings.smtp_rate)
+        self.lock = threading.Lock()
+        self.sent = 0
+        self.failed = 0
+        self.started = time.monotonic()
+        self.error: BaseException | None = None
+        self.envelope_from = parseaddr(settings.sender)[1]
+
+    def tick(self, sent: int, failed: int) -> None:
+        with self.lock:
+            self.sent += sent
+            self.failed += failed
+            snapshot = Progress(
+                self.edition_id,
+                self.total,
+                self.sent,
+                self.failed,
+                self.total - self.sent - self.failed,
+                time.monotonic() - self.started,
+            )
+            if self.progress is not None:
+                self.progress(snapshot)
+
+
+def _worker(run: _Run, factory: TransportFactory) -> None:
+    """Claim rows and send them until none is left, stop is set or the server is unusable."""
+    s = run.settings
+    connection: Connection | None = None
+    done: Outcome | None = None
+    last = -1
+    try:
+        connection = factory(s)
+        with Store(s.db) as store:
+            store.sync_for_sending()
+            try:
+                while not run.stop.is_set():
+                    claimed = store.claim_delivery(
+                        run.edition_id, datetime.now(UTC), run.started_at, done, last
+                    )
+                    done = None
+                    if claimed is None:
+                        return
+                    row, name = claimed
+                    last = row.subscriber_id
+                    try:
+                        done = _send_one(run, connection, row.subscriber_id, row.email, name)
+                    except BaseException:
+                        # Not sent as far as we know: back to pending for the next run.
+                        done = Outcome(
+                            run.edition_id,
+                            row.subscriber_id,
+                            "pending",
+                            datetime.now(UTC),
+                            error="run stopped by an error before this message went",
+                            extra_attempts=-1,
+                        )
+                        raise
+                    if done.status == "pending" and connection.unreachable:
+                        raise DeliveryError(
+                            f"cannot reach {s.smtp_host}:{s.smtp_port}: {done.error}",
+                            hint="check SMTP_HOST, SMTP_PORT and SMTP_SECURITY; run `digest"
+                            " send` again to resume where this run stopped",
+                        )
+            finally:
+                if done is not None:
+                    store.finish_delivery(done)
+    except BaseException as err:
+        run.error = run.error or err
+        run.stop.set()
+    finally:
+        if connection is not None:
+            connection.close()
+
+
+def _send_one(
+    run: _Run, connection: Connection, subscriber_id: int, email: str, name: str
+) -> Outcome:
+    """Send one subscriber their message; return the outcome to record."""
+    s = run.settings
+    token = make_token(s.secret_key, s.list_id, subscriber_id)
+    data = run.template.personalise(email, name, unsubscribe_url(s.base_url, token))
+    result, tries = send_with_retries(
+        connection,
+        run.envelope_from,
+        email,
+        data,
+        max_attempts=s.smtp_max_attempts,
+        retry_delay=run.retry_delay,
+        limiter=run.limiter,
+        stop=run.stop,
+    )
+    now = datetime.now(UTC)
+    msg_id = run.template.message_id(email)
+    if result.outcome == "sent":
+        run.tick(1, 0)
+        return Outcome(run.edition_id, subscriber_id, "sent", now, msg_id, extra_attempts=tries - 1)
+    if result.outcome == "permanent":
+        run.tick(0, 1)
+        logger.warning("%s: %s", email, result.error)
+        return Outcome(
+            run.edition_id,
+            subscriber_id,
+            "failed",
+            now,
+            msg_id,
+            result.error,
+            extra_attempts=tries - 1,
+            hard=True,
+            bounce_now=result.no_such_mailbox,
+        )
+    # Temporary trouble outlasted the tries: the row waits for the next run.
+    logger.warning("%s: %s; left pending for the next run", email, result.error)
+    return Outcome(run.edition_id, subscriber_id, "pending", now, msg_id, result.error, tries - 1)
+
+
+def deliver(
+    settings: Settings,
+    store: Store,
+    edition_id: str,
+    *,
+    stop: threading.Event | None = None,
+    progress: Callable[[Progress], None] | None = None,
+    now: datetime | None = None,
+    transport: TransportFactory | None = None,
+    retry_delay: float = 1.0,
+) -> SendReport:
+    """Send edition_id to every active subscriber not yet served; resume a broken run.
+
+    The caller holds the run lock (pipeline.one_run_at_a_time), so only one sender works
+    on a store at a time. With stop set, each thread finishes its message in flight,
+    records it, and the call returns.
+    """
+    require_secret(settings)
+    # The ledger keeps real times (they order this run's retries after its claims);
+    # `now` only dates the message.
+    started = datetime.now(UTC)
+    stop = stop or threading.Event()
+    template = build_template(settings, store, edition_id, now or started)
+    resumed = store.release_interrupted(edition_id, started)
+    if resumed:
+        logger.warning(
+            "edition %s: %d messages were in flight when an earlier run stopped; sending"
+            " them again with the same Message-ID",
+            edition_id,
+            resumed,
+        )
+    added = store.add_deliveries(edition_id, started)
+    counts = store.delivery_counts(edition_id)
+    pending = counts.get("pending", 0)
+    logger.info("edition %s: %d new ledger rows, %d to send", edition_id, added, pending)
+    run = _Run(settings, started, edition_id, template, stop, progress, pending, retry_delay)
+    factory: TransportFactory = transport or Connection
+    threads = [
+        threading.Thread(target=_worker, args=(run, factory), name=f"send-{n}", daemon=True)
+        for n in range(min(settings.smtp_connections, max(pending, 1)))
+    ]
+    if pending:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    store.skip_inactive(edition_id, datetime.now(UTC))
+    counts = store.delivery_counts(edition_id)
+    report = SendReport(
+        edition_id,
+        counts,
+        run.sent,
+        run.failed,
+        resumed,
+        stopped=stop.is_set() and run.error is None,
+        elapsed=time.monotonic() - run.started,
+    )
+    if run.error is not None:
+        if isinstance(run.error, DeliveryError):
+            raise run.error
+        raise DeliveryError(f"sending stopped: {run.error}") from run.error
+    return report
+
+
+def send_test(settings: Settings, store: Store, edition_id: str, address: str) -> Result:
+    """Send one copy of an edition to address, leaving the ledger alone."""
+    require_secret(settings)
+    now = datetime.now(UTC)
+    template = build_template(settings, store, edition_id, now)
+    # Subscriber 0 never exists, so the copy's unsubscribe link unsubscribes nobody.
+    token = make_token(settings.secret_key, settings.list_id, 0)
+    data = template.personalise(address, "", unsubscribe_url(settings.base_url, token))
+    connection = Connection(settings)
+    try:
+        result, _ = send_with_retries(
+            connection,
+            parseaddr(settings.sender)[1],
+            address,
+            data,
+            max_attempts=settings.smtp_max_attempts,
+            retry_delay=1.0,
+        )
+    finally:
+        connection.close()
+    return result

@@ -1,0 +1,273 @@
+"""The SMTP client: TLS with certificate checks, timeouts, reconnects, retries, rate limit.
+
+The only module that touches smtplib. The password goes to the server and nowhere else:
+smtplib's own debug output (which prints the AUTH exchange) is never switched on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import smtplib
+import ssl
+import threading
+import time
+from dataclasses import dataclass
+from typing import Literal
+
+from digest.config import Settings
+from digest.errors import DeliveryError
+
+logger = logging.getLogger(__name__)
+
+Outcome = Literal["sent", "transient", "permanent"]
+# Replies to RCPT that say the mailbox does not exist: bounce at once, no second chance.
+_NO_SUCH_MAILBOX = {550, 551, 553}
+
+
+class SmtpSetupError(DeliveryError):
+    """The server cannot be used at all: wrong host, TLS refused, login refused."""
+
+
+@dataclass(frozen=True)
+class Result:
+    """How one message ended on one connection."""
+
+    outcome: Outcome
+    code: int = 0
+    error: str = ""
+    # A 5xx to RCPT saying the mailbox does not exist.
+    no_such_mailbox: bool = False
+
+
+def tls_context(settings: Settings) -> ssl.SSLContext:
+    """Return a client TLS context that checks certificates and host names."""
+    context = ssl.create_default_context()
+    if settings.smtp_ca_file is not None:
+        try:
+            context.load_verify_locations(cafile=str(settings.smtp_ca_file))
+        except (OSError, ssl.SSLError) as err:
+            raise SmtpSetupError(
+                f"{settings.smtp_ca_file}: cannot load the CA file: {err}",
+                hint="set SMTP_CA_FILE to a PEM file holding the certificate authority",
+            ) from err
+    return context
+
+
+class RateLimiter:
+    """At most `per_minute` acquisitions a minute, spread evenly, shared by all threads."""
+
+    def __init__(self, per_minute: int) -> None:
+        self.interval = 60.0 / per_minute if per_minute > 0 else 0.0
+        self._next = 0.0
+        self._lock = threading.Lock()
+
+    def wait(self, stop: threading.Event | None = None) -> None:
+        """Block until the next message may go."""
+        if not self.interval:
+            return
+        with self._lock:
+            now = time.monotonic()
+            slot = max(now, self._next)
+            self._next = slot + self.interval
+        delay = slot - time.monotonic()
+        if delay > 0:
+            if stop is not None:
+                stop.wait(delay)
+            else:
+                time.sleep(delay)
+
+
+class Connection:
+    """One SMTP connection, opened on first use and re-opened after the server drops it."""
+
+    def __init__(self, settings: Settings, context: ssl.SSLContext | None = None) -> None:
+        self.settings = settings
+        self.context = context or (
+            tls_context(settings) if settings.smtp_security != "none" else None
+        )
+        self._smtp: smtplib.SMTP | None = None
+        # Whether the last failure happened before a connection stood: then every
+        # address would fail the same way, and the run should stop rather than churn.
+        self.unreachable = False
+
+    def _where(self) -> str:
+        return f"{self.settings.smtp_host}:{self.settings.smtp_port}"
+
+    def open(self) -> smtplib.SMTP:
+        """Return the open connection, connecting, securing and logging in if needed."""
+        if self._smtp is not None:
+            return self._smtp
+        s = self.settings
+        logger.debug("connecting to %s (%s)", self._where(), s.smtp_security)
+        smtp: smtplib.SMTP
+        try:
+            if s.smtp_security == "ssl":
+                smtp = smtplib.SMTP_SSL(
+                    s.smtp_host, s.smtp_port, timeout=s.smtp_timeout, context=self.context
+                )
+            else:
+                smtp = smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=s.smtp_timeout)
+            try:
+                smtp.ehlo()
+                if s.smtp_security == "starttls":
+                    # No fall-back: a server that does not offer STARTTLS is an error.
+                    if not smtp.has_extn("starttls"):
+                        raise SmtpSetupError(
+                            f"{self._where()} does not offer STARTTLS",
+                            hint="use SMTP_SECURITY=ssl with the server's TLS port, or fix"
+                            " the server; digest never falls back to plain text",
+                        )
+                    smtp.starttls(context=self.context)
+                    smtp.ehlo()
+                if s.smtp_username:
+                    smtp.login(s.smtp_username, s.smtp_password)
+            except BaseException:
+                _close_quietly(smtp)
+                raise
+        except ssl.SSLCertVerificationError as err:
+            raise SmtpSetupError(
+                f"{self._where()}: the server's certificate is not trusted: {err.verify_message}",
+                hint="set SMTP_CA_FILE to the authority that signed it, or fix SMTP_HOST",
+            ) from err
+        except smtplib.SMTPAuthenticationError as err:
+            raise SmtpSetupError(
+                f"{self._where()}: login as {s.smtp_username!r} refused: {err.smtp_code}"
+                f" {_text(err.smtp_error)}",
+                hint="check SMTP_USERNAME and SMTP_PASSWORD",
+            ) from err
+        except smtplib.SMTPNotSupportedError as err:
+            raise SmtpSetupError(
+                f"{self._where()}: {err}",
+                hint="check SMTP_SECURITY and whether the server wants a login",
+            ) from err
+        except smtplib.SMTPResponseException as err:
+            if 500 <= err.smtp_code < 600:
+                raise SmtpSetupError(
+                    f"{self._where()}: refused: {err.smtp_code} {_text(err.smtp_error)}",
+                    hint="check SMTP_HOST, SMTP_PORT and SMTP_SECURITY",
+                ) from err
+            raise
+        self._smtp = smtp
+        logger.debug("connected to %s", self._where())
+        return smtp
+
+    def close(self) -> None:
+        """Say QUIT if the server still listens, then close."""
+        if self._smtp is not None:
+            smtp, self._smtp = self._smtp, None
+            try:
+                smtp.quit()
+            except (smtplib.SMTPException, OSError):
+                _close_quietly(smtp)
+
+    def drop(self) -> None:
+        """Forget a connection that failed; the next send opens a new one."""
+        if self._smtp is not None:
+            _close_quietly(self._smtp)
+            self._smtp = None
+
+    def send_once(self, sender: str, recipient: str, data: bytes) -> Result:
+        """Try one delivery of data; classify the reply. Setup errors are raised."""
+        self.unreachable = False
+        try:
+            try:
+                smtp = self.open()
+            except (OSError, smtplib.SMTPException):
+                self.unreachable = True
+                raise
+            refused = smtp.sendmail(sender, [recipient], data)
+        except smtplib.SMTPRecipientsRefused as err:
+            code, reply = err.recipients.get(recipient, (0, b""))
+            return self._classify(code, reply, rcpt=True)
+        except smtplib.SMTPSenderRefused as err:
+            # A refused sender says nothing about the recipient: never count it against them.
+            if 500 <= err.smtp_code < 600:
+                self.drop()
+                raise SmtpSetupError(
+                    f"{self._where()}: the sender {sender!r} was refused: {err.smtp_code}"
+                    f" {_text(err.smtp_error)}",
+                    hint="check DIGEST_FROM, and SMTP_USERNAME and SMTP_PASSWORD if the"
+                    " server wants a login",
+                ) from err
+            return self._classify(err.smtp_code, err.smtp_error, rcpt=False)
+        except smtplib.SMTPServerDisconnected as err:
+            self.drop()
+            return Result("transient", 0, f"connection dropped: {err}")
+        except smtplib.SMTPResponseException as err:
+            return self._classify(err.smtp_code, err.smtp_error, rcpt=False)
+        except SmtpSetupError:
+            self.drop()
+            raise
+        except (OSError, smtplib.SMTPException) as err:
+            # Timeouts, refused connections, resets: the network, so worth another try.
+            self.drop()
+            return Result("transient", 0, f"{type(err).__name__}: {err}")
+        if refused:
+            code, reply = refused[recipient]
+            return self._classify(code, reply, rcpt=True)
+        return Result("sent", 250)
+
+    def _classify(self, code: int, reply: bytes | str, *, rcpt: bool) -> Result:
+        text = f"{code} {_text(reply)}".strip()
+        if 400 <= code < 500:
+            if code == 421:
+                # 421 means the server is closing this connection.
+                self.drop()
+            return Result("transient", code, text)
+        if 500 <= code < 600:
+            return Result("permanent", code, text, rcpt and code in _NO_SUCH_MAILBOX)
+        self.drop()
+        return Result("transient", code, text or "unexpected reply")
+
+
+def _text(reply: bytes | str) -> str:
+    if isinstance(reply, bytes):
+        reply = reply.decode("utf-8", "replace")
+    return " ".join(reply.split())
+
+
+def _close_quietly(smtp: smtplib.SMTP) -> None:
+    with contextlib.suppress(OSError):
+        smtp.close()
+
+
+def backoff(attempt: int, base: float, cap: float = 300.0) -> float:
+    """Return the wait before try number attempt + 1: base, 2 base, 4 base, … up to cap."""
+    return float(min(cap, base * 2 ** (attempt - 1)))
+
+
+def send_with_retries(
+    connection: Connection,
+    sender: str,
+    recipient: str,
+    data: bytes,
+    *,
+    max_attempts: int,
+    retry_delay: float,
+    limiter: RateLimiter | None = None,
+    stop: threading.Event | None = None,
+) -> tuple[Result, int]:
+    """Send data, retrying temporary failures with back-off; return the result and tries."""
+    attempt = 0
+    while True:
+        attempt += 1
+        if limiter is not None:
+            limiter.wait(stop)
+        result = connection.send_once(sender, recipient, data)
+        if result.outcome != "transient" or attempt >= max_attempts:
+            return result, attempt
+        delay = backoff(attempt, retry_delay)
+        logger.info(
+            "%s: %s; try %d of %d in %.1f s",
+            recipient,
+            result.error,
+            attempt + 1,
+            max_attempts,
+            delay,
+        )
+        # A stop request ends the back-off: the row stays pending for the next run.
+        if stop is not None and stop.wait(delay):
+            return result, attempt
+        if stop is None:
+            time.sleep(delay)

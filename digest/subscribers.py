@@ -1,0 +1,174 @@
+"""The subscriber list: CSV import and export, add and remove, address checks."""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TextIO
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from email_validator import EmailNotValidError, validate_email
+
+from digest.errors import DigestError
+from digest.models import Subscriber
+from digest.store import Store, SubscriberChange
+
+logger = logging.getLogger(__name__)
+
+COLUMNS = ("email", "name", "topics", "timezone")
+# Long enough for any real name; short enough that a To header stays one folded line.
+MAX_NAME = 200
+
+
+class SubscriberError(DigestError):
+    """A subscriber file or address cannot be used."""
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A row left out of an import, with its line number and why."""
+
+    line: int
+    email: str
+    reason: str
+
+
+@dataclass
+class ImportReport:
+    """What an import did, row by row."""
+
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    # Unsubscribed or bounced addresses whose status the import left as it was.
+    kept: int = 0
+    rejected: list[Rejected] = field(default_factory=list)
+
+    def count(self, change: SubscriberChange) -> None:
+        """Add one row's outcome."""
+        setattr(self, change, getattr(self, change) + 1)
+
+
+def normalise_email(address: str) -> str:
+    """Return the address in normal form, or raise SubscriberError saying what is wrong."""
+    try:
+        checked = validate_email(address.strip(), check_deliverability=False, allow_smtputf8=False)
+    except EmailNotValidError as err:
+        raise SubscriberError(str(err)) from None
+    return str(checked.normalized)
+
+
+def check_fields(name: str, topics: str, timezone: str) -> tuple[str, tuple[str, ...], str]:
+    """Return the cleaned name, topics and time zone, or raise SubscriberError."""
+    name = " ".join(name.split())
+    if any(c in name for c in "\r\n\0") or len(name) > MAX_NAME:
+        raise SubscriberError(f"name must be one line of at most {MAX_NAME} characters")
+    parts = tuple(sorted({t.strip().lower() for t in topics.replace(";", ",").split(",")} - {""}))
+    timezone = timezone.strip()
+    if timezone:
+        try:
+            ZoneInfo(timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise SubscriberError(f"unknown time zone {timezone!r}") from None
+    return name, parts, timezone
+
+
+def add_subscriber(
+    store: Store,
+    email: str,
+    now: datetime,
+    *,
+    name: str = "",
+    topics: str = "",
+    timezone: str = "",
+    resubscribe: bool = False,
+) -> SubscriberChange:
+    """Add or update one subscriber after checking the address and fields."""
+    address = normalise_email(email)
+    clean_name, parts, zone = check_fields(name, topics, timezone)
+    return store.upsert_subscriber(address, clean_name, parts, zone, now, resubscribe=resubscribe)
+
+
+def read_rows(handle: TextIO, where: str) -> Iterator[tuple[int, dict[str, str]]]:
+    """Yield (line number, row) from a CSV file with a header row naming its columns."""
+    reader = csv.DictReader(handle)
+    header = [h.strip().lower() for h in reader.fieldnames or []]
+    if "email" not in header:
+        raise SubscriberError(
+            f"{where}: the header row must name an 'email' column",
+            hint="start the file with a line such as: email,name,topics,timezone",
+        )
+    unknown = [h for h in header if h not in COLUMNS]
+    if unknown:
+        logger.warning("%s: ignoring unknown columns %s", where, ", ".join(unknown))
+    reader.fieldnames = header
+    for row in reader:
+        # line_num counts physical lines read so far, so a quoted field with a line
+        # break inside still points at the row's last line, which is where it ended.
+        yield reader.line_num, {k: (v or "") for k, v in row.items() if isinstance(k, str)}
+
+
+def import_csv(
+    store: Store, path: Path, now: datetime, *, resubscribe: bool = False
+) -> ImportReport:
+    """Import subscribers from path; bad rows are reported by line and the rest go in."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as err:
+        raise SubscriberError(f"{path}: cannot read the subscriber file: {err}") from err
+    return import_rows(store, io.StringIO(text, newline=""), str(path), now, resubscribe)
+
+
+def import_rows(
+    store: Store, handle: TextIO, where: str, now: datetime, resubscribe: bool = False
+) -> ImportReport:
+    """Import subscribers from an open CSV file; see import_csv."""
+    report = ImportReport()
+    seen: dict[str, int] = {}
+    for line, row in read_rows(handle, where):
+        raw = row.get("email", "").strip()
+        if not raw and not any(v.strip() for v in row.values()):
+            continue
+        try:
+            address = normalise_email(raw) if raw else ""
+            if not address:
+                raise SubscriberError("the email column is empty")
+            if address.lower() in seen:
+                raise SubscriberError(f"same address as line {seen[address.lower()]}")
+            name, topics, zone = check_fields(
+                row.get("name", ""), row.get("topics", ""), row.get("timezone", "")
+            )
+        except SubscriberError as err:
+            report.rejected.append(Rejected(line, raw, str(err)))
+            logger.info("%s:%d: rejected %r: %s", where, line, raw, err)
+            continue
+        seen[address.lower()] = line
+        change = store.upsert_subscriber(address, name, topics, zone, now, resubscribe=resubscribe)
+        report.count(change)
+    return report
+
+
+def export_csv(subscribers: Iterable[Subscriber], handle: TextIO) -> int:
+    """Write subscribers as CSV with a header row (the import's columns and status)."""
+    writer = csv.writer(handle, lineterminator="\n")
+    writer.writerow((*COLUMNS, "status", "created", "updated"))
+    count = 0
+    for sub in subscribers:
+        writer.writerow(
+            (
+                sub.email,
+                sub.name,
+                ",".join(sub.topics),
+                sub.timezone,
+                sub.status,
+                sub.created.isoformat(timespec="seconds"),
+                sub.updated.isoformat(timespec="seconds"),
+            )
+        )
+        count += 1
+    return count

@@ -1,0 +1,418 @@
+"""Sending an edition through the ledger, against a real SMTP server and real SQLite."""
+
+from __future__ import annotations
+
+import dataclasses
+import email.message
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from smtpserver import Faults, Handler, SmtpServer
+
+from digest.config import Settings
+from digest.errors import ConfigError, DeliveryError
+from digest.models import Article, Edition, Highlight, Item, RenderedEdition, Section
+from digest.render import UNSUBSCRIBE_PLACEHOLDER
+from digest.send import Progress, SendReport, deliver
+from digest.store import BOUNCE_AFTER, Store
+from digest.tokens import subscriber_from_token
+
+NOW = datetime(2026, 11, 28, 7, 0, tzinfo=UTC)
+SECRET = "a-secret-only-for-tests"
+
+
+def add_edition(store: Store, edition_id: str, created: datetime = NOW) -> None:
+    """Record a small edition with its content, the unsubscribe placeholder in both parts."""
+    article = Article(id="a1", source="s", title="Title", highlights=(Highlight("Point."),))
+    store.upsert_article(article, created)
+    edition = Edition(
+        edition_id,
+        "Daily Digest",
+        date(2026, 11, 28),
+        created,
+        (Section("", (Item(article, article.highlights),)),),
+    )
+    html = (
+        "<html><body><p>Título and a long paragraph " + "x" * 200 + "</p>"
+        f'<p><a href="{UNSUBSCRIBE_PLACEHOLDER}">Unsubscribe</a></p></body></html>'
+    )
+    text = f"Título\n\nUnsubscribe: {UNSUBSCRIBE_PLACEHOLDER}\n"
+    rendered = RenderedEdition(edition, f"Daily Digest {edition_id}", "pre", html, text)
+    store.record_edition(edition, rendered.subject, None, rendered)
+
+
+def add_subscribers(store: Store, count: int) -> list[str]:
+    """Add count active subscribers r0@example.org … and return their addresses."""
+    addresses = [f"r{n}@example.org" for n in range(count)]
+    for n, address in enumerate(addresses):
+        store.upsert_subscriber(address, f"Reader {n}", (), "", NOW)
+    return addresses
+
+
+def smtp_settings(tmp_path: Path, port: int, **changes: object) -> Settings:
+    """Return settings sending to 127.0.0.1:port in plain text, with a store in tmp_path."""
+    base = Settings(
+        db=tmp_path / "digest.db",
+        outbox=tmp_path / "outbox",
+        secret_key=SECRET,
+        base_url="https://news.example.org",
+        smtp_host="127.0.0.1",
+        smtp_port=port,
+        smtp_security="none",
+        smtp_timeout=5,
+        smtp_connections=2,
+        smtp_max_attempts=4,
+    )
+    return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def server() -> Iterator[SmtpServer]:
+    """Run an SMTP server whose faults each test sets."""
+    with SmtpServer(Handler(Faults())) as running:
+        yield running
+
+
+def send(settings: Settings, edition_id: str = "e1", **kwargs: object) -> SendReport:
+    """Deliver edition_id with short back-offs."""
+    with Store(settings.db) as store:
+        return deliver(settings, store, edition_id, retry_delay=0.01, **kwargs)  # type: ignore[arg-type]
+
+
+def test_every_subscriber_gets_one_personal_copy(tmp_path: Path, server: SmtpServer) -> None:
+    """Deliver once to each active subscriber with their own headers and unsubscribe link."""
+    settings = smtp_settings(tmp_path, server.port)
+    with Store(settings.db) as store:
+        add_edition(store, "e1")
+        addresses = add_subscribers(store, 5)
+        gone = store.subscriber_by_email("r4@example.org")
+        assert gone is not None
+        store.set_subscriber_status(gone.id, "unsubscribed", NOW)
+    report = send(settings)
+    assert report.counts == {"sent": 4} and report.complete
+    assert server.handler.recipients() == {a: 1 for a in addresses[:4]}
+    ids = set()
+    with Store(settings.db) as store:
+        for got in server.handler.received:
+            msg = got.parsed()
+            assert msg.defects == []
+            sub = store.subscriber_by_email(got.recipient)
+            assert sub is not None
+            assert msg["To"] == f"{sub.name} <{sub.email}>"
+            assert msg["List-Id"] == '"Daily Digest" <digest.example.com>'
+            assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+            web, mailto = (p.strip(" <>") for p in msg["List-Unsubscribe"].split(","))
+            assert web.startswith("https://news.example.org/unsubscribe/")
+            assert mailto.startswith("mailto:digest@example.com")
+            token = web.rsplit("/", 1)[1]
+            assert subscriber_from_token(SECRET, settings.list_id, token) == sub.id
+            assert sub.email not in msg["List-Unsubscribe"]
+            for part in msg.iter_parts():
+                assert isinstance(part, email.message.EmailMessage)
+                body = part.get_content()
+                assert web in body and "unsubscribe.invalid" not in body and "Título" in body
+            ids.add(msg["Message-ID"])
+        rows = {d.email: d for d in store.deliveries("e1")}
+    assert len(ids) == 4
+    assert {rows[a].message_id for a in addresses[:4]} == ids
+    assert "r4@example.org" not in rows
+
+
+def test_451_twice_then_delivered_others_unaffected(tmp_path: Path, server: SmtpServer) -> None:
+    """Deliver a greylisted address on the third try; the others on their first."""
+    server.handler.faults.rcpt["r2@example.org"] = ["451 4.7.1 greylisted"] * 2
+    settings = smtp_settings(tmp_path, server.port)
+    with Store(settings.db) as store:
+        add_edition(store, "e1")
+        addresses = add_subscribers(store, 5)
+    assert send(settings).counts == {"sent": 5}
+    assert server.handler.recipients() == {a: 1 for a in addresses}
+    with Store(settings.db) as store:
+        attempts = {d.email: d.attempts for d in store.deliveries("e1")}
+    assert attempts == {a: 3 if a == "r2@example.org" else 1 for a in addresses}
+
+
+def test_550_fails_once_and_is_left_out_next_time(tmp_path: Path, server: SmtpServer) -> None:
+    """Never retry a 550 for an unknown mailbox, and leave the address out later."""
+    server.handler.faults.rcpt["r1@example.org"] = ["550 5.1.1 no such user"] * 9
+    settings = smtp_settings(tmp_path, server.port)
+    with Store(settings.db) as store:
+        add_edition(store, "e1")
+        add_subscribers(store, 3)
+    report = send(settings)
+    assert report.counts == {"sent": 2, "bounced": 1}
+    assert server.handler.attempts["r1@example.org"] == 1
+    with Store(settings.db) as store:
+        (row,) = store.deliveries("e1", ("bounced",))
+        assert row.email == "r1@example.org" and "550 5.1.1" in row.last_error
+        add_edition(store, "e2", NOW + timedelta(days=1))
+    assert send(settings, "e2").counts == {"sent": 2}
+    assert server.handler.attempts["r1@example.org"] == 1
+
+
+def test_repeated_hard_failures_bounce(tmp_path: Path, server: SmtpServer) -> None:
+    """Mark an address bounced after BOUNCE_AFTER hard failures in a row, then leave it out."""
+    server.handler.faults.data["r0@example.org"] = ["554 5.6.0 content rejected"] * 9
+    settings = smtp_settings(tmp_path, server.port)
+    with Store(settings.db) as store:
+        add_subscribers(store, 2)
+    statuses = []
+    for n in range(BOUNCE_AFTER + 1):
+        with Store(settings.db) as store:
+            add_edition(store, f"e{n}", NOW + timedelta(days=n))
+        report = send(settings, f"e{n}")
+        with Store(settings.db) as store:
+            rows = {d.email: d.status for d in store.deliveries(f"e{n}")}
+        statuses.append(rows.get("r0@example.org", "absent"))
+        assert report.counts.get("sent") == 1
+    assert statuses == ["failed"] * (BOUNCE_AFTER - 1) + ["bounced", "absent"]
+    with Store(settings.db) as store:
+        sub = store.subscriber_by_email("r0@example.org")
+        assert sub is not None and sub.status == "bounced"
+
+
+def test_dropped_every_10_messages_all_delivered(tmp_path: Path, server: SmtpServer) -> None:
+    """Reconnect whenever the server hangs up, and deliver everything exactly once."""
+    server.handler.faults.drop_every = 10
+    settings = smtp_settings(tmp_path, server.port)
+    with Store(settings.db) as store:
+        add_edition(store, "e1")
+        addresses = add_subscribers(store, 45)
+    assert send(settings).counts == {"sent": 45}
+    assert server.handler.recipients() == {a: 1 for a in addresses}
+
+
+def test_drop_after_the_dot_resends_with_the_same_message_id(
+    tmp_path: Path, server: SmtpServer
+) -> None:
+    """Resend with the same Message-ID when the line dies before the reply."""
+    server.handler.faults.drop_before_reply["r1@example.org"] = 1
+    settings = smtp_settings(tmp_path, server.port)
+    with Store(settings.db) as store:
+        add_edition(store, "e1")
+        add_subscribers(store, 3)
+    assert send(settings).counts == {"sent": 3}
+    (lost,) = server.handler.dropped
+    (kept,) = [m for m in server.handler.received if m.recipient == "r1@example.org"]
+    assert lost.message_id == kept.message_id and lost.data == kept.data
+
+
+def test_temporary_failures_wait_for_the_next_run(tmp_path: Path, server: SmtpServer) -> None:
+    """Leave an address pending when 4xx outlasts the tries, and send it on the next run."""
+    server.handler.faults.rcpt["r0@example.org"] = ["452 4.2.2 mailbox full"] * 4
+    settings = smtp_settings(tmp_path, server.port)
+    with Store(settings.db) as store:
+        add_edition(store, "e1")
+        add_subscribers(store, 2)
+    first = send(settings)
+    assert first.counts == {"sent": 1, "pending": 1} and not first.complete
+    second = send(settings)
+    assert second.counts == {"sent": 2} and second.sent_now == 1
+    assert server.handler.recipients() == {"r0@example.org": 1, "r1@example.org": 1}
+
+
+def test_stop_finishes_the_message_in_flight_then_resumes(
+    tmp_path: Path, server: SmtpServer
+) -> None:
+    """Stop between messages when asked; the next run sends the rest, nobody twice."""
+    settings = smtp_settings(tmp_path, server.port, smtp_connections=1)
+    with Store(settings.db) as store:
+        add_edition(store, "e1")
+        addresses = add_subscribers(store, 10)
+    stop = threading.Event()
+
+    def progress(p: Progress) -> None:
+        if p.sent == 3:
+            stop.set()
+
+    report = send(settings, stop=stop, progress=progress)
+    assert report.stopped and report.counts == {"sent": 3, "pending": 7}
+    assert send(settings).counts == {"sent": 10}
+    assert server.handler.recipients() == {a: 1 for a in addresses}
+
+
+def test_unsubscribed_during_the_run_is_skipped(tmp_path: Path, server: SmtpServer) -> None:
+    """Skip a subscriber who leaves mid-run if their message has not gone yet."""
+    settings = smtp_settings(tmp_path, server.port, smtp_connections=1)
+    with Store(settings.db) as store:
+        add_edition(store, "e1")
+        add_subscribers(store, 5)
+        leaver = store.subscriber_by_email("r3@example.org")
+        assert leaver is not None
+
+    def progress(p: Progress) -> None:
+        if p.sent == 1:
+            with Store(settings.db) as other:
+                other.set_subscriber_status(leaver.id, "unsubscribed", NOW)
+
+    report = send(settings, progress=progress)
+    assert report.counts == {"sent": 4, "skipped": 1}
+    assert "r3@example.org" not in server.handler.recipients()
+
+
+def test_no_secret_no_send(tmp_path: Path, server: SmtpServer) -> None:
+    """Refuse to send without DIGEST_SECRET_KEY, naming it."""
+    settings = smtp_settings(tmp_path, server.port, secret_key="")
+    with Store(settings.db) as store:
+        add_edition(store, "e1")
+        add_subscribers(store, 1)
+    with pytest.raises(ConfigError, match="DIGEST_SECRET_KEY"):
+        send(settings)
+    assert server.handler.received == []
+
+
+def test_unreachable_server_stops_and_loses_nothing(tmp_path: Path) -> None:
+    """Stop the run when no connection can be made; every row stays pending."""
+    with SmtpServer() as gone:
+        port = gone.port
+    settings = smtp_settings(tmp_path, port, smtp_max_attempts=2)
+    with Store(settings.db) as store:
+        add_edition(store, "e1")
+        add_subscribers(store, 4)
+    with pytest.raises(DeliveryError, match="cannot reach"):
+        send(settings)
+    with Store(settings.db) as store:
+        assert store.delivery_counts("e1") == {"pending": 4}
+
+
+def _env_file(tmp_path: Path, port: int) -> Path:
+    env = tmp_path / "send.env"
+    env.write_text(
+        f"DIGEST_DB={tmp_path / 'digest.db'}\nDIGEST_OUTBOX={tmp_path / 'outbox'}\n"
+        f"DIGEST_SECRET_KEY={SECRET}\nSMTP_HOST=127.0.0.1\nSMTP_PORT={port}\n"
+        "SMTP_SECURITY=none\nSMTP_TIMEOUT=5\nSMTP_CONNECTIONS=2\n"
+    )
+    return env
+
+
+def _clean_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith(("DIGEST_", "SMTP_"))}
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_killed_send_resumes_and_sends_each_address_once(tmp_path: Path, seed: int) -> None:
+    """SIGKILL `digest send` at random points; the rerun reaches everyone, at most the
+    messages in flight (one per connection per kill) twice, with the same Message-ID."""
+    rng = random.Random(seed)
+    total = 1000
+    handler = Handler(Faults(delay=0.001))
+    with SmtpServer(handler) as srv:
+        env = _env_file(tmp_path, srv.port)
+        with Store(tmp_path / "digest.db") as store:
+            add_edition(store, "e1")
+            store.add_subscribers((f"r{n}@example.org" for n in range(total)), NOW)
+        command = [sys.executable, "-m", "digest", "--env-file", str(env), "send", "e1"]
+        kills = 0
+        for _ in range(2):
+            target = len(handler.received) + rng.randint(20, 350)
+            proc = subprocess.Popen(
+                command, env=_clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            )
+            deadline = time.monotonic() + 60
+            while len(handler.received) < target and proc.poll() is None:
+                assert time.monotonic() < deadline, "the send made no progress"
+                time.sleep(0.002)
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGKILL)
+                kills += 1
+            proc.communicate(timeout=30)
+        final = subprocess.run(
+            command, env=_clean_env(), capture_output=True, text=True, timeout=120, check=False
+        )
+        assert final.returncode == 0, final.stderr
+        assert f"{total} sent" in final.stdout
+    assert kills >= 1
+    copies = handler.recipients()
+    assert set(copies) == {f"r{n}@example.org" for n in range(total)}
+    twice = [a for a, n in copies.items() if n > 1]
+    assert max(copies.values()) <= 1 + kills
+    assert len(twice) <= 2 * kills
+    for address in twice:
+        ids = {m.message_id for m in handler.received if m.recipient == address}
+        assert len(ids) == 1
+
+
+def test_cli_run_with_smtp_delivery_then_deliveries(
+    tmp_path: Path, seeds_dir: Path, server: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Make and send an edition with `digest run`, report it, and send a test copy."""
+    from click.testing import CliRunner
+
+    from digest.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    for key in list(os.environ):
+        if key.startswith(("DIGEST_", "SMTP_")):
+            monkeypatch.delenv(key)
+    server.handler.faults.rcpt["r1@example.org"] = ["550 5.1.1 no such user"]
+    (tmp_path / ".env").write_text(
+        f"DIGEST_SOURCES={seeds_dir}\nDIGEST_DELIVERY=smtp\nDIGEST_SECRET_KEY={SECRET}\n"
+        f"SMTP_HOST=127.0.0.1\nSMTP_PORT={server.port}\nSMTP_SECURITY=none\n"
+    )
+    (tmp_path / "list.csv").write_text("email,name\nr0@example.org,A\nr1@example.org,B\n")
+    runner = CliRunner()
+    assert runner.invoke(main, ["subscribers", "import", "list.csv"]).exit_code == 0
+    result = runner.invoke(main, ["run"])
+    assert result.exit_code == 0, result.output
+    assert "10 items" in result.output
+    assert ": 1 sent, 0 failed, 1 bounced, 0 skipped, 0 pending" in result.output
+    assert server.handler.recipients() == {"r0@example.org": 1}
+    (msg,) = server.handler.received
+    assert "unsubscribe.invalid" not in msg.data.decode()
+    result = runner.invoke(main, ["deliveries"])
+    assert result.exit_code == 0, result.output
+    assert "2 subscribers: 1 sent, 1 bounced." in result.output
+    assert "bounced  r1@example.org  tries 1" in result.output
+    assert "550 5.1.1 no such user" in result.output
+    again = runner.invoke(main, ["run"])
+    assert "Nothing to send" in again.output
+    result = runner.invoke(main, ["send", "--test", "me@example.org"])
+    assert result.exit_code == 0, result.output
+    assert "Sent a test copy" in result.output
+    assert server.handler.recipients()["me@example.org"] == 1
+    assert "me@example.org" not in runner.invoke(main, ["deliveries", "--all"]).output
+
+
+def test_run_with_smtp_and_no_secret_makes_nothing(settings: Settings) -> None:
+    """Refuse `digest run` with DIGEST_DELIVERY=smtp and no secret before making anything."""
+    from digest import pipeline
+
+    smtp = dataclasses.replace(settings, delivery="smtp", secret_key="")
+    with pytest.raises(ConfigError, match="DIGEST_SECRET_KEY"):
+        pipeline.run_edition(smtp, NOW)
+    with Store(settings.db) as store:
+        assert store.editions() == []
+
+
+def test_untrusted_certificate_stops_the_send_and_loses_nothing(
+    tmp_path: Path,
+) -> None:
+    """Stop with a message naming SMTP_CA_FILE; every row stays pending for the next run."""
+    from smtpserver import make_certificates
+
+    certs = make_certificates(tmp_path)
+    with SmtpServer(tls=certs.server_context()) as srv:
+        settings = smtp_settings(tmp_path, srv.port, smtp_security="starttls")
+        with Store(settings.db) as store:
+            add_edition(store, "e1")
+            add_subscribers(store, 3)
+        with pytest.raises(DeliveryError, match="SMTP_CA_FILE"):
+            send(settings)
+        with Store(settings.db) as store:
+            assert store.delivery_counts("e1") == {"pending": 3}
+        trusted = dataclasses.replace(settings, smtp_ca_file=certs.ca_file)
+        assert send(trusted).counts == {"sent": 3}
+        assert sorted(srv.handler.recipients()) == [
+            "r0@example.org",
+            "r1@example.org",
+            "r2@example.org",
+        ]

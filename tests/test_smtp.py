@@ -1,0 +1,243 @@
+"""The SMTP client against a real aiosmtpd server: TLS, login, timeouts, fault replies."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from smtpserver import Certificates, Faults, Handler, SilentServer, SmtpServer, make_certificates
+
+from digest.config import Settings
+from digest.smtp import Connection, RateLimiter, SmtpSetupError, backoff, send_with_retries
+
+MESSAGE = b"From: d@example.com\r\nTo: r@example.org\r\nSubject: hi\r\n\r\nbody\r\n"
+
+
+def plain(port: int, **changes: object) -> Settings:
+    """Return settings for a plain-text server on 127.0.0.1:port."""
+    base = Settings(smtp_host="127.0.0.1", smtp_port=port, smtp_security="none", smtp_timeout=5)
+    return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
+
+
+def send(settings: Settings, to: str = "r@example.org", attempts: int = 1) -> tuple[str, int]:
+    """Send MESSAGE once through a fresh connection; return the outcome and the tries."""
+    connection = Connection(settings)
+    try:
+        result, tries = send_with_retries(
+            connection, "d@example.com", to, MESSAGE, max_attempts=attempts, retry_delay=0.01
+        )
+    finally:
+        connection.close()
+    return result.outcome, tries
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
+    """Return a CA and a server certificate made for this module."""
+    return make_certificates(tmp_path_factory.mktemp("certs"))
+
+
+@pytest.fixture
+def server() -> Iterator[SmtpServer]:
+    """Run a plain server with no faults."""
+    with SmtpServer() as running:
+        yield running
+
+
+def test_plain_send_is_received(server: SmtpServer) -> None:
+    """Deliver one message byte for byte."""
+    assert send(plain(server.port)) == ("sent", 1)
+    (got,) = server.handler.received
+    assert got.recipient == "r@example.org"
+    assert b"Subject: hi" in got.data
+
+
+def test_4xx_is_retried_then_delivered() -> None:
+    """Retry a 451 twice with back-off and deliver on the third try."""
+    faults = Faults(rcpt={"r@example.org": ["451 4.7.1 try later", "451 4.7.1 try later"]})
+    with SmtpServer(Handler(faults)) as srv:
+        assert send(plain(srv.port), attempts=5) == ("sent", 3)
+        assert srv.handler.recipients() == {"r@example.org": 1}
+
+
+def test_421_rate_limit_closes_the_connection_and_is_retried() -> None:
+    """Treat 421 with a rate-limit text as temporary; reconnect and deliver."""
+    faults = Faults(data={"r@example.org": ["421 4.7.0 rate limit exceeded, slow down"]})
+    with SmtpServer(Handler(faults)) as srv:
+        assert send(plain(srv.port), attempts=3) == ("sent", 2)
+        assert srv.handler.recipients() == {"r@example.org": 1}
+
+
+def test_5xx_is_not_retried() -> None:
+    """Give up at once on a 550 and say the mailbox does not exist."""
+    faults = Faults(rcpt={"r@example.org": ["550 5.1.1 no such user"] * 5})
+    with SmtpServer(Handler(faults)) as srv:
+        connection = Connection(plain(srv.port))
+        result, tries = send_with_retries(
+            connection, "d@example.com", "r@example.org", MESSAGE, max_attempts=5, retry_delay=0
+        )
+        connection.close()
+        assert (result.outcome, tries, result.no_such_mailbox) == ("permanent", 1, True)
+        assert "550 5.1.1 no such user" in result.error
+        assert srv.handler.attempts["r@example.org"] == 1
+
+
+def test_4xx_outlasting_the_tries_stays_temporary() -> None:
+    """Stop after SMTP_MAX_ATTEMPTS tries and report a temporary failure."""
+    faults = Faults(rcpt={"r@example.org": ["452 mailbox full"] * 10})
+    with SmtpServer(Handler(faults)) as srv:
+        assert send(plain(srv.port), attempts=3) == ("transient", 3)
+        assert srv.handler.attempts["r@example.org"] == 3
+
+
+def test_drop_before_the_reply_resends_the_same_bytes() -> None:
+    """Send again, byte for byte, when the line dies between '.' and the reply."""
+    faults = Faults(drop_before_reply={"r@example.org": 1})
+    with SmtpServer(Handler(faults)) as srv:
+        assert send(plain(srv.port), attempts=3) == ("sent", 2)
+        assert [m.data for m in srv.handler.dropped] == [m.data for m in srv.handler.received]
+
+
+def test_connection_is_reused_and_reopened() -> None:
+    """Send many messages over one connection, reopening it when the server drops it."""
+    with SmtpServer(Handler(Faults(drop_every=3))) as srv:
+        connection = Connection(plain(srv.port))
+        for n in range(7):
+            result, _ = send_with_retries(
+                connection,
+                "d@example.com",
+                f"r{n}@example.org",
+                MESSAGE,
+                max_attempts=3,
+                retry_delay=0,
+            )
+            assert result.outcome == "sent"
+        connection.close()
+        assert sorted(srv.handler.recipients()) == sorted(f"r{n}@example.org" for n in range(7))
+
+
+def test_silent_server_times_out_within_the_timeout() -> None:
+    """Fail the attempt within SMTP_TIMEOUT when the server never greets."""
+    with SilentServer() as srv:
+        start = time.monotonic()
+        connection = Connection(plain(srv.port, smtp_timeout=0.5))
+        result = connection.send_once("d@example.com", "r@example.org", MESSAGE)
+        assert result.outcome == "transient" and connection.unreachable
+        assert time.monotonic() - start < 3
+
+
+def test_starttls_with_a_trusted_ca(certs: Certificates) -> None:
+    """Upgrade with STARTTLS when SMTP_CA_FILE trusts the server's certificate."""
+    with SmtpServer(tls=certs.server_context()) as srv:
+        settings = plain(srv.port, smtp_security="starttls", smtp_ca_file=certs.ca_file)
+        assert send(settings) == ("sent", 1)
+
+
+def test_starttls_with_an_untrusted_certificate_is_refused(certs: Certificates) -> None:
+    """Refuse a certificate no trusted CA signed, and name SMTP_CA_FILE."""
+    with SmtpServer(tls=certs.server_context()) as srv:
+        with pytest.raises(SmtpSetupError, match="SMTP_CA_FILE"):
+            send(plain(srv.port, smtp_security="starttls"))
+        assert srv.handler.received == []
+
+
+def test_wrong_host_name_is_refused(tmp_path: Path) -> None:
+    """Check the host name: a trusted certificate for another name does not do."""
+    other = make_certificates(tmp_path, names=("mail.example.net",))
+    with SmtpServer(tls=other.server_context()) as srv:
+        settings = plain(srv.port, smtp_security="starttls", smtp_ca_file=other.ca_file)
+        with pytest.raises(SmtpSetupError, match="not trusted"):
+            send(settings)
+        assert srv.handler.received == []
+
+
+def test_smtps_with_a_trusted_ca(certs: Certificates) -> None:
+    """Speak TLS from the first byte with SMTP_SECURITY=ssl."""
+    with SmtpServer(tls=certs.server_context(), implicit_tls=True) as srv:
+        settings = plain(srv.port, smtp_security="ssl", smtp_ca_file=certs.ca_file)
+        assert send(settings) == ("sent", 1)
+        with pytest.raises(SmtpSetupError, match="not trusted"):
+            send(plain(srv.port, smtp_security="ssl"))
+
+
+def test_no_plain_text_fallback(server: SmtpServer) -> None:
+    """Refuse to go on in plain text when STARTTLS was asked for and is not offered."""
+    with pytest.raises(SmtpSetupError, match="does not offer STARTTLS"):
+        send(plain(server.port, smtp_security="starttls"))
+    assert server.handler.received == []
+
+
+def test_login_required_and_password_never_logged(
+    certs: Certificates, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Log in when asked; never write the password anywhere, even at debug level."""
+    password = "hunter2-Secret-Value"
+    with SmtpServer(tls=certs.server_context(), auth=("digest", password)) as srv:
+        secure = plain(srv.port, smtp_security="starttls", smtp_ca_file=certs.ca_file)
+        with pytest.raises(SmtpSetupError, match="SMTP_USERNAME"):
+            send(dataclasses.replace(secure, smtp_username="digest", smtp_password="wrong"))
+        with pytest.raises(SmtpSetupError):
+            send(secure)  # no login at all: the server refuses MAIL
+        caplog.clear()
+        with caplog.at_level(logging.DEBUG):
+            settings = dataclasses.replace(secure, smtp_username="digest", smtp_password=password)
+            assert send(settings) == ("sent", 1)
+            assert password not in repr(settings)
+        assert srv.logins == ["digest"]
+    assert caplog.records, "debug logging was captured"
+    out, err = capfd.readouterr()
+    for text in (caplog.text, out, err):
+        assert password not in text
+
+
+def test_rate_limiter_spreads_messages() -> None:
+    """Let 600 a minute through at one every 0.1 s."""
+    limiter = RateLimiter(600)
+    start = time.monotonic()
+    for _ in range(4):
+        limiter.wait()
+    assert 0.25 < time.monotonic() - start < 2
+    unlimited = RateLimiter(0)
+    start = time.monotonic()
+    for _ in range(100):
+        unlimited.wait()
+    assert time.monotonic() - start < 0.1
+
+
+def test_stop_cuts_the_back_off_short() -> None:
+    """Return at once from a back-off when asked to stop."""
+    faults = Faults(rcpt={"r@example.org": ["451 later"] * 5})
+    stop = threading.Event()
+    with SmtpServer(Handler(faults)) as srv:
+        connection = Connection(plain(srv.port))
+        threading.Timer(0.2, stop.set).start()
+        start = time.monotonic()
+        result, tries = send_with_retries(
+            connection,
+            "d@example.com",
+            "r@example.org",
+            MESSAGE,
+            max_attempts=5,
+            retry_delay=30,
+            stop=stop,
+        )
+        connection.close()
+    assert result.outcome == "transient" and tries == 1
+    assert time.monotonic() - start < 5
+
+
+def test_backoff_doubles_up_to_a_cap() -> None:
+    """Wait base, 2 base, 4 base, … and never more than the cap."""
+    assert [backoff(n, 1.0) for n in (1, 2, 3, 4)] == [1.0, 2.0, 4.0, 8.0]
+    assert backoff(30, 1.0) == 300.0
+
+
+def test_unreadable_ca_file_names_the_key(tmp_path: Path) -> None:
+    """Name SMTP_CA_FILE when the CA file cannot be read."""
+    with pytest.raises(SmtpSetupError, match="SMTP_CA_FILE"):
+        Connection(plain(1, smtp_security="ssl", smtp_ca_file=tmp_path / "missing.pem"))

@@ -1,0 +1,167 @@
+"""The subscriber list: CSV import with line-numbered rejections, updates, CLI commands."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from digest.cli import main
+from digest.store import Store
+from digest.subscribers import (
+    SubscriberError,
+    add_subscriber,
+    export_csv,
+    import_csv,
+    normalise_email,
+)
+
+NOW = datetime(2026, 11, 28, 7, 0, tzinfo=UTC)
+
+GOOD_AND_BAD = """email,name,topics,timezone
+ada@example.org,Ada Lovelace,"science, history",Europe/London
+not-an-address,Nobody,,
+grace@example.org,Grace Hopper,navy,America/New_York
+bob@example..org,Bob,,
+,Empty Email,,
+carol@example.org,Carol,,Mars/Olympus
+ADA@example.org,Ada again,,
+"dave@example.org","Dave
+Two Lines",,
+"""
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    """Return a fresh store in tmp_path."""
+    return Store(tmp_path / "digest.db")
+
+
+def test_bad_rows_are_reported_with_line_numbers(tmp_path: Path, store: Store) -> None:
+    """Import the good rows and name each bad one by its line and reason."""
+    path = tmp_path / "list.csv"
+    path.write_text(GOOD_AND_BAD)
+    report = import_csv(store, path, NOW)
+    assert (report.new, report.updated, report.unchanged) == (3, 0, 0)
+    rejected = {r.line: r.reason for r in report.rejected}
+    assert sorted(rejected) == [3, 5, 6, 7, 8]
+    assert "@-sign" in rejected[3]
+    assert "period" in rejected[5]
+    assert "empty" in rejected[6]
+    assert "time zone" in rejected[7]
+    assert "same address as line 2" in rejected[8]
+    ada = store.subscriber_by_email("ada@example.org")
+    assert ada is not None
+    assert (ada.name, ada.topics, ada.timezone) == (
+        "Ada Lovelace",
+        ("history", "science"),
+        "Europe/London",
+    )
+    dave = store.subscriber_by_email("dave@example.org")
+    assert dave is not None and dave.name == "Dave Two Lines"
+
+
+def test_reimport_updates_and_never_duplicates(tmp_path: Path, store: Store) -> None:
+    """Update a known address in place and leave the list's size alone."""
+    path = tmp_path / "list.csv"
+    path.write_text("email,name\nada@example.org,Ada\nbob@example.org,Bob\n")
+    assert import_csv(store, path, NOW).new == 2
+    path.write_text("email,name\nAda@Example.org,Ada Lovelace\nbob@example.org,Bob\n")
+    report = import_csv(store, path, NOW + timedelta(hours=1))
+    assert (report.new, report.updated, report.unchanged) == (0, 1, 1)
+    subs = list(store.iter_subscribers())
+    assert len(subs) == 2
+    assert subs[0].name == "Ada Lovelace" and subs[0].updated > subs[0].created
+
+
+def test_unsubscribed_stays_unsubscribed_unless_asked(tmp_path: Path, store: Store) -> None:
+    """Keep an unsubscribed address out on re-import; --resubscribe brings it back."""
+    path = tmp_path / "list.csv"
+    path.write_text("email\nada@example.org\n")
+    import_csv(store, path, NOW)
+    ada = store.subscriber_by_email("ada@example.org")
+    assert ada is not None
+    assert store.set_subscriber_status(ada.id, "unsubscribed", NOW) is True
+    assert store.set_subscriber_status(ada.id, "unsubscribed", NOW) is False
+    assert import_csv(store, path, NOW).kept == 1
+    assert store.subscriber_by_id(ada.id).status == "unsubscribed"  # type: ignore[union-attr]
+    assert import_csv(store, path, NOW, resubscribe=True).updated == 1
+    assert store.subscriber_by_id(ada.id).status == "active"  # type: ignore[union-attr]
+
+
+def test_header_row_must_name_email(tmp_path: Path, store: Store) -> None:
+    """Refuse a file without an email column, saying what the header should be."""
+    path = tmp_path / "list.csv"
+    path.write_text("address,name\nada@example.org,Ada\n")
+    with pytest.raises(SubscriberError, match="'email' column"):
+        import_csv(store, path, NOW)
+
+
+@pytest.mark.parametrize(
+    "bad", ["", "a", "a@", "@b.org", "a b@c.org", "a@b", "x\r\nBcc: v@e.org", "zoë@example.org"]
+)
+def test_addresses_are_checked_strictly(bad: str) -> None:
+    """Refuse malformed addresses (and non-ASCII ones, which need SMTPUTF8)."""
+    with pytest.raises(SubscriberError):
+        normalise_email(bad)
+
+
+def test_names_cannot_break_a_header(store: Store) -> None:
+    """Fold line breaks in a name into spaces and refuse NUL."""
+    with pytest.raises(SubscriberError, match="one line"):
+        add_subscriber(store, "a@example.org", NOW, name="x\0y")
+    assert store.subscriber_counts() == {}
+    add_subscriber(store, "a@example.org", NOW, name="x\r\nBcc: v@example.org")
+    sub = store.subscriber_by_email("a@example.org")
+    assert sub is not None and sub.name == "x Bcc: v@example.org"
+
+
+def test_export_round_trips(tmp_path: Path, store: Store) -> None:
+    """Export a list that imports back to the same subscribers."""
+    add_subscriber(store, "ada@example.org", NOW, name="Ada, Countess", topics="b,a")
+    add_subscriber(store, "bob@example.org", NOW, timezone="Asia/Tokyo")
+    buffer = io.StringIO()
+    assert export_csv(store.iter_subscribers(), buffer) == 2
+    rows = list(csv.DictReader(io.StringIO(buffer.getvalue())))
+    assert [r["email"] for r in rows] == ["ada@example.org", "bob@example.org"]
+    assert rows[0]["name"] == "Ada, Countess" and rows[0]["topics"] == "a,b"
+    again = Store(tmp_path / "other.db")
+    path = tmp_path / "out.csv"
+    path.write_text(buffer.getvalue())
+    assert import_csv(again, path, NOW).new == 2
+    assert [s.topics for s in again.iter_subscribers()] == [("a", "b"), ()]
+
+
+def test_cli_subscriber_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Import, add, list, remove and export through the digest command."""
+    monkeypatch.chdir(tmp_path)
+    for key in list(os.environ):
+        if key.startswith(("DIGEST_", "SMTP_")):
+            monkeypatch.delenv(key)
+    (tmp_path / "list.csv").write_text(GOOD_AND_BAD)
+    runner = CliRunner()
+    result = runner.invoke(main, ["subscribers", "import", "list.csv"])
+    assert result.exit_code == 0, result.output
+    assert "Imported list.csv: 3 new, 0 updated, 0 unchanged" in result.output
+    assert "5 rejected" in result.output
+    assert "  line 3: not-an-address:" in result.output
+    result = runner.invoke(main, ["subscribers", "add", "eve@example.org", "--name", "Eve"])
+    assert result.output == "Added eve@example.org\n"
+    result = runner.invoke(main, ["subscribers", "remove", "ada@example.org"])
+    assert result.output == "Unsubscribed ada@example.org.\n"
+    result = runner.invoke(main, ["subscribers", "add", "ada@example.org"])
+    assert "Not re-activated" in result.output
+    result = runner.invoke(main, ["subscribers", "list"])
+    assert "unsubscribed ada@example.org" in result.output
+    assert "4 subscribers: 3 active, 1 unsubscribed, 0 bounced." in result.output
+    result = runner.invoke(main, ["subscribers", "export", "out.csv"])
+    assert result.output == "Wrote 4 subscribers to out.csv\n"
+    result = runner.invoke(main, ["subscribers", "remove", "nobody@example.org"])
+    assert result.exit_code == 1 and "not on the list" in result.output
+    result = runner.invoke(main, ["subscribers", "add", "bad@"])
+    assert result.exit_code == 1 and "error:" in result.output
