@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from digest.config import Settings
 from digest.models import RenderedEdition
 from digest.render import UNSUBSCRIBE_PLACEHOLDER, packaged_templates, render_page, template_path
 from digest.store import Store
+from digest.tokens import TOKEN_LENGTH, subscriber_from_token
 
 logger = logging.getLogger(__name__)
 
@@ -25,6 +27,8 @@ StartResponse = Callable[..., Any]
 Environ = dict[str, Any]
 # Forms here are one field; anything bigger is not a form of ours.
 MAX_BODY = 4096
+# URL-safe base64 of the one length tokens have: anything else is not a token of ours.
+TOKEN_SHAPE = re.compile(rf"[A-Za-z0-9_-]{{{TOKEN_LENGTH}}}")
 WIDTHS = ((375, "Phone"), (800, "Desktop"))
 SECURITY_HEADERS = [
     (
@@ -232,8 +236,54 @@ class App:
     # Unsubscribe
 
     def unsubscribe(self, environ: Environ, method: str, token: str) -> Response:
-        """Confirm on GET; unsubscribe on POST (RFC 8058 one-click or the button)."""
-        return _html("404 Not Found", self._message("Not found", "Unknown link."))
+        """Confirm on GET; unsubscribe on POST (RFC 8058 one-click or the button).
+
+        GET never changes anything, because mail scanners and link previews fetch every
+        URL in a message. POST needs no cookie and no login, as RFC 8058 asks, and
+        answers 200 itself rather than redirecting. Nothing on these pages names the
+        subscriber: the token is the only key, and a bad one changes nothing.
+        """
+        if not TOKEN_SHAPE.fullmatch(token):
+            return self._unsubscribe_page("400 Bad Request", "error", "This link is malformed.")
+        subscriber_id = subscriber_from_token(
+            self.settings.secret_key, self.settings.list_id, token
+        )
+        if subscriber_id is None:
+            return self._unsubscribe_page("404 Not Found", "error", "This link is not valid.")
+        with Store(self.settings.db) as store:
+            subscriber = store.subscriber_by_id(subscriber_id)
+            if subscriber is None:
+                return self._unsubscribe_page("404 Not Found", "error", "This link is not valid.")
+            if method != "POST":
+                state = "done" if subscriber.status == "unsubscribed" else "confirm"
+                return self._unsubscribe_page("200 OK", state)
+            body = read_body(environ)
+            if body is None:
+                return self._unsubscribe_page("413 Content Too Large", "error", "Too much data.")
+            form = parse_qs(body.decode("utf-8", "replace"))
+            if form.get("List-Unsubscribe") == ["One-Click"]:
+                how = "one-click"
+            elif form.get("confirm") == ["unsubscribe"]:
+                how = "the confirmation page"
+            else:
+                return self._unsubscribe_page("400 Bad Request", "error", "Unknown request.")
+            if store.set_subscriber_status(subscriber_id, "unsubscribed", self.clock()):
+                logger.warning("subscriber %d unsubscribed through %s", subscriber_id, how)
+        return self._unsubscribe_page("200 OK", "done")
+
+    def _unsubscribe_page(self, status: str, state: str, message: str = "") -> Response:
+        page = render_page(
+            self.settings,
+            "unsubscribe.html.j2",
+            {
+                "language": self.settings.language,
+                "page_title": "Unsubscribe",
+                "list_title": self.settings.title,
+                "state": state,
+                "message": message,
+            },
+        )
+        return _html(status, page)
 
 
 def read_body(environ: Environ) -> bytes | None:

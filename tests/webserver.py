@@ -25,5 +25,7 @@ def running(app: Any) -> Iterator[str]:
     finally:
         # Finish the requests in progress before closing the sockets they answer on.
         server.task_dispatcher.shutdown()
-        wasyncore.close_all(server._map)
+        # Closed from inside the server's own loop: closing them from here races with its
+        # select() on the same sockets. An empty map then ends the loop.
+        server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
         thread.join(5)
