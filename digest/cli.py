@@ -283,16 +283,29 @@ def status(ctx: Context) -> None:
     settings = ctx.settings()
     with Store(settings.db) as store:
         editions = store.editions(limit=10)
+        sends = {record.id: store.delivery_counts(record.id) for record in editions}
+        still_open = store.open_deliveries()
     if editions:
         click.echo("Last editions:")
         for record in editions:
             due = f", due {record.due_date}" if record.due_date else ""
+            counts = sends[record.id]
+            sent = (
+                "  " + ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
+                if counts
+                else "  not sent"
+            )
             click.echo(
                 f"  {record.id}  {record.item_count:3d} items  made"
-                f" {record.created:%Y-%m-%d %H:%M} UTC{due}"
+                f" {record.created:%Y-%m-%d %H:%M} UTC{due}{sent}"
             )
     else:
         click.echo("No edition made yet.")
+    if still_open:
+        waiting = ", ".join(f"{n} for {edition}" for edition, n in still_open.items())
+        click.echo(f"Pending deliveries: {waiting} (`digest send EDITION` resumes)")
+    else:
+        click.echo("Pending deliveries: none")
     upcoming = next_fire(settings, datetime.now(UTC))
     when = upcoming.isoformat(timespec="minutes") if upcoming else "never"
     click.echo(f"Next run: {when} ('{settings.schedule}' in {settings.timezone})")

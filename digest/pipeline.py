@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -146,12 +146,15 @@ def run_edition(
     *,
     stop: threading.Event | None = None,
     progress: Callable[[Progress], None] | None = None,
+    zones: Collection[str] | None = None,
 ) -> RunResult:
     """Ingest, select, render, write the edition to the outbox and record it.
 
     With due_date (a scheduled run) at most one edition is ever made for that date: a
     second call finds it and makes nothing. With DIGEST_DELIVERY=smtp the edition is then
     sent; a run that makes nothing resumes the newest edition whose send is unfinished.
+    With zones (local delivery time), only subscribers in those zones are sent to now,
+    and a call for a date whose edition exists sends that edition to them.
     """
     now = _now(now)
     smtp = settings.delivery == "smtp"
@@ -162,7 +165,13 @@ def run_edition(
         if due_date is not None:
             made = store.edition_for_due_date(due_date)
             if made is not None:
-                resumed = _resume(settings, store, stop, progress) if smtp else None
+                resumed = None
+                if smtp and zones is not None:
+                    resumed = deliver(
+                        settings, store, made.id, stop=stop, progress=progress, zones=zones
+                    )
+                elif smtp:
+                    resumed = _resume(settings, store, stop, progress)
                 return RunResult(
                     IngestReport(),
                     reason=f"the edition for {due_date} is already made ({made.id})",
@@ -192,7 +201,9 @@ def run_edition(
         store.record_edition(edition, rendered.subject, due_date, rendered)
         logger.info("edition %s: %d items", edition.id, len(edition.items))
         delivery = (
-            deliver(settings, store, edition.id, stop=stop, progress=progress) if smtp else None
+            deliver(settings, store, edition.id, stop=stop, progress=progress, zones=zones)
+            if smtp
+            else None
         )
     return RunResult(report, edition, rendered, folder, delivery=delivery)
 

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from types import FrameType
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MISSED, JobExecutionEvent
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -105,27 +106,36 @@ class Outcome:
     """What one look at the schedule did."""
 
     due: date | None
-    action: str  # "made", "nothing", "skipped" or "idle"
+    action: str  # "made", "sent" (an earlier edition), "nothing", "skipped" or "idle"
     detail: str = ""
     result: pipeline.RunResult | None = None
 
 
 class DailyScheduler:
-    """Decide, at any moment, whether a due date's edition should be made now."""
+    """Decide, at any moment, whether a due date's edition should be made or sent now."""
 
-    def __init__(self, settings: Settings, clock: Clock = utc_now) -> None:
+    def __init__(
+        self, settings: Settings, clock: Clock = utc_now, stop: threading.Event | None = None
+    ) -> None:
         self.settings = settings
         self.clock = clock
+        # Set by SIGTERM or Ctrl-C: a send in progress finishes its messages in flight.
+        self.stop = stop or threading.Event()
         self.trigger = make_trigger(settings)
         # Far enough back to see the last fire of a daily or weekly schedule.
         self.lookback = max(timedelta(days=8), settings.catchup + timedelta(days=1))
         self.attempted: set[date] = set()
+        # Local delivery time: the (due date, zone) pairs already served, and the triggers.
+        self.served: set[tuple[date, str]] = set()
+        self._triggers: dict[str, CronTrigger] = {settings.timezone: self.trigger}
         self._lock = threading.Lock()
 
     def tick(self, now: datetime | None = None) -> Outcome:
-        """Make the edition of the latest due date if it has not been attempted yet."""
+        """Make (and send) the edition of the latest due date if not attempted yet."""
         now = (now or self.clock()).astimezone(UTC)
         with self._lock:
+            if self.settings.local_time:
+                return self._tick_local(now)
             fire = last_fire(self.trigger, now, self.lookback)
             if fire is None:
                 return Outcome(None, "idle", "no due date yet")
@@ -135,7 +145,9 @@ class DailyScheduler:
             self.attempted.add(due)
             return self._run(fire, due, now)
 
-    def _run(self, fire: datetime, due: date, now: datetime) -> Outcome:
+    def _run(
+        self, fire: datetime, due: date, now: datetime, zones: frozenset[str] | None = None
+    ) -> Outcome:
         late = now - fire
         if late > self.settings.catchup:
             with Store(self.settings.db) as store:
@@ -152,19 +164,94 @@ class DailyScheduler:
             )
             return Outcome(due, "skipped", f"missed by {_short(late)}")
         started = time.monotonic()
-        result = pipeline.run_edition(self.settings, now, due_date=due)
-        took = time.monotonic() - started
+        result = pipeline.run_edition(self.settings, now, due_date=due, stop=self.stop, zones=zones)
+        log_run(due, result, time.monotonic() - started)
         if result.edition is not None:
-            logger.info(
-                "run for %s: edition %s, %d items, %.1f s",
-                due,
-                result.edition.id,
-                len(result.edition.items),
-                took,
-            )
             return Outcome(due, "made", result.edition.id, result)
-        logger.info("run for %s: no edition: %s (%.1f s)", due, result.reason, took)
+        if result.existing is not None and result.delivery is not None:
+            return Outcome(due, "sent", result.existing, result)
         return Outcome(due, "nothing", result.reason, result)
+
+    def _zone_trigger(self, zone: str) -> CronTrigger:
+        trigger = self._triggers.get(zone)
+        if trigger is None:
+            trigger = SafeCronTrigger.from_crontab(self.settings.schedule, timezone=ZoneInfo(zone))
+            self._triggers[zone] = trigger
+        return trigger
+
+    def _tick_local(self, now: datetime) -> Outcome:
+        """Serve each subscriber zone at the scheduled hour of its own clock.
+
+        One edition per due date is shared by every zone: the first zone to reach its hour
+        makes it, and each later zone is sent the same edition when its own hour comes.
+        """
+        with Store(self.settings.db) as store:
+            zones = store.subscriber_zones(self.settings.timezone) | {self.settings.timezone}
+        due_zones: dict[date, tuple[datetime, set[str]]] = {}
+        for zone in sorted(zones):
+            try:
+                trigger = self._zone_trigger(zone)
+            except (ZoneInfoNotFoundError, ValueError) as err:
+                logger.warning("subscribers with time zone %r are skipped: %s", zone, err)
+                continue
+            fire = last_fire(trigger, now, self.lookback)
+            if fire is None:
+                continue
+            due = fire.astimezone(ZoneInfo(zone)).date()
+            if (due, zone) in self.served:
+                continue
+            self.served.add((due, zone))
+            if now - fire > self.settings.catchup:
+                logger.warning(
+                    "zone %s: the edition due %s at %s was missed by %s, more than"
+                    " DIGEST_CATCHUP=%s; it is not sent late",
+                    zone,
+                    due,
+                    fire.isoformat(),
+                    _short(now - fire),
+                    _short(self.settings.catchup),
+                )
+                continue
+            first, found = due_zones.get(due, (fire, set()))
+            found.add(zone)
+            due_zones[due] = (min(first, fire), found)
+        outcome = Outcome(None, "idle", "no zone is due")
+        for due, (fire, found) in sorted(due_zones.items()):
+            if due in self.attempted:
+                with Store(self.settings.db) as store:
+                    made = store.edition_for_due_date(due)
+                if made is None:
+                    # The first zone found nothing to send; a later edition for the same
+                    # date would carry articles the earlier zones never got.
+                    logger.info("no edition for %s: zones %s get none", due, ", ".join(found))
+                    continue
+            self.attempted.add(due)
+            outcome = self._run(fire, due, now, frozenset(found))
+        return outcome
+
+
+def log_run(due: date, result: pipeline.RunResult, took: float) -> None:
+    """Log one line per run: what was made and what the send did, with counts and time."""
+    edition = result.edition.id if result.edition is not None else result.existing
+    items = len(result.edition.items) if result.edition is not None else 0
+    if edition is None:
+        logger.info("run for %s: no edition: %s (%.1f s)", due, result.reason, took)
+        return
+    counts = result.delivery.counts if result.delivery is not None else {}
+    logger.info(
+        "run for %s: edition %s%s, %d items, %d subscribers: %d sent, %d failed,"
+        " %d skipped, %d pending (%.1f s)",
+        due,
+        edition,
+        "" if result.edition is not None else " (made earlier)",
+        items,
+        sum(counts.values()),
+        counts.get("sent", 0),
+        counts.get("failed", 0) + counts.get("bounced", 0),
+        counts.get("skipped", 0),
+        counts.get("pending", 0) + counts.get("sending", 0),
+        took,
+    )
 
 
 def _short(delta: timedelta) -> str:
@@ -196,7 +283,7 @@ def serve(settings: Settings, stop: threading.Event | None = None, clock: Clock 
     previous = _install_signals(stop)
     scheduler = BackgroundScheduler(timezone=settings.zone)
     try:
-        daily = DailyScheduler(settings, clock)
+        daily = DailyScheduler(settings, clock, stop)
         daily.tick()  # catch up on a date missed while nothing was running
         grace = int(settings.catchup.total_seconds()) or 1
         scheduler.add_job(

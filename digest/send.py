@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parseaddr
@@ -250,12 +250,14 @@ def deliver(
     now: datetime | None = None,
     transport: TransportFactory | None = None,
     retry_delay: float = 1.0,
+    zones: Collection[str] | None = None,
 ) -> SendReport:
     """Send edition_id to every active subscriber not yet served; resume a broken run.
 
     The caller holds the run lock (pipeline.one_run_at_a_time), so only one sender works
     on a store at a time. With stop set, each thread finishes its message in flight,
-    records it, and the call returns.
+    records it, and the call returns. With zones, only subscribers in those time zones
+    are added to the ledger now (rows added earlier are still sent).
     """
     require_secret(settings)
     # The ledger keeps real times (they order this run's retries after its claims);
@@ -271,7 +273,7 @@ def deliver(
             edition_id,
             resumed,
         )
-    added = store.add_deliveries(edition_id, started)
+    added = store.add_deliveries(edition_id, started, zones, settings.timezone)
     counts = store.delivery_counts(edition_id)
     pending = counts.get("pending", 0)
     logger.info("edition %s: %d new ledger rows, %d to send", edition_id, added, pending)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from datetime import date, datetime
@@ -756,16 +756,47 @@ class Store:
 
     # The delivery ledger
 
-    def add_deliveries(self, edition_id: str, now: datetime) -> int:
-        """Give every active subscriber a pending row for edition_id; return how many were new."""
+    def add_deliveries(
+        self,
+        edition_id: str,
+        now: datetime,
+        zones: Collection[str] | None = None,
+        default_zone: str = "UTC",
+    ) -> int:
+        """Give active subscribers a pending row for edition_id; return how many were new.
+
+        With zones, only subscribers whose time zone (default_zone when they have none) is
+        one of them get a row: local delivery time adds each zone when its hour comes.
+        """
+        sql = (
+            "INSERT OR IGNORE INTO deliveries (edition_id, subscriber_id, email, name,"
+            " status, updated) SELECT ?, id, email, name, 'pending', ? FROM subscribers"
+            " WHERE status = 'active'"
+        )
+        params: list[str] = [edition_id, now.isoformat()]
+        if zones is not None:
+            marks = ",".join("?" * len(zones))
+            sql += f" AND (CASE WHEN timezone = '' THEN ? ELSE timezone END) IN ({marks})"
+            params += [default_zone, *sorted(zones)]
         with self.transaction() as db:
-            cursor = db.execute(
-                "INSERT OR IGNORE INTO deliveries (edition_id, subscriber_id, email, name,"
-                " status, updated) SELECT ?, id, email, name, 'pending', ? FROM subscribers"
-                " WHERE status = 'active'",
-                (edition_id, now.isoformat()),
-            )
-            return cursor.rowcount
+            return db.execute(sql, params).rowcount
+
+    def subscriber_zones(self, default_zone: str) -> set[str]:
+        """Return the time zones of the active subscribers (default_zone for those with none)."""
+        rows = self.db.execute(
+            "SELECT DISTINCT CASE WHEN timezone = '' THEN ? ELSE timezone END"
+            " FROM subscribers WHERE status = 'active'",
+            (default_zone,),
+        )
+        return {str(row[0]) for row in rows}
+
+    def open_deliveries(self) -> dict[str, int]:
+        """Return, per edition, how many ledger rows are still pending or sending."""
+        rows = self.db.execute(
+            "SELECT edition_id, count(*) FROM deliveries WHERE status IN ('pending', 'sending')"
+            " GROUP BY edition_id ORDER BY edition_id"
+        )
+        return {str(row[0]): int(row[1]) for row in rows}
 
     def release_interrupted(self, edition_id: str, now: datetime) -> int:
         """Put rows a dead run left in `sending` back to pending; return how many.
