@@ -44,15 +44,16 @@ class Context:
 class _Formatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         message = super().format(record)
-        if record.levelno >= logging.WARNING:
+        if record.levelno >= logging.WARNING and "%(levelname)" not in (self._fmt or ""):
             return f"{record.levelname.lower()}: {message}"
         return message
 
 
-def _setup_logging(verbose: int) -> None:
+def _setup_logging(verbose: int, timestamps: bool = False) -> None:
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_Formatter("%(message)s" if verbose < 2 else "%(name)s: %(message)s"))
+    fmt = "%(message)s" if verbose < 2 else "%(name)s: %(message)s"
+    handler.setFormatter(_Formatter(f"%(asctime)s %(levelname)-7s {fmt}" if timestamps else fmt))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
@@ -260,6 +261,8 @@ def schedule(ctx: Context) -> None:
     from digest.schedule import serve
 
     settings = ctx.settings()
+    # A long-running service: its log says when each run happened and what it did.
+    _setup_logging(max(ctx.verbose, 1), timestamps=True)
     click.echo(f"Scheduling '{settings.schedule}' in {settings.timezone}; Ctrl-C to stop.")
     serve(settings)
     click.echo("Scheduler stopped.")
