@@ -243,6 +243,11 @@ class App:
         answers 200 itself rather than redirecting. Nothing on these pages names the
         subscriber: the token is the only key, and a bad one changes nothing.
         """
+        if not token and method != "POST":
+            # Where the preview and the archive point, in place of a reader's own link.
+            return self._unsubscribe_page(
+                "200 OK", "error", "Each subscriber's email carries their own unsubscribe link."
+            )
         if not TOKEN_SHAPE.fullmatch(token):
             return self._unsubscribe_page("400 Bad Request", "error", "This link is malformed.")
         subscriber_id = subscriber_from_token(

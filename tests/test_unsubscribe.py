@@ -128,6 +128,9 @@ def test_bad_tokens_change_nothing(site: tuple[str, Settings]) -> None:
         forged: 404,
         unknown: 404,
     }
+    status, _, page = request(f"{url}/unsubscribe/")
+    assert status == 200 and "their own unsubscribe link" in page
+    assert request(f"{url}/unsubscribe/", "POST", ONE_CLICK)[0] == 400
     for token, expected in cases.items():
         for method, body in (("GET", None), ("POST", ONE_CLICK)):
             status, _, page = request(f"{url}/unsubscribe/{token}", method, body)
