@@ -19,7 +19,7 @@ from digest.mail import build_message
 from digest.models import Edition, IngestReport, RenderedEdition, Skipped
 from digest.outbox import write_edition
 from digest.render import render_edition
-from digest.select import select, shown_texts
+from digest.select import Selection, select, shown_texts
 from digest.send import Progress, SendReport, deliver, require_secret
 from digest.sources.fetch import USER_AGENT, FetchOptions, redact
 from digest.sources.health import HealthTracker, failing_for
@@ -240,30 +240,37 @@ def send_edition(
         )
 
 
-def next_edition(
-    settings: Settings, now: datetime | None = None
-) -> tuple[IngestReport, RenderedEdition | None]:
-    """Read the sources and render the edition a run would make now, recording nothing."""
-    now = _now(now)
+def _select_next(settings: Settings, now: datetime) -> tuple[IngestReport, Selection]:
     with Store(settings.db) as store:
         report = ingest(settings, store, now)
-        edition = select(
+        selection = select(
             settings,
             store.eligible_with_first_seen(),
             "preview",
             now,
             shown_texts(store.last_highlights()),
             store.carried_since(now - settings.max_age),
-        ).edition
+        )
+    return report, selection
+
+
+def next_edition(
+    settings: Settings, now: datetime | None = None
+) -> tuple[IngestReport, RenderedEdition | None]:
+    """Read the sources and render the edition a run would make now, recording nothing."""
+    report, selection = _select_next(settings, _now(now))
+    edition = selection.edition
     return report, render_edition(settings, edition) if edition is not None else None
 
 
 def preview(settings: Settings, out: Path | None = None, now: datetime | None = None) -> RunResult:
     """Render the next edition to out (default: the outbox's preview folder), recording nothing."""
     now = _now(now)
-    report, rendered = next_edition(settings, now)
-    if rendered is None:
-        return RunResult(report, reason="nothing new since the last edition")
+    report, selection = _select_next(settings, now)
+    if selection.edition is None:
+        # The same reason a run would give: nothing new, or fewer than DIGEST_MIN_ITEMS.
+        return RunResult(report, reason=selection.reason)
+    rendered = render_edition(settings, selection.edition)
     sample = build_message(rendered, settings.sender, settings.sender, now)
     folder = write_edition(rendered, out or settings.outbox / "preview", sample)
     return RunResult(report, rendered.edition, rendered, folder)

@@ -124,3 +124,10 @@ def test_crash_before_recording_rewrites_the_same_edition(
     result = pipeline.run_edition(settings, NOW)
     assert result.edition is not None and result.edition.id == "2026-11-28"
     assert len(result.edition.items) == 10
+
+
+def test_preview_gives_the_reason_a_run_would(settings: Settings) -> None:
+    """Say that DIGEST_MIN_ITEMS, not a lack of news, is why a preview is empty."""
+    result = pipeline.preview(replace(settings, min_items=50), now=NOW)
+    assert result.edition is None
+    assert "fewer than DIGEST_MIN_ITEMS=50" in result.reason
