@@ -284,49 +284,7 @@ class Store:
 
     def upsert_article(self, article: Article, now: datetime) -> Change:
         """Store article; report whether it was new, edited or already known."""
-        digest = article.content_hash
-        row = self.db.execute(
-            "SELECT content_hash FROM articles WHERE id = ?", (article.id,)
-        ).fetchone()
-        if row is not None and row["content_hash"] == digest:
-            return "unchanged"
-        published = article.published.isoformat() if article.published else None
-        with self.transaction() as db:
-            if row is None:
-                db.execute(
-                    "INSERT INTO articles (id, source, position, title, url, published,"
-                    " first_seen, changed_at, content_hash, data)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        article.id,
-                        article.source,
-                        article.position,
-                        article.title,
-                        article.url,
-                        published,
-                        now.isoformat(),
-                        now.isoformat(),
-                        digest,
-                        article_to_json(article),
-                    ),
-                )
-                return "new"
-            db.execute(
-                "UPDATE articles SET source = ?, position = ?, title = ?, url = ?, published = ?,"
-                " changed_at = ?, content_hash = ?, data = ? WHERE id = ?",
-                (
-                    article.source,
-                    article.position,
-                    article.title,
-                    article.url,
-                    published,
-                    now.isoformat(),
-                    digest,
-                    article_to_json(article),
-                    article.id,
-                ),
-            )
-            return "updated"
+        return self.save_articles([article], [], now)[0]
 
     def save_articles(
         self, articles: Iterable[Article], files: Iterable[FileRecord], now: datetime
