@@ -171,17 +171,6 @@ def select(
     return Selection(edition, "", tuple(dropped))
 
 
-def select_edition(
-    settings: Settings,
-    eligible: Sequence[Article | tuple[Article, datetime]],
-    edition_id: str,
-    now: datetime,
-    shown: frozenset[str] = frozenset(),
-) -> Edition | None:
-    """Build the edition from eligible articles, or None when none is due."""
-    return select(settings, eligible, edition_id, now, shown).edition
-
-
 def shown_texts(texts: Sequence[str]) -> frozenset[str]:
     """Return highlight texts as choose_highlights compares them."""
     return frozenset(normalise(t) for t in texts)
