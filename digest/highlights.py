@@ -89,6 +89,11 @@ def split_sentences(text: str, limit: int | None = None) -> list[str]:
     return sentences
 
 
+def balanced(sentence: str) -> bool:
+    """Return whether every quotation the sentence opens is closed in it, and vice versa."""
+    return sentence.count('"') % 2 == 0 and sentence.count("\u201c") == sentence.count("\u201d")
+
+
 def words(text: str) -> list[str]:
     """Return the content words of text, lower-cased."""
     return [w for w in _WORD.findall(text.lower()) if w not in STOPWORDS and not w.startswith("_")]
@@ -225,8 +230,11 @@ def best_sentences(
         for i, s in enumerate(sentences)
         if normalise(s) not in exclude and normalise(s) != title_key
     ]
-    # Fragments ("Read more.") only when nothing fuller is left.
-    full = [i for i in candidates if len(sentences[i].split()) >= MIN_WORDS] or candidates
+    # Fragments ("Read more.") and pieces of a quotation that runs over several
+    # sentences (its quote marks unbalanced) read badly alone: only when nothing else is left.
+    full = [
+        i for i in candidates if len(sentences[i].split()) >= MIN_WORDS and balanced(sentences[i])
+    ] or candidates
     chosen = sorted(full, key=lambda i: (-scores[i], i))[:k]
     return [Sentence(text=sentences[i], index=i) for i in sorted(chosen)]
 

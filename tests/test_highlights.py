@@ -57,6 +57,28 @@ def test_best_sentences_in_article_order() -> None:
     assert chosen == sorted(chosen, key=STORY.index)
 
 
+def test_a_piece_of_a_longer_quotation_is_not_picked() -> None:
+    """Skip a sentence whose quote marks do not pair up, even when it ranks well."""
+    quote_open = '"The council budget is the best yet for the council budget.'
+    quote_close = 'The council budget will help every school," said the mayor.'
+    paragraphs = (
+        "The council budget rises by 4% next year, the mayor said on Monday.",
+        f"{quote_open} {quote_close}",
+        "Schools and roads get most of the council budget increase.",
+        "Opposition councillors said the council budget still left libraries short.",
+    )
+    article = Article(id="q", source="t", title="Council budget rises", paragraphs=paragraphs)
+    everything = split_sentences("\n".join(paragraphs))
+    assert quote_open in everything
+    chosen = [hl.text for hl in choose_highlights(article, 3)]
+    assert len(chosen) == 3
+    assert quote_open not in chosen and quote_close not in chosen
+    # With nothing else left, such a sentence is still better than no highlight.
+    alone = Article(id="r", source="t", title="Budget", paragraphs=(f"{quote_open} {quote_close}",))
+    (only,) = choose_highlights(alone, 1)
+    assert only.text in (quote_open, quote_close)
+
+
 def test_own_bullets_win_over_extraction() -> None:
     """Show the article's own bullets, labels kept, instead of extracted sentences."""
     own = (Highlight("Rates rise to 4.5%.", "Decision"), Highlight("Lenders follow."))
