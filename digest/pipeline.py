@@ -180,14 +180,7 @@ def run_edition(
                 )
         report = ingest(settings, store, now)
         edition_id = store.next_edition_id(due_date or now.astimezone(settings.zone).date())
-        selection = select(
-            settings,
-            store.eligible_with_first_seen(),
-            edition_id,
-            now,
-            shown_texts(store.last_highlights()),
-            store.carried_since(now - settings.max_age),
-        )
+        selection = _select(settings, store, edition_id, now)
         edition = selection.edition
         if edition is None:
             resumed = _resume(settings, store, stop, progress) if smtp else None
@@ -240,18 +233,22 @@ def send_edition(
         )
 
 
+def _select(settings: Settings, store: Store, edition_id: str, now: datetime) -> Selection:
+    """Choose what edition_id would carry, from what the store holds and has sent."""
+    return select(
+        settings,
+        store.eligible_with_first_seen(),
+        edition_id,
+        now,
+        shown_texts(store.last_highlights()),
+        store.carried_since(now - settings.max_age),
+    )
+
+
 def _select_next(settings: Settings, now: datetime) -> tuple[IngestReport, Selection]:
     with Store(settings.db) as store:
         report = ingest(settings, store, now)
-        selection = select(
-            settings,
-            store.eligible_with_first_seen(),
-            "preview",
-            now,
-            shown_texts(store.last_highlights()),
-            store.carried_since(now - settings.max_age),
-        )
-    return report, selection
+        return report, _select(settings, store, "preview", now)
 
 
 def next_edition(
