@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import re
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from digest.config import Settings
 from digest.models import RenderedEdition
 from digest.render import UNSUBSCRIBE_PLACEHOLDER, packaged_templates, render_page, template_path
 from digest.store import Store
-from digest.tokens import TOKEN_LENGTH, subscriber_from_token
+from digest.tokens import subscriber_from_token, well_formed
 
 logger = logging.getLogger(__name__)
 
@@ -27,8 +26,6 @@ StartResponse = Callable[..., Any]
 Environ = dict[str, Any]
 # Forms here are one field; anything bigger is not a form of ours.
 MAX_BODY = 4096
-# URL-safe base64 of the one length tokens have: anything else is not a token of ours.
-TOKEN_SHAPE = re.compile(rf"[A-Za-z0-9_-]{{{TOKEN_LENGTH}}}")
 WIDTHS = ((375, "Phone"), (800, "Desktop"))
 SECURITY_HEADERS = [
     (
@@ -248,7 +245,8 @@ class App:
             return self._unsubscribe_page(
                 "200 OK", "error", "Each subscriber's email carries their own unsubscribe link."
             )
-        if not TOKEN_SHAPE.fullmatch(token):
+        # Malformed (400) is told apart from well-formed but not ours (404).
+        if not well_formed(token):
             return self._unsubscribe_page("400 Bad Request", "error", "This link is malformed.")
         subscriber_id = subscriber_from_token(
             self.settings.secret_key, self.settings.list_id, token
