@@ -9,12 +9,14 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from smtpserver import Faults, Handler, SmtpServer
+from test_schedule import _env as scheduler_env
 
 from digest.config import Settings
 from digest.schedule import DailyScheduler
@@ -97,12 +99,9 @@ def test_local_time_does_not_send_a_zone_late(
 
 
 def _env(settings: Settings, port: int) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DIGEST_", "SMTP_"))}
+    env = scheduler_env(settings)
     env.update(
         {
-            "DIGEST_SOURCES": ",".join(settings.sources),
-            "DIGEST_DB": str(settings.db),
-            "DIGEST_OUTBOX": str(settings.outbox),
             # Every minute: the date's fire is always just past, so a start catches up.
             "DIGEST_SCHEDULE": "* * * * *",
             "DIGEST_DELIVERY": "smtp",
@@ -128,10 +127,10 @@ def _start(env: dict[str, str], cwd: Path) -> subprocess.Popen[str]:
     )
 
 
-def _wait_for(condition: object, seconds: float) -> None:
+def _wait_for(condition: Callable[[], bool], seconds: float) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        if callable(condition) and condition():
+        if condition():
             return
         time.sleep(0.05)
     raise AssertionError("timed out")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 import pytest
@@ -50,7 +51,7 @@ def add_readers(settings: Settings) -> dict[str, int]:
     """Subscribe READERS; return their ids by address."""
     with Store(settings.db) as store:
         for address in READERS:
-            store.upsert_subscriber(address, "", (), "", pipeline._now(None))
+            store.upsert_subscriber(address, "", (), "", datetime.now(UTC))
         found = {a: store.subscriber_by_email(a) for a in READERS}
     return {a: s.id for a, s in found.items() if s is not None}
 
