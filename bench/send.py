@@ -79,8 +79,9 @@ def prepare(folder: Path, subscribers: int, port: int, connections: int) -> Sett
     made = edition(20)
     rendered = render_edition(settings, made)
     with Store(settings.db) as store:
-        for item in made.items:
-            store.upsert_article(item.article, NOW)
+        store.save_articles(
+            (a for item in made.items for a in (item.article, *item.also_in)), [], NOW
+        )
         store.record_edition(made, rendered.subject, None, rendered)
         store.add_subscribers((f"reader{n}@example.org" for n in range(subscribers)), NOW)
     return settings

@@ -1,16 +1,20 @@
 """Send an edition to the list: the per-subscriber ledger, resumable after a crash.
 
 Each (edition, subscriber) has one ledger row: pending → sending → sent, failed or
-bounced. A row is marked `sending` before the message goes and `sent` after the server's
-250, so a process killed in between leaves at most one row per connection in `sending`;
-the next run sends those again with the same Message-ID and everything still pending.
+bounced. A message is on record as `sending` before it goes and as sent after the
+server's 250, so a process killed in between leaves at most one message per connection in
+`sending`; the next run sends those again with the same Message-ID and everything still
+pending. The two marks go to each thread's journal (journal.py), which is carried into the
+store every few hundred messages and read back by the next run after a crash.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,6 +22,7 @@ from email.utils import parseaddr
 
 from digest.config import Settings
 from digest.errors import ConfigError, DeliveryError
+from digest.journal import Journal, journal_dir, read_journals
 from digest.mail import MessageTemplate, list_id_header
 from digest.smtp import Connection, RateLimiter, Result, send_with_retries
 from digest.store import Outcome, Store
@@ -149,54 +154,107 @@ class _Run:
                 self.progress(snapshot)
 
 
-def _worker(run: _Run, factory: TransportFactory) -> None:
-    """Claim rows and send them until none is left, stop is set or the server is unusable."""
+class _Feed:
+    """Hands out the rows to send, one at a time, to all threads of a run.
+
+    Rows are read a page at a time in subscriber order; nothing is marked in the store on
+    the way out, since a row's start and end go to the sending thread's journal.
+    """
+
+    PAGE = 256
+
+    def __init__(self, edition_id: str, run_started: datetime) -> None:
+        self.edition_id = edition_id
+        self.run_started = run_started
+        self._rows: deque[tuple[int, str, str]] = deque()
+        self._after = -1
+        self._done = False
+        self._lock = threading.Lock()
+
+    def next(self, store: Store) -> tuple[int, str, str] | None:
+        """Return the next (subscriber id, email, name) to send, or None when none is left."""
+        with self._lock:
+            if not self._rows and not self._done:
+                page = store.pending_page(self.edition_id, self._after, self.run_started, self.PAGE)
+                self._rows.extend(page)
+                self._done = len(page) < self.PAGE
+                if page:
+                    self._after = page[-1][0]
+            return self._rows.popleft() if self._rows else None
+
+
+# Outcomes are carried from a thread's journal into the store this often, at the latest.
+_FLUSH_EVERY = 200
+_FLUSH_SECONDS = 1.0
+
+
+def _worker(run: _Run, feed: _Feed, factory: TransportFactory, number: int) -> None:
+    """Send rows until none is left, stop is set or the server is unusable."""
     s = run.settings
     connection: Connection | None = None
-    done: Outcome | None = None
-    last = -1
+    journal: Journal | None = None
+    unrecorded: list[Outcome] = []
+    recorded = False
     try:
         connection = factory(s)
+        journal = Journal(journal_dir(s.db), f"{run.edition_id}-{os.getpid()}-{number}")
         with Store(s.db) as store:
-            store.sync_for_sending()
+            flushed = time.monotonic()
             try:
                 while not run.stop.is_set():
-                    claimed = store.claim_delivery(
-                        run.edition_id, datetime.now(UTC), run.started_at, done, last
-                    )
-                    done = None
+                    claimed = feed.next(store)
                     if claimed is None:
                         return
-                    row, name = claimed
-                    last = row.subscriber_id
+                    subscriber_id, email, name = claimed
+                    # Someone who left since the page was read is skipped at the end.
+                    if not store.is_active(subscriber_id):
+                        continue
+                    journal.sending(run.edition_id, subscriber_id)
                     try:
-                        done = _send_one(run, connection, row.subscriber_id, row.email, name)
+                        done = _send_one(run, connection, subscriber_id, email, name)
                     except BaseException:
-                        # Not sent as far as we know: back to pending for the next run.
+                        # Not sent as far as we know: still pending for the next run.
                         done = Outcome(
                             run.edition_id,
-                            row.subscriber_id,
+                            subscriber_id,
                             "pending",
                             datetime.now(UTC),
                             error="run stopped by an error before this message went",
-                            extra_attempts=-1,
                         )
                         raise
+                    finally:
+                        journal.finished(done)
+                        unrecorded.append(done)
                     if done.status == "pending" and connection.unreachable:
                         raise DeliveryError(
                             f"cannot reach {s.smtp_host}:{s.smtp_port}: {done.error}",
                             hint="check SMTP_HOST, SMTP_PORT and SMTP_SECURITY; run `digest"
                             " send` again to resume where this run stopped",
                         )
+                    now = time.monotonic()
+                    if len(unrecorded) >= _FLUSH_EVERY or now - flushed >= _FLUSH_SECONDS:
+                        _record(store, journal, unrecorded)
+                        flushed = now
             finally:
-                if done is not None:
-                    store.finish_delivery(done)
+                _record(store, journal, unrecorded)
+                recorded = True
     except BaseException as err:
         run.error = run.error or err
         run.stop.set()
     finally:
         if connection is not None:
             connection.close()
+        if journal is not None:
+            # Kept if its outcomes could not be recorded: the next run reads it.
+            journal.close(remove=recorded)
+
+
+def _record(store: Store, journal: Journal, outcomes: list[Outcome]) -> None:
+    """Carry outcomes from the journal into the store, then empty both."""
+    if outcomes:
+        store.record_outcomes(outcomes)
+        outcomes.clear()
+        journal.clear()
 
 
 def _send_one(
@@ -220,7 +278,7 @@ def _send_one(
     msg_id = run.template.message_id(email)
     if result.outcome == "sent":
         run.tick(1, 0)
-        return Outcome(run.edition_id, subscriber_id, "sent", now, msg_id, extra_attempts=tries - 1)
+        return Outcome(run.edition_id, subscriber_id, "sent", now, msg_id, tries=tries)
     if result.outcome == "permanent":
         run.tick(0, 1)
         logger.warning("%s: %s", email, result.error)
@@ -231,13 +289,40 @@ def _send_one(
             now,
             msg_id,
             result.error,
-            extra_attempts=tries - 1,
+            tries=tries,
             hard=True,
             bounce_now=result.no_such_mailbox,
         )
     # Temporary trouble outlasted the tries: the row waits for the next run.
     logger.warning("%s: %s; left pending for the next run", email, result.error)
-    return Outcome(run.edition_id, subscriber_id, "pending", now, msg_id, result.error, tries - 1)
+    return Outcome(run.edition_id, subscriber_id, "pending", now, msg_id, result.error, tries)
+
+
+def _recover(settings: Settings, store: Store, edition_id: str, now: datetime) -> int:
+    """Carry what dead runs left in their journals into the store; return how many of
+    edition_id's messages were in flight when the run died.
+
+    Only called under the run lock, so no journal read here belongs to a live run.
+    """
+    found, files = read_journals(journal_dir(settings.db))
+    resumed = 0
+    for edition, left in sorted(found.items()):
+        store.record_outcomes(left.finished)
+        released = store.release_interrupted(edition, now, left.in_flight)
+        if edition == edition_id:
+            resumed = released
+        elif released:
+            logger.warning(
+                "edition %s: %d messages were in flight when an earlier run stopped;"
+                " they go again with the same Message-ID when that edition is sent",
+                edition,
+                released,
+            )
+    if edition_id not in found:
+        resumed = store.release_interrupted(edition_id, now)
+    for path in files:
+        path.unlink(missing_ok=True)
+    return resumed
 
 
 def deliver(
@@ -265,7 +350,7 @@ def deliver(
     started = datetime.now(UTC)
     stop = stop or threading.Event()
     template = build_template(settings, store, edition_id, now or started)
-    resumed = store.release_interrupted(edition_id, started)
+    resumed = _recover(settings, store, edition_id, started)
     if resumed:
         logger.warning(
             "edition %s: %d messages were in flight when an earlier run stopped; sending"
@@ -279,8 +364,11 @@ def deliver(
     logger.info("edition %s: %d new ledger rows, %d to send", edition_id, added, pending)
     run = _Run(settings, started, edition_id, template, stop, progress, pending, retry_delay)
     factory: TransportFactory = transport or Connection
+    feed = _Feed(edition_id, started)
     threads = [
-        threading.Thread(target=_worker, args=(run, factory), name=f"send-{n}", daemon=True)
+        threading.Thread(
+            target=_worker, args=(run, feed, factory, n), name=f"send-{n}", daemon=True
+        )
         for n in range(min(settings.smtp_connections, max(pending, 1)))
     ]
     if pending:

@@ -756,98 +756,111 @@ class Store:
         )
         return {str(row[0]): int(row[1]) for row in rows}
 
-    def release_interrupted(self, edition_id: str, now: datetime) -> int:
-        """Put rows a dead run left in `sending` back to pending; return how many.
+    def release_interrupted(
+        self, edition_id: str, now: datetime, in_flight: Collection[int] = ()
+    ) -> int:
+        """Put back to pending the messages a dead run had in flight; return how many.
 
-        Their message may have reached the server before the process died, so the resend
-        reuses the same Message-ID; the note says so in the report.
+        Those are the rows in in_flight (started in a send journal, never finished) that
+        are not final, and rows an older version left in `sending`. Their message may have
+        reached the server before the process died, so the resend reuses the same
+        Message-ID; the note says so in the report.
         """
+        note = "interrupted while sending; resent with the same Message-ID"
         with self.transaction() as db:
-            cursor = db.execute(
-                "UPDATE deliveries SET status = 'pending', updated = ?,"
-                " last_error = 'interrupted while sending; resent with the same Message-ID'"
+            count = db.execute(
+                "UPDATE deliveries SET status = 'pending', updated = ?, last_error = ?"
                 " WHERE edition_id = ? AND status = 'sending'",
-                (now.isoformat(), edition_id),
-            )
-            return cursor.rowcount
+                (now.isoformat(), note, edition_id),
+            ).rowcount
+            for subscriber_id in sorted(in_flight):
+                count += db.execute(
+                    "UPDATE deliveries SET updated = ?, last_error = ?, attempts = attempts + 1"
+                    " WHERE edition_id = ? AND subscriber_id = ? AND status = 'pending'",
+                    (now.isoformat(), note, edition_id, subscriber_id),
+                ).rowcount
+            return count
 
-    def claim_delivery(
-        self,
-        edition_id: str,
-        now: datetime,
-        run_started: datetime,
-        done: Outcome | None = None,
-        after: int = -1,
-    ) -> tuple[Delivery, str] | None:
-        """Record done (the caller's previous message), then claim the next row to send.
+    def pending_page(
+        self, edition_id: str, after: int, run_started: datetime, limit: int
+    ) -> list[tuple[int, str, str]]:
+        """Return up to limit (subscriber id, email, name) of rows still to send, in order.
 
-        Both happen in one transaction, so a message costs one commit, and a process killed
-        at any point leaves at most the row it was sending in `sending`. Only rows of active
-        subscribers are claimed; rows put back to pending after run_started (this run's
-        temporary failures) wait for the next run. Rows are taken in subscriber order
-        from after (the caller's last row), so the search walks the primary key instead
-        of an index rewritten on every status change. Returns the row marked `sending` and
-        the subscriber's name, or None when nothing is left.
+        Rows are taken from after (the last id handed out), so the search walks the
+        primary key. Only rows of active subscribers count; rows put back to pending after
+        run_started (this run's temporary failures) wait for the next run.
+        """
+        rows = self.db.execute(
+            "SELECT d.subscriber_id, d.email, d.name FROM deliveries d"
+            " JOIN subscribers s ON s.id = d.subscriber_id"
+            " WHERE d.edition_id = ? AND d.subscriber_id > ? AND d.status = 'pending'"
+            " AND d.updated <= ? AND s.status = 'active' ORDER BY d.subscriber_id LIMIT ?",
+            (edition_id, after, run_started.isoformat(), limit),
+        )
+        return [(int(row[0]), str(row[1]), str(row[2])) for row in rows]
+
+    def is_active(self, subscriber_id: int) -> bool:
+        """Return whether subscriber_id is still active (not unsubscribed or bounced)."""
+        row = self.db.execute(
+            "SELECT 1 FROM subscribers WHERE id = ? AND status = 'active'", (subscriber_id,)
+        ).fetchone()
+        return row is not None
+
+    def record_outcomes(self, outcomes: Iterable[Outcome]) -> None:
+        """Record how sent messages ended, in one transaction.
+
+        Recording the same outcome twice changes nothing (a journal replayed after a crash
+        may hold outcomes already recorded): a row is only updated from an outcome newer
+        than its last change.
         """
         with self.transaction() as db:
-            if done is not None:
+            for done in outcomes:
                 self._finish(db, done)
-            row = db.execute(
-                "UPDATE deliveries SET status = 'sending', attempts = attempts + 1,"
-                " updated = ? WHERE rowid = (SELECT d.rowid FROM deliveries d"
-                " JOIN subscribers s ON s.id = d.subscriber_id"
-                " WHERE d.edition_id = ? AND d.subscriber_id > ? AND d.status = 'pending'"
-                " AND d.updated <= ? AND s.status = 'active' ORDER BY d.subscriber_id LIMIT 1)"
-                " RETURNING *",
-                (now.isoformat(), edition_id, after, run_started.isoformat()),
-            ).fetchone()
-            if row is None:
-                return None
-            return _delivery(row), str(row["name"])
 
-    def finish_delivery(self, done: Outcome) -> DeliveryStatus:
-        """Record how a claimed row ended; return its final status."""
-        with self.transaction() as db:
-            return self._finish(db, done)
-
-    def _finish(self, db: sqlite3.Connection, done: Outcome) -> DeliveryStatus:
+    def _finish(self, db: sqlite3.Connection, done: Outcome) -> None:
         """Record an outcome inside the caller's transaction.
 
         A hard failure counts against the subscriber: the BOUNCE_AFTER-th in a row (or one
         that says the mailbox does not exist) marks them bounced, and the row with them.
         """
-        status = done.status
-        # A success clears the subscriber's hard failures in `skip_inactive` at the end of
-        # the run, once for all, rather than with one more statement per message here.
-        if done.hard:
-            row = db.execute(
-                "UPDATE subscribers SET hard_failures = hard_failures + 1 WHERE id = ?"
-                " RETURNING hard_failures",
-                (done.subscriber_id,),
-            ).fetchone()
-            if done.bounce_now or (row is not None and row[0] >= BOUNCE_AFTER):
-                db.execute(
-                    "UPDATE subscribers SET status = 'bounced', updated = ? WHERE id = ?"
-                    " AND status = 'active'",
-                    (done.when.isoformat(), done.subscriber_id),
-                )
-                status = "bounced"
-        db.execute(
+        when = done.when.isoformat()
+        updated = db.execute(
             "UPDATE deliveries SET status = ?, attempts = attempts + ?, last_error = ?,"
             " message_id = CASE WHEN ? != '' THEN ? ELSE message_id END, updated = ?"
-            " WHERE edition_id = ? AND subscriber_id = ?",
+            " WHERE edition_id = ? AND subscriber_id = ? AND status IN ('pending', 'sending')"
+            " AND (updated IS NULL OR updated < ?)",
             (
-                status,
-                done.extra_attempts,
+                done.status,
+                done.tries,
                 done.error,
                 done.message_id,
                 done.message_id,
-                done.when.isoformat(),
+                when,
                 done.edition_id,
                 done.subscriber_id,
+                when,
             ),
-        )
-        return status
+        ).rowcount
+        # A success clears the subscriber's hard failures in `skip_inactive` at the end of
+        # the run, once for all, rather than with one more statement per message here.
+        if not updated or not done.hard:
+            return
+        row = db.execute(
+            "UPDATE subscribers SET hard_failures = hard_failures + 1 WHERE id = ?"
+            " RETURNING hard_failures",
+            (done.subscriber_id,),
+        ).fetchone()
+        if done.bounce_now or (row is not None and row[0] >= BOUNCE_AFTER):
+            db.execute(
+                "UPDATE subscribers SET status = 'bounced', updated = ? WHERE id = ?"
+                " AND status = 'active'",
+                (when, done.subscriber_id),
+            )
+            db.execute(
+                "UPDATE deliveries SET status = 'bounced' WHERE edition_id = ?"
+                " AND subscriber_id = ?",
+                (done.edition_id, done.subscriber_id),
+            )
 
     def skip_inactive(self, edition_id: str, now: datetime) -> int:
         """Close a run: skip the rows of subscribers who left before their turn, and clear
@@ -865,15 +878,6 @@ class Store:
                 " (SELECT id FROM subscribers WHERE status != 'active')",
                 (now.isoformat(), edition_id),
             ).rowcount
-
-    def sync_for_sending(self) -> None:
-        """Commit without waiting for the disk on this connection.
-
-        In WAL mode a commit then survives a killed process but not a power cut, which
-        may undo the last few `sent` marks: those messages would be sent again, never
-        lost, since a row is only marked sent after the server's 250.
-        """
-        self.db.execute("PRAGMA synchronous=NORMAL")
 
     def delivery_counts(self, edition_id: str) -> dict[str, int]:
         """Return how many ledger rows of edition_id have each status."""
@@ -917,7 +921,7 @@ SubscriberChange = Literal["new", "updated", "unchanged", "kept"]
 
 @dataclass(frozen=True)
 class Outcome:
-    """How one claimed ledger row ended, to be recorded."""
+    """How one message ended, to be recorded in its ledger row."""
 
     edition_id: str
     subscriber_id: int
@@ -925,8 +929,8 @@ class Outcome:
     when: datetime
     message_id: str = ""
     error: str = ""
-    # Tries beyond the one counted when the row was claimed.
-    extra_attempts: int = 0
+    # Tries made in this run (a message that never went counts none).
+    tries: int = 0
     # A 5xx: counts towards bouncing the subscriber.
     hard: bool = False
     # The server said the mailbox does not exist: bounce at once.
