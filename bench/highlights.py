@@ -3,21 +3,35 @@
 The corpus layout: `article/<topic>/NNN.txt` (title on the first line, then the body,
 paragraphs separated by blank lines) and `summary/<topic>/NNN.txt` (the reference
 sentences, one a line). Precision@3 is the share of chosen sentences found in the
-reference summary. Usage: bench/highlights.py [CORPUS] (default ../shared/corpora/bbc).
+reference summary. Usage: bench/highlights.py [--folds N] [CORPUS] (default
+../shared/corpora/bbc).
+
+With --folds N the articles, in sorted order, are dealt into N folds (the 1st, N+1st, …
+article in the first fold, and so on). For each fold the weights are chosen from a grid
+of round values on the other folds (ties go to the smaller weights) and scored on that
+fold alone, so the figure says how the method does on articles its weights never saw.
 """
 
 from __future__ import annotations
 
+import argparse
+import itertools
 import math
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from digest.highlights import best_sentences, normalise, split_sentences, words
+from digest.highlights import WEIGHTS, Weights, best_sentences, normalise, split_sentences, words
 
 K = 3
+# The round values the weights are chosen from in a cross-validation.
+GRID = [
+    Weights(position=position, title=title)
+    for position, title in itertools.product((0.0, 0.1, 0.2, 0.3, 0.4, 0.5), (0.0, 0.1, 0.2, 0.3))
+]
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -77,32 +91,104 @@ def textrank(title: str, sentences: Sequence[str]) -> list[int]:
     return sorted(sorted(range(n), key=lambda i: (-p[i], i))[:K])
 
 
+@dataclass(frozen=True)
+class Case:
+    """One article as the bench sees it: title, sentences, and the reference set."""
+
+    name: str
+    title: str
+    sentences: list[str]
+    reference: frozenset[str]
+
+    def hits(self, chosen: Sequence[int]) -> int:
+        """Return how many of the chosen sentences are in the reference summary."""
+        return sum(normalise(self.sentences[i]) in self.reference for i in chosen)
+
+
+def read_cases(corpus: Path) -> list[Case]:
+    """Read every article of the corpus with its reference summary, in sorted order."""
+    cases: list[Case] = []
+    for path in sorted((corpus / "article").glob("*/*.txt")):
+        title, paragraphs = read_article(path)
+        relative = path.relative_to(corpus / "article")
+        lines = (corpus / "summary" / relative).read_text(encoding="utf-8").splitlines()
+        cases.append(
+            Case(
+                name=str(relative),
+                title=title,
+                sentences=split_sentences("\n".join(paragraphs)),
+                reference=frozenset(normalise(line) for line in lines),
+            )
+        )
+    return cases
+
+
+def precision(cases: Sequence[Case], method: Method) -> tuple[int, int]:
+    """Return (hits, picked) of method over cases."""
+    hits = picked = 0
+    for case in cases:
+        chosen = method(case.title, case.sentences)
+        picked += len(chosen)
+        hits += case.hits(chosen)
+    return hits, picked
+
+
+def with_weights(weights: Weights) -> Method:
+    """Return our method with the given weights."""
+
+    def method(title: str, sentences: Sequence[str]) -> list[int]:
+        return [s.index for s in best_sentences(title, sentences, K, weights=weights)]
+
+    return method
+
+
+def cross_validate(cases: Sequence[Case], folds: int) -> None:
+    """Print, per fold, the weights chosen on the other folds and the score on this one."""
+    print(f"{folds}-fold cross-validation (weights chosen on the other folds):")
+    held_hits = held_picked = 0
+    for fold in range(folds):
+        test = [c for i, c in enumerate(cases) if i % folds == fold]
+        train = [c for i, c in enumerate(cases) if i % folds != fold]
+        # Best on the training folds; among equals the smaller weights.
+        ranked = sorted(
+            GRID,
+            key=lambda w: (-precision(train, with_weights(w))[0], w.position + w.title, w.position),
+        )
+        chosen = ranked[0]
+        train_hits, train_picked = precision(train, with_weights(chosen))
+        hits, picked = precision(test, with_weights(chosen))
+        held_hits += hits
+        held_picked += picked
+        print(
+            f"  fold {fold + 1}: position {chosen.position}, title {chosen.title}"
+            f" (train {train_hits / max(train_picked, 1):.3f})"
+            f" -> held-out {hits / max(picked, 1):.3f} ({hits}/{picked}, {len(test)} articles)"
+        )
+    print(f"  held-out overall {held_hits / max(held_picked, 1):.3f} ({held_hits}/{held_picked})")
+
+
 def main(argv: list[str]) -> int:
     """Print precision@3 per method over every article of the corpus."""
-    corpus = Path(argv[1]) if len(argv) > 1 else default_corpus()
-    articles = sorted((corpus / "article").glob("*/*.txt"))
-    if not articles:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("corpus", nargs="?", type=Path, default=default_corpus())
+    parser.add_argument("--folds", type=int, default=0, help="also cross-validate the weights")
+    args = parser.parse_args(argv[1:])
+    corpus: Path = args.corpus
+    cases = read_cases(corpus)
+    if not cases:
         print(f"{corpus}: no article/<topic>/*.txt files")
         return 1
     methods: dict[str, Method] = {"ours": ours, "lead-3": lead, "textrank": textrank}
-    hits = dict.fromkeys(methods, 0)
-    picked = dict.fromkeys(methods, 0)
-    for path in articles:
-        title, paragraphs = read_article(path)
-        summary_path = corpus / "summary" / path.relative_to(corpus / "article")
-        reference = {
-            normalise(line) for line in summary_path.read_text(encoding="utf-8").splitlines()
-        }
-        sentences = split_sentences("\n".join(paragraphs))
-        for name, method in methods.items():
-            chosen = method(title, sentences)
-            picked[name] += len(chosen)
-            hits[name] += sum(normalise(sentences[i]) in reference for i in chosen)
-    print(f"{len(articles)} articles from {corpus}, precision@{K}:")
-    for name in methods:
-        print(f"  {name:9s} {hits[name] / max(picked[name], 1):.3f}")
+    hits: dict[str, int] = {}
+    print(f"{len(cases)} articles from {corpus}, precision@{K}:")
+    for name, method in methods.items():
+        hits[name], picked = precision(cases, method)
+        print(f"  {name:9s} {hits[name] / max(picked, 1):.3f} ({hits[name]}/{picked})")
     print(f"ours / lead-3: {hits['ours'] / max(hits['lead-3'], 1):.2f}")
     print(f"ours / textrank: {hits['ours'] / max(hits['textrank'], 1):.2f}")
+    print(f"weights: position {WEIGHTS.position}, title {WEIGHTS.title}")
+    if args.folds >= 2:
+        cross_validate(cases, args.folds)
     return 0
 
 

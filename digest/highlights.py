@@ -32,17 +32,13 @@ MAX_TEXT = 40_000
 # Sentences shorter than this say too little to stand alone as a key point.
 MIN_WORDS = 4
 
-# How the signals are blended. Chosen over a whole corpus with bench/highlights.py (never
-# fitted to single articles), from a few round values: centrality carries most of the
-# quality, a position prior of 0.3 lifts it, and any weight on title similarity lowered
-# it (a headline's words are often not the summary's), so that signal is off.
-WEIGHT_CENTRALITY = 1.0
-WEIGHT_TITLE = 0.0
-WEIGHT_POSITION = 0.3
 DAMPING = 0.85
 ITERATIONS = 30
 
 _WORD = re.compile(r"\w+", re.UNICODE)
+# A sentence end followed by a quotation that opens with a capital: the segmenter
+# sometimes runs the two together ('… to $42.09bn. "Our performance was strong," …').
+_END_THEN_QUOTE = re.compile(r"(?<=[.!?])\s+(?=[\"\u201c][A-Z0-9])")
 # Function words carry no topic; without them similarity measures content overlap.
 STOPWORDS = frozenset(
     """a about above after again against all also am an and any are as at be because been
@@ -54,6 +50,25 @@ STOPWORDS = frozenset(
     under until up very was we were what when where which while who whom why will with would
     you your yours yourself yourselves mr mrs ms one two new""".split()  # noqa: SIM905
 )
+
+
+@dataclass(frozen=True)
+class Weights:
+    """How the signals are blended into one score per sentence.
+
+    Chosen over a whole corpus with bench/highlights.py (never fitted to single articles),
+    from a few round values: centrality carries most of the quality, a position prior of
+    0.3 lifts it, and any weight on title similarity lowered it (a headline's words are
+    often not the summary's), so that signal is off. `bench/highlights.py --folds 2`
+    checks the choice on articles it was not made on.
+    """
+
+    centrality: float = 1.0
+    title: float = 0.0
+    position: float = 0.3
+
+
+WEIGHTS = Weights()
 
 
 @dataclass(frozen=True)
@@ -85,8 +100,24 @@ def split_sentences(text: str, limit: int | None = None) -> list[str]:
                 end = tokens[-1].offset + len(tokens[-1].value)
                 sentence = " ".join(paragraph[start:end].split())
                 if sentence:
-                    sentences.append(sentence)
+                    sentences.extend(_split_before_quotes(sentence))
     return sentences
+
+
+def _split_before_quotes(sentence: str) -> list[str]:
+    """Split sentence where one sentence ends and a quotation opens the next.
+
+    A quote mark after a sentence end opens a new quotation only when every mark before
+    it is paired; otherwise it closes one ('"We won." "Yes."' is split once, in between).
+    """
+    pieces: list[str] = []
+    start = 0
+    for match in _END_THEN_QUOTE.finditer(sentence):
+        if balanced(sentence[start : match.start()]):
+            pieces.append(sentence[start : match.start()])
+            start = match.end()
+    pieces.append(sentence[start:])
+    return pieces
 
 
 def balanced(sentence: str) -> bool:
@@ -199,7 +230,7 @@ def _scaled(values: np.ndarray) -> np.ndarray:
     return (values - low) / (high - low) if high > low else np.zeros_like(values)
 
 
-def rank_sentences(title: str, sentences: Sequence[str]) -> np.ndarray:
+def rank_sentences(title: str, sentences: Sequence[str], weights: Weights = WEIGHTS) -> np.ndarray:
     """Return a score per sentence blending centrality, position and title similarity."""
     n = len(sentences)
     if n == 0:
@@ -208,22 +239,26 @@ def rank_sentences(title: str, sentences: Sequence[str]) -> np.ndarray:
     matrix, (title_vec,), _ = _tfidf(bags, [Counter(words(title))])
     # Lead bias that fades with depth instead of stopping at a fixed sentence.
     position = 1.0 / np.sqrt(np.arange(1, n + 1, dtype=np.float64))
-    scores = WEIGHT_CENTRALITY * _scaled(lexrank(matrix)) + WEIGHT_POSITION * position
-    if WEIGHT_TITLE:
+    scores = weights.centrality * _scaled(lexrank(matrix)) + weights.position * position
+    if weights.title:
         title_arr = np.zeros(matrix.shape[1])
         for col, x in title_vec.items():
             title_arr[col] = x
-        scores += WEIGHT_TITLE * _scaled(matrix.dot(title_arr))
+        scores += weights.title * _scaled(matrix.dot(title_arr))
     return scores
 
 
 def best_sentences(
-    title: str, sentences: Sequence[str], k: int, exclude: frozenset[str] = frozenset()
+    title: str,
+    sentences: Sequence[str],
+    k: int,
+    exclude: frozenset[str] = frozenset(),
+    weights: Weights = WEIGHTS,
 ) -> list[Sentence]:
     """Return the k best sentences, in article order, leaving out those in exclude."""
     if k <= 0 or not sentences:
         return []
-    scores = rank_sentences(title, sentences)
+    scores = rank_sentences(title, sentences, weights)
     title_key = normalise(title)
     candidates = [
         i
