@@ -3,8 +3,8 @@
 Prints messages per second for `digest`'s send (ledger, personalisation, retries) and for
 pre-built messages of the same size pushed through plain smtplib over the same number of
 connections, and their ratio (target ≥ 0.8); the CPU time per subscriber spent outside
-smtplib (target under 200 µs); personalising by substitution against re-rendering per
-subscriber; and peak memory for 10,000 and 100,000 subscribers.
+smtplib (target under 200 µs), measured three ways; personalising by substitution
+against re-rendering per subscriber; and peak memory for 10,000 and 100,000 subscribers.
 
     .venv/bin/python bench/send.py [--subscribers 10000] [--connections 2]
 """
@@ -22,6 +22,7 @@ import time
 import tracemalloc
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
@@ -87,12 +88,44 @@ def prepare(folder: Path, subscribers: int, port: int, connections: int) -> Sett
     return settings
 
 
-def ours(settings: Settings, edition_id: str) -> tuple[float, float, int]:
-    """Send the edition with digest; return wall seconds, CPU seconds and messages sent."""
-    wall, cpu = time.perf_counter(), time.process_time()
-    with Store(settings.db) as store:
-        report = deliver(settings, store, edition_id)
-    return time.perf_counter() - wall, time.process_time() - cpu, report.sent_now
+class SmtplibClock:
+    """Adds up the CPU time each thread spends inside smtplib's sendmail."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self._lock = threading.Lock()
+        self._original = smtplib.SMTP.sendmail
+
+    def __enter__(self) -> SmtplibClock:
+        original = self._original
+
+        def timed(smtp: smtplib.SMTP, *args: Any, **kwargs: Any) -> Any:
+            start = time.thread_time()
+            try:
+                return original(smtp, *args, **kwargs)
+            finally:
+                spent = time.thread_time() - start
+                with self._lock:
+                    self.seconds += spent
+
+        smtplib.SMTP.sendmail = timed  # type: ignore[method-assign,assignment]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        smtplib.SMTP.sendmail = self._original  # type: ignore[method-assign]
+
+
+def ours(
+    settings: Settings, edition_id: str, transport: type[Connection] | None = None
+) -> tuple[float, float, float, int]:
+    """Send the edition with digest; return wall seconds, CPU seconds, CPU seconds inside
+    smtplib and messages sent."""
+    with SmtplibClock() as inside:
+        wall, cpu = time.perf_counter(), time.process_time()
+        with Store(settings.db) as store:
+            report = deliver(settings, store, edition_id, transport=transport)
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    return wall, cpu, inside.seconds, report.sent_now
 
 
 def bare(port: int, data: bytes, count: int, connections: int) -> tuple[float, float]:
@@ -175,7 +208,7 @@ def main() -> None:
         port = int(sink.stdout.readline())
         with tempfile.TemporaryDirectory() as tmp:
             settings = prepare(Path(tmp), args.subscribers, port, args.connections)
-            wall, cpu, sent = ours(settings, "2026-11-28")
+            wall, cpu, in_smtplib, sent = ours(settings, "2026-11-28")
             with Store(settings.db) as store:
                 content = store.edition_content("2026-11-28")
             assert content is not None
@@ -191,6 +224,9 @@ def main() -> None:
             data = template.personalise("reader1@example.org", "", url)
             base_wall, base_cpu = bare(port, data, sent, args.connections)
             fast, slow = substitution_vs_render(settings, 5)
+        with tempfile.TemporaryDirectory() as tmp:
+            alone = prepare(Path(tmp), args.subscribers, port, args.connections)
+            _, alone_cpu, _, alone_sent = ours(alone, "2026-11-28", NullConnection)
     finally:
         sink.kill()
         sink.wait()
@@ -200,8 +236,14 @@ def main() -> None:
     print(f"digest send:      {ours_rate:8.0f} msg/s  (CPU {cpu / sent * 1e6:6.0f} µs/msg)")
     print(f"bare smtplib:     {base_rate:8.0f} msg/s  (CPU {base_cpu / sent * 1e6:6.0f} µs/msg)")
     print(f"ratio digest / bare smtplib: {ratio(ours_rate, base_rate)}  (target >= 0.8)")
-    outside = max(cpu - base_cpu, 0.0) / sent * 1e6
-    print(f"CPU per subscriber outside smtplib: {outside:.0f} µs  (target < 200)")
+    print("CPU per subscriber outside smtplib (target < 200 µs):")
+    figures = (
+        ("during the send, all CPU less the time in smtplib", (cpu - in_smtplib) / sent),
+        ("during the send, digest's CPU less the bare loop's", (cpu - base_cpu) / sent),
+        ("the same work with no network, every message accepted", alone_cpu / alone_sent),
+    )
+    for label, seconds in figures:
+        print(f"  {label}: {seconds * 1e6:.0f} µs")
     print(
         f"per message: substitution {fast * 1e6:.0f} µs, re-render {slow * 1e3:.0f} ms;"
         f" re-render / substitution = {ratio(slow, fast)}"

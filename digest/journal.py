@@ -21,9 +21,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from digest.models import DeliveryStatus
 from digest.store import Outcome
 
 logger = logging.getLogger(__name__)
+
+_STATUSES: dict[str, DeliveryStatus] = {s: s for s in ("pending", "sent", "failed", "bounced")}
 
 
 def journal_dir(db: Path) -> Path:
@@ -32,38 +35,45 @@ def journal_dir(db: Path) -> Path:
 
 
 class Journal:
-    """One sending thread's journal: a file only that thread appends to."""
+    """One sending thread's journal: a file only that thread appends to.
+
+    A message's end is written together with the next message's start, in one system
+    call: a process killed in between leaves that message looking unfinished, so at most
+    one message per thread goes twice, the same as a ledger that records one message's end
+    in the commit that claims the next.
+    """
 
     def __init__(self, folder: Path, name: str) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         self.path = folder / f"{name}.log"
         # O_APPEND with one write per record: a record is either whole or absent.
         self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        self._ended = ""
 
     def sending(self, edition_id: str, subscriber_id: int) -> None:
         """Record that the message to subscriber_id is about to go."""
-        os.write(self._fd, f"S\t{edition_id}\t{subscriber_id}\n".encode())
+        line = f"{self._ended}S\t{edition_id}\t{subscriber_id}\n"
+        self._ended = ""
+        os.write(self._fd, line.encode())
 
     def finished(self, done: Outcome) -> None:
-        """Record how the message to a subscriber ended."""
-        record = [
-            done.status,
-            done.when.isoformat(),
-            done.message_id,
-            done.error,
-            done.tries,
-            done.hard,
-            done.bounce_now,
-        ]
-        line = f"D\t{done.edition_id}\t{done.subscriber_id}\t{json.dumps(record)}\n"
-        os.write(self._fd, line.encode())
+        """Note how the message to a subscriber ended; on file with the next start."""
+        self._ended += (
+            f"D\t{done.edition_id}\t{done.subscriber_id}\t{done.status}\t"
+            f"{done.when.isoformat()}\t{done.message_id}\t{done.tries}\t"
+            f"{int(done.hard)}\t{int(done.bounce_now)}\t{json.dumps(done.error)}\n"
+        )
 
     def clear(self) -> None:
         """Forget every record: the store now holds them all."""
+        self._ended = ""
         os.ftruncate(self._fd, 0)
 
     def close(self, *, remove: bool) -> None:
         """Close the file, removing it when nothing in it is still needed."""
+        if self._ended and not remove:
+            os.write(self._fd, self._ended.encode())
+        self._ended = ""
         os.close(self._fd)
         if remove:
             self.path.unlink(missing_ok=True)
@@ -99,30 +109,32 @@ def _records(path: Path) -> Iterator[tuple[str, int, Outcome | None]]:
     with path.open(encoding="utf-8", errors="replace") as lines:
         for number, line in enumerate(lines, 1):
             try:
-                kind, edition_id, subscriber, *rest = line.rstrip("\n").split("\t", 3)
+                kind, edition_id, subscriber, *rest = line.rstrip("\n").split("\t")
                 subscriber_id = int(subscriber)
                 if kind == "S" and not rest:
                     yield edition_id, subscriber_id, None
                     continue
-                if kind != "D" or len(rest) != 1:
-                    raise ValueError(f"unknown record {kind!r}")
-                status, when, msg_id, error, tries, hard, bounce = json.loads(rest[0])
+                if kind != "D" or len(rest) != 7:
+                    raise ValueError(f"unknown record {kind!r} of {len(rest) + 3} fields")
+                status, when, msg_id, tries, hard, bounce, error = rest
+                if status not in _STATUSES:
+                    raise ValueError(f"unknown status {status!r}")
                 yield (
                     edition_id,
                     subscriber_id,
                     Outcome(
                         edition_id,
                         subscriber_id,
-                        status,
+                        _STATUSES[status],
                         datetime.fromisoformat(when),
                         msg_id,
-                        error,
+                        str(json.loads(error)),
                         int(tries),
-                        bool(hard),
-                        bool(bounce),
+                        hard == "1",
+                        bounce == "1",
                     ),
                 )
-            except (ValueError, TypeError) as err:
+            except ValueError as err:
                 # Only a cut-off last line is expected here (a full disk, a power cut);
                 # the message it was about stays as the store last knew it.
                 logger.warning("%s, line %d: unreadable record skipped: %s", path, number, err)

@@ -799,12 +799,18 @@ class Store:
         )
         return [(int(row[0]), str(row[1]), str(row[2])) for row in rows]
 
-    def is_active(self, subscriber_id: int) -> bool:
-        """Return whether subscriber_id is still active (not unsubscribed or bounced)."""
-        row = self.db.execute(
-            "SELECT 1 FROM subscribers WHERE id = ? AND status = 'active'", (subscriber_id,)
-        ).fetchone()
-        return row is not None
+    def active_among(self, subscriber_ids: Collection[int]) -> set[int]:
+        """Return which of subscriber_ids are still active (not unsubscribed or bounced)."""
+        marks = ",".join("?" * len(subscriber_ids))
+        rows = self.db.execute(
+            f"SELECT id FROM subscribers WHERE status = 'active' AND id IN ({marks})",  # noqa: S608
+            tuple(subscriber_ids),
+        )
+        return {int(row[0]) for row in rows}
+
+    def data_version(self) -> int:
+        """Return a number that changes when another connection commits to the store."""
+        return int(self.db.execute("PRAGMA data_version").fetchone()[0])
 
     def record_outcomes(self, outcomes: Iterable[Outcome]) -> None:
         """Record how sent messages ended, in one transaction.

@@ -107,3 +107,17 @@ def test_next_send_carries_a_dead_runs_journal_into_the_ledger(
     assert rows[1].message_id == "<m1@x>"
     assert rows[2].attempts == 2
     assert list(journal_dir(settings.db).iterdir()) == []
+
+
+def test_an_end_goes_on_file_with_the_next_start(tmp_path: Path) -> None:
+    """Killed after a message ended but before the next began, the message reads as in
+    flight: at most one message per thread goes twice, never one is lost."""
+    journal = Journal(tmp_path, "one")
+    journal.sending("e1", 1)
+    journal.finished(Outcome("e1", 1, "sent", NOW, "<m1@x>", tries=1))
+    assert read_journals(tmp_path)[0]["e1"].in_flight == {1}
+    journal.sending("e1", 2)
+    found = read_journals(tmp_path)[0]["e1"]
+    assert found.in_flight == {2}
+    assert [done.subscriber_id for done in found.finished] == [1]
+    journal.close(remove=True)
