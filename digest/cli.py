@@ -548,6 +548,13 @@ def subscribers() -> None:
     """
 
 
+def _section_names(settings: Settings) -> tuple[str, ...]:
+    """Return the sections topics can name: none when no sections are configured."""
+    if not settings.sections:
+        return ()
+    return (*settings.sections, settings.default_section)
+
+
 @subscribers.command(name="import")
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False, exists=True))
 @click.option("--resubscribe", is_flag=True, help="Re-activate unsubscribed or bounced addresses.")
@@ -568,7 +575,9 @@ def subscribers_import(ctx: Context, file: Path, resubscribe: bool) -> None:
 
     settings = ctx.settings()
     with Store(settings.db) as store:
-        report = import_csv(store, file, _utcnow(), resubscribe=resubscribe)
+        report = import_csv(
+            store, file, _utcnow(), resubscribe=resubscribe, sections=_section_names(settings)
+        )
     click.echo(
         f"Imported {shown(file)}: {report.new} new, {report.updated} updated,"
         f" {report.unchanged} unchanged, {report.kept} left unsubscribed or bounced,"
@@ -608,6 +617,7 @@ def subscribers_add(
             topics=topics,
             timezone=timezone,
             resubscribe=resubscribe,
+            sections=_section_names(settings),
         )
     words = {
         "new": "Added",

@@ -20,10 +20,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parseaddr
 
+from digest.audience import Templates
 from digest.config import Settings
 from digest.errors import ConfigError, DeliveryError
 from digest.journal import Journal, journal_dir, read_journals
-from digest.mail import MessageTemplate, list_id_header
+from digest.mail import MessageTemplate, RenderedContent, list_id_header
 from digest.smtp import Connection, RateLimiter, Result, send_with_retries
 from digest.store import Outcome, Store
 from digest.tokens import make_token, unsubscribe_url
@@ -98,6 +99,12 @@ def build_template(
             + ("its rendered content was not kept" if known else "no such edition"),
             hint="`digest status` lists the editions; make a new one with `digest run`",
         )
+    return _template(settings, edition_id, content, now)
+
+
+def _template(
+    settings: Settings, edition_id: str, content: RenderedContent, now: datetime
+) -> MessageTemplate:
     return MessageTemplate(
         content,
         edition_id=edition_id,
@@ -116,7 +123,7 @@ class _Run:
         settings: Settings,
         now: datetime,
         edition_id: str,
-        template: MessageTemplate,
+        templates: Templates,
         stop: threading.Event,
         progress: Callable[[Progress], None] | None,
         total: int,
@@ -125,7 +132,7 @@ class _Run:
         self.settings = settings
         self.started_at = now
         self.edition_id = edition_id
-        self.template = template
+        self.templates = templates
         self.stop = stop
         self.progress = progress
         self.total = total
@@ -138,18 +145,25 @@ class _Run:
         self.error: BaseException | None = None
         self.envelope_from = parseaddr(settings.sender)[1]
 
-    def message(self, subscriber_id: int, email: str, name: str) -> tuple[bytes, str]:
-        """Return the message for one subscriber, with their own unsubscribe link, and its
-        Message-ID."""
+    def message(
+        self, store: Store, subscriber_id: int, email: str, name: str, topics: tuple[str, ...]
+    ) -> tuple[bytes, str] | None:
+        """Return the message for one subscriber (the sections their topics pick, their own
+        unsubscribe link) and its Message-ID; None when none of their topics is in it."""
+        sections = self.templates.sections(topics)
+        if sections == ():
+            return None
+        template = self.templates.get(store, sections)
         s = self.settings
-        token = make_token(s.secret_key, s.list_id, subscriber_id)
-        url = unsubscribe_url(s.base_url, token)
-        return self.template.personalise(email, name, url), self.template.message_id(email)
+        url = unsubscribe_url(s.base_url, make_token(s.secret_key, s.list_id, subscriber_id))
+        return template.personalise(email, name, url), template.message_id(email)
 
-    def tick(self, sent: int, failed: int) -> None:
+    def tick(self, sent: int, failed: int, skipped: int = 0) -> None:
         with self.lock:
             self.sent += sent
             self.failed += failed
+            # Left out by their topics: no longer counted among those to send.
+            self.total -= skipped
             snapshot = Progress(
                 self.edition_id,
                 self.total,
@@ -174,13 +188,14 @@ class _Feed:
     def __init__(self, edition_id: str, run_started: datetime) -> None:
         self.edition_id = edition_id
         self.run_started = run_started
-        self._rows: deque[tuple[int, str, str]] = deque()
+        self._rows: deque[tuple[int, str, str, tuple[str, ...]]] = deque()
         self._after = -1
         self._done = False
         self._lock = threading.Lock()
 
-    def take(self, store: Store, count: int) -> list[tuple[int, str, str]]:
-        """Return up to count (subscriber id, email, name) to send; none when all are out."""
+    def take(self, store: Store, count: int) -> list[tuple[int, str, str, tuple[str, ...]]]:
+        """Return up to count (subscriber id, email, name, topics) to send; none when all
+        are out."""
         with self._lock:
             if len(self._rows) < count and not self._done:
                 page = store.pending_page(self.edition_id, self._after, self.run_started, self.PAGE)
@@ -236,11 +251,26 @@ class _Sender:
         self.recorded_at = time.monotonic()
         self.version = store.data_version()
 
-    def send_batch(self, rows: list[tuple[int, str, str]]) -> bool:
+    def send_batch(self, rows: list[tuple[int, str, str, tuple[str, ...]]]) -> bool:
         """Send rows; return False when there were none."""
         run = self.run
         # Built in one go, before the first socket wait.
-        batch = [(sid, email, *run.message(sid, email, name)) for sid, email, name in rows]
+        batch = []
+        for sid, email, name, topics in rows:
+            made = run.message(self.store, sid, email, name, topics)
+            if made is None:
+                self.unrecorded.append(
+                    Outcome(
+                        run.edition_id,
+                        sid,
+                        "skipped",
+                        datetime.now(UTC),
+                        error=f"none of their topics ({', '.join(topics)}) is in this edition",
+                    )
+                )
+                run.tick(0, 0, skipped=1)
+            else:
+                batch.append((sid, email, *made))
         ids = [row[0] for row in rows]
         active = self.store.active_among(ids)
         for subscriber_id, email, data, msg_id in batch:
@@ -402,7 +432,14 @@ def deliver(
     # `now` only dates the message.
     started = datetime.now(UTC)
     stop = stop or threading.Event()
-    template = build_template(settings, store, edition_id, now or started)
+    whole = build_template(settings, store, edition_id, now or started)
+    templates = Templates(
+        settings,
+        store,
+        edition_id,
+        whole,
+        lambda content: _template(settings, edition_id, content, now or started),
+    )
     resumed = _recover(settings, store, edition_id, started)
     if resumed:
         logger.warning(
@@ -415,7 +452,7 @@ def deliver(
     counts = store.delivery_counts(edition_id)
     pending = counts.get("pending", 0)
     logger.info("edition %s: %d new ledger rows, %d to send", edition_id, added, pending)
-    run = _Run(settings, started, edition_id, template, stop, progress, pending, retry_delay)
+    run = _Run(settings, started, edition_id, templates, stop, progress, pending, retry_delay)
     factory: TransportFactory = transport or Connection
     feed = _Feed(edition_id, started)
     threads = [

@@ -21,7 +21,9 @@ from digest.models import (
     Edition,
     FileRecord,
     Highlight,
+    Item,
     RenderedEdition,
+    Section,
     Skipped,
     SourceHealth,
     Subscriber,
@@ -150,6 +152,21 @@ MIGRATIONS: list[str] = [
     CREATE INDEX deliveries_open ON deliveries (edition_id)
         WHERE status IN ('pending', 'sending');
     """,
+    # Section sets: the edition itself, so that the sections a subscriber's topics pick can
+    # be rendered when first needed, and each such rendering, so a resumed send sends it again.
+    """
+    ALTER TABLE edition_content ADD COLUMN edition_json TEXT;
+    CREATE TABLE edition_variants (
+        edition_id TEXT NOT NULL REFERENCES editions (id) ON DELETE CASCADE,
+        sections TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        preheader TEXT NOT NULL,
+        html TEXT NOT NULL,
+        text TEXT NOT NULL,
+        created TEXT NOT NULL,
+        PRIMARY KEY (edition_id, sections)
+    );
+    """,
 ]
 
 # Hard failures in a row after which an address is marked bounced and left out.
@@ -191,6 +208,57 @@ def article_from_json(text: str) -> Article:
     data["tags"] = tuple(data.get("tags", ()))
     data["highlights"] = tuple(Highlight(**h) for h in data.get("highlights", ()))
     return Article(**data)
+
+
+def edition_to_json(edition: Edition) -> str:
+    """Serialise an edition with its sections, items and the articles they carry."""
+
+    def item(it: Item) -> dict[str, Any]:
+        return {
+            "article": json.loads(article_to_json(it.article)),
+            "highlights": [asdict(h) for h in it.highlights],
+            "also_in": [json.loads(article_to_json(a)) for a in it.also_in],
+        }
+
+    data = {
+        "id": edition.id,
+        "title": edition.title,
+        "date": edition.date.isoformat(),
+        "created": edition.created.isoformat(),
+        "sections": [
+            {"title": s.title, "items": [item(it) for it in s.items]} for s in edition.sections
+        ],
+    }
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+
+def edition_from_json(text: str) -> Edition:
+    """Rebuild an edition from edition_to_json's output."""
+    data: dict[str, Any] = json.loads(text)
+
+    def article(raw: dict[str, Any]) -> Article:
+        return article_from_json(json.dumps(raw))
+
+    return Edition(
+        id=data["id"],
+        title=data["title"],
+        date=date.fromisoformat(data["date"]),
+        created=datetime.fromisoformat(data["created"]),
+        sections=tuple(
+            Section(
+                title=s["title"],
+                items=tuple(
+                    Item(
+                        article(it["article"]),
+                        tuple(Highlight(**h) for h in it["highlights"]),
+                        tuple(article(a) for a in it["also_in"]),
+                    )
+                    for it in s["items"]
+                ),
+            )
+            for s in data["sections"]
+        ),
+    )
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -536,7 +604,7 @@ class Store:
             if content is not None:
                 db.execute(
                     "INSERT INTO edition_content (edition_id, subject, preheader, html, text,"
-                    " created) VALUES (?, ?, ?, ?, ?, ?)",
+                    " created, edition_json) VALUES (?, ?, ?, ?, ?, ?, ?)",
                     (
                         edition.id,
                         content.subject,
@@ -544,6 +612,7 @@ class Store:
                         content.html,
                         content.text,
                         edition.created.isoformat(),
+                        edition_to_json(edition),
                     ),
                 )
 
@@ -603,6 +672,44 @@ class Store:
         return EditionContent(
             row["edition_id"], row["subject"], row["preheader"], row["html"], row["text"]
         )
+
+    def edition_model(self, edition_id: str) -> Edition | None:
+        """Return the edition as it was made (items, highlights, sections), if it was kept."""
+        row = self.db.execute(
+            "SELECT edition_json FROM edition_content WHERE edition_id = ?", (edition_id,)
+        ).fetchone()
+        return edition_from_json(row[0]) if row and row[0] else None
+
+    def variant_content(self, edition_id: str, sections: tuple[str, ...]) -> EditionContent | None:
+        """Return what the edition was rendered to with only the given sections, if done."""
+        row = self.db.execute(
+            "SELECT * FROM edition_variants WHERE edition_id = ? AND sections = ?",
+            (edition_id, json.dumps(sections)),
+        ).fetchone()
+        if row is None:
+            return None
+        return EditionContent(
+            row["edition_id"], row["subject"], row["preheader"], row["html"], row["text"]
+        )
+
+    def save_variant(
+        self, edition_id: str, sections: tuple[str, ...], content: RenderedEdition, now: datetime
+    ) -> None:
+        """Keep what the edition was rendered to with only the given sections."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO edition_variants (edition_id, sections, subject,"
+                " preheader, html, text, created) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    edition_id,
+                    json.dumps(sections),
+                    content.subject,
+                    content.preheader,
+                    content.html,
+                    content.text,
+                    now.isoformat(),
+                ),
+            )
 
     def latest_sendable_edition(self) -> str | None:
         """Return the id of the newest edition whose content was stored."""
@@ -783,21 +890,24 @@ class Store:
 
     def pending_page(
         self, edition_id: str, after: int, run_started: datetime, limit: int
-    ) -> list[tuple[int, str, str]]:
-        """Return up to limit (subscriber id, email, name) of rows still to send, in order.
+    ) -> list[tuple[int, str, str, tuple[str, ...]]]:
+        """Return up to limit (subscriber id, email, name, topics) of rows to send, in order.
 
         Rows are taken from after (the last id handed out), so the search walks the
         primary key. Only rows of active subscribers count; rows put back to pending after
         run_started (this run's temporary failures) wait for the next run.
         """
         rows = self.db.execute(
-            "SELECT d.subscriber_id, d.email, d.name FROM deliveries d"
+            "SELECT d.subscriber_id, d.email, d.name, s.topics FROM deliveries d"
             " JOIN subscribers s ON s.id = d.subscriber_id"
             " WHERE d.edition_id = ? AND d.subscriber_id > ? AND d.status = 'pending'"
             " AND d.updated <= ? AND s.status = 'active' ORDER BY d.subscriber_id LIMIT ?",
             (edition_id, after, run_started.isoformat(), limit),
         )
-        return [(int(row[0]), str(row[1]), str(row[2])) for row in rows]
+        return [
+            (int(row[0]), str(row[1]), str(row[2]), tuple(t for t in row[3].split(",") if t))
+            for row in rows
+        ]
 
     def active_among(self, subscriber_ids: Collection[int]) -> set[int]:
         """Return which of subscriber_ids are still active (not unsubscribed or bounced)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -78,6 +78,24 @@ def check_fields(name: str, topics: str, timezone: str) -> tuple[str, tuple[str,
     return name, parts, timezone
 
 
+def warn_unknown_topics(where: str, topics: Sequence[str], sections: Sequence[str]) -> None:
+    """Warn about topics that name none of the configured sections: they pick nothing.
+
+    Topics choose sections (DIGEST_SECTIONS and DIGEST_DEFAULT_SECTION); with no sections
+    configured every subscriber gets the whole edition, and there is nothing to check.
+    """
+    known = {" ".join(s.split()).casefold() for s in sections}
+    unknown = [t for t in topics if known and " ".join(t.split()).casefold() not in known]
+    if unknown:
+        logger.warning(
+            "%s: %s not among the sections (%s): subscribers get only the sections their"
+            " topics name",
+            where,
+            ", ".join(f"topic {t!r} is" for t in unknown),
+            ", ".join(sections),
+        )
+
+
 def add_subscriber(
     store: Store,
     email: str,
@@ -87,10 +105,12 @@ def add_subscriber(
     topics: str = "",
     timezone: str = "",
     resubscribe: bool = False,
+    sections: Sequence[str] = (),
 ) -> SubscriberChange:
     """Add or update one subscriber after checking the address and fields."""
     address = normalise_email(email)
     clean_name, parts, zone = check_fields(name, topics, timezone)
+    warn_unknown_topics(address, parts, sections)
     return store.upsert_subscriber(address, clean_name, parts, zone, now, resubscribe=resubscribe)
 
 
@@ -114,18 +134,28 @@ def read_rows(handle: TextIO, where: str) -> Iterator[tuple[int, dict[str, str]]
 
 
 def import_csv(
-    store: Store, path: Path, now: datetime, *, resubscribe: bool = False
+    store: Store,
+    path: Path,
+    now: datetime,
+    *,
+    resubscribe: bool = False,
+    sections: Sequence[str] = (),
 ) -> ImportReport:
     """Import subscribers from path; bad rows are reported by line and the rest go in."""
     try:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as err:
         raise SubscriberError(f"{path}: cannot read the subscriber file: {err}") from err
-    return import_rows(store, io.StringIO(text, newline=""), str(path), now, resubscribe)
+    return import_rows(store, io.StringIO(text, newline=""), str(path), now, resubscribe, sections)
 
 
 def import_rows(
-    store: Store, handle: TextIO, where: str, now: datetime, resubscribe: bool = False
+    store: Store,
+    handle: TextIO,
+    where: str,
+    now: datetime,
+    resubscribe: bool = False,
+    sections: Sequence[str] = (),
 ) -> ImportReport:
     """Import subscribers from an open CSV file; see import_csv."""
     report = ImportReport()
@@ -148,6 +178,7 @@ def import_rows(
             logger.info("%s:%d: rejected %r: %s", where, line, raw, err)
             continue
         seen[address.lower()] = line
+        warn_unknown_topics(f"{where}:{line}: {address}", topics, sections)
         change = store.upsert_subscriber(address, name, topics, zone, now, resubscribe=resubscribe)
         report.count(change)
     return report

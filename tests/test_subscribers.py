@@ -165,3 +165,19 @@ def test_cli_subscriber_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert result.exit_code == 1 and "not on the list" in result.output
     result = runner.invoke(main, ["subscribers", "add", "bad@"])
     assert result.exit_code == 1 and "error:" in result.output
+
+
+def test_topics_naming_no_section_are_warned_about_by_line(
+    tmp_path: Path, store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A topic that is not a section picks nothing: the import says so and goes on."""
+    path = tmp_path / "list.csv"
+    path.write_text('email,topics\nada@example.org,Science\ngrace@example.org,"navy, more"\n')
+    sections = ("Science", "Business", "More")
+    report = import_csv(store, path, NOW, sections=sections)
+    assert report.new == 2
+    assert f"{path}:3: grace@example.org: topic 'navy' is not among the sections" in caplog.text
+    assert "ada@example.org" not in caplog.text
+    caplog.clear()
+    import_csv(store, path, NOW)  # no sections configured: topics are not checked
+    assert caplog.text == ""
