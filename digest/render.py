@@ -29,6 +29,12 @@ SAFE_SCHEMES = {"http", "https", "mailto"}
 # Letters, slashes and percent signs only, so autoescape and premailer leave it intact.
 # A quoted-printable MIME part may break it across lines: substitute before encoding.
 UNSUBSCRIBE_PLACEHOLDER = "https://unsubscribe.invalid/%%UNSUBSCRIBE%%"
+# Stands in for the greeting at the top of both parts; delivery fills in each subscriber's
+# name, every other output (outbox, preview, archive) the greeting without one. Same
+# alphabet as above, so that it too passes autoescape and premailer unchanged.
+GREETING_PLACEHOLDER = "%%GREETING%%"
+GREETING = "Hello {name},"
+GREETING_WITHOUT_NAME = "Hello,"
 # Languages written right to left, by their primary subtag.
 RTL_LANGUAGES = {"ar", "arc", "ckb", "dv", "fa", "ha", "he", "khw", "ks", "ps", "sd", "ur", "yi"}
 _HEX = re.compile(r"#([0-9a-f]{3}|[0-9a-f]{6})", re.IGNORECASE)
@@ -266,6 +272,12 @@ def render_edition(settings: Settings, edition: Edition) -> RenderedEdition:
     return RenderedEdition(
         edition=edition, subject=subject, preheader=preheader, html=html, text=text
     )
+
+
+def greeting(name: str) -> str:
+    """Return the greeting for a subscriber's name as plain text; a blank name gets none."""
+    name = " ".join(name.split())
+    return GREETING.format(name=name) if name else GREETING_WITHOUT_NAME
 
 
 def render_page(settings: Settings, name: str, context: dict[str, object]) -> str:
