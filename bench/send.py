@@ -79,8 +79,10 @@ def prepare(folder: Path, subscribers: int, port: int, connections: int) -> Sett
     made = edition(20)
     rendered = render_edition(settings, made)
     with Store(settings.db) as store:
+        # Merged versions too: the edition records them as used up with their item.
         for item in made.items:
-            store.upsert_article(item.article, NOW)
+            for article in (item.article, *item.also_in):
+                store.upsert_article(article, NOW)
         store.record_edition(made, rendered.subject, None, rendered)
         store.add_subscribers((f"reader{n}@example.org" for n in range(subscribers)), NOW)
     return settings
