@@ -210,7 +210,11 @@ def _greetings(name: str) -> tuple[bytes, bytes]:
     text = greeting(name)
     html = escape(text).encode("utf-8")
     if len(html) > GREETING_SLOT:
-        logger.debug("name of %d bytes too long for the greeting; greeting without it", len(html))
+        logger.debug(
+            "greeting of %d bytes (HTML) is over its slot of %d; sent without the name",
+            len(html),
+            GREETING_SLOT,
+        )
         text = greeting("")
         html = escape(text).encode("utf-8")
     return text.encode("utf-8").ljust(GREETING_SLOT), html.ljust(GREETING_SLOT)
