@@ -80,6 +80,7 @@ def prepare(folder: Path, subscribers: int, port: int, connections: int) -> Sett
     made = edition(20)
     rendered = render_edition(settings, made)
     with Store(settings.db) as store:
+        # Merged versions too: the edition records them as used up with their item.
         store.save_articles(
             (a for item in made.items for a in (item.article, *item.also_in)), [], NOW
         )

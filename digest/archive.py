@@ -9,7 +9,7 @@ from pathlib import Path
 
 from digest.config import Settings
 from digest.outbox import write_atomic
-from digest.render import UNSUBSCRIBE_PLACEHOLDER, render_page
+from digest.render import UNSUBSCRIBE_PLACEHOLDER, render_page, without_greeting_placeholder
 from digest.store import EditionRecord, Store
 
 logger = logging.getLogger(__name__)
@@ -36,6 +36,9 @@ def edition_html(settings: Settings, edition_id: str) -> str | None:
     except FileNotFoundError:
         return None
     # The archive copy is public: no reader's own unsubscribe link, the general page instead.
+    # The outbox copy already greets nobody by name; a page written some other way might
+    # still hold the placeholder.
+    html = without_greeting_placeholder(html)
     return html.replace(UNSUBSCRIBE_PLACEHOLDER, f"{settings.base_url}/unsubscribe/")
 
 

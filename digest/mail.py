@@ -4,19 +4,24 @@ from __future__ import annotations
 
 import binascii
 import hashlib
+import logging
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, formataddr, parseaddr
+from html import escape
 from typing import Protocol
 
 from digest.errors import DeliveryError
 from digest.models import RenderedEdition
-from digest.render import UNSUBSCRIBE_PLACEHOLDER
+from digest.render import GREETING_PLACEHOLDER, UNSUBSCRIBE_PLACEHOLDER, greeting
 from digest.tokens import TOKEN_LENGTH, unsubscribe_url
+
+logger = logging.getLogger(__name__)
 
 _FORBIDDEN = ("\r", "\n", "\0")
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9]+(?: [A-Za-z0-9]+)*")
@@ -106,46 +111,76 @@ def list_id_header(title: str, list_id: str, sender: str) -> str:
     return check_header("List-Id", f'"{label}" <{ident}>' if label else f"<{ident}>")
 
 
+# A run of raw lines holding per-message fields: the bytes between them, and in their
+# places the number of the field whose value goes there.
+_Window = tuple[bytes | int, ...]
+
+
 @dataclass(frozen=True)
 class _Part:
-    """A body part encoded once, with the lines the unsubscribe URL falls on kept raw."""
+    """A body part encoded once, with the lines its per-message fields fall on kept raw."""
 
     header: bytes
-    # Static base64 lines and, between them, the raw bytes of lines to re-encode.
-    pieces: tuple[bytes | tuple[bytes, tuple[int, ...]], ...]
+    # Static base64 lines and, between them, the windows to fill in and encode.
+    pieces: tuple[bytes | _Window, ...]
 
 
-# base64 turns 57 bytes into one 76-character line; the URL is spliced into the raw bytes
-# of only the lines it touches, so each message re-encodes a few lines, not the part.
+# base64 turns 57 bytes into one 76-character line; each field is spliced into the raw
+# bytes of only the lines it touches, so each message re-encodes a few lines, not the part.
 _LINE = 57
+# Bytes (UTF-8) kept for the greeting: room for "Hello" and a name of 89 bytes (about 89
+# Latin, 44 Greek or Cyrillic, 29 Chinese characters), HTML escaping included.
+GREETING_SLOT = 96
 
 
-def _encode_part(subtype: str, body: str, mark: str) -> _Part:
+def _encode_lines(raw: bytes) -> bytes:
+    """Encode raw as base64 lines of 76 characters, each ended by CRLF."""
+    return b"".join(
+        binascii.b2a_base64(raw[at : at + _LINE], newline=False) + b"\r\n"
+        for at in range(0, len(raw), _LINE)
+    )
+
+
+def _encode_part(subtype: str, body: str, marks: tuple[str, ...]) -> _Part:
+    """Encode body once; marks are the fixed-length stand-ins of the fields, in order.
+
+    Each value must later have exactly its mark's length in bytes.
+    """
     # Text in MIME is canonically CRLF; encoding it so keeps base64 parts faithful.
     raw = body.replace("\r\n", "\n").replace("\n", "\r\n").encode("utf-8")
-    mark_bytes = mark.encode("ascii")
-    starts = []
-    at = raw.find(mark_bytes)
-    while at != -1:
-        starts.append(at)
-        at = raw.find(mark_bytes, at + len(mark_bytes))
-    touched: dict[int, list[int]] = {}
-    for start in starts:
-        for line in range(start // _LINE, (start + len(mark_bytes) - 1) // _LINE + 1):
-            touched.setdefault(line, []).append(start - line * _LINE)
-    pieces: list[bytes | tuple[bytes, tuple[int, ...]]] = []
-    static: list[bytes] = []
-    for line in range(0, (len(raw) + _LINE - 1) // _LINE):
-        chunk = raw[line * _LINE : (line + 1) * _LINE]
-        if line in touched:
-            if static:
-                pieces.append(b"".join(static))
-                static = []
-            pieces.append((chunk, tuple(touched[line])))
+    found: list[tuple[int, int, int]] = []  # start, end, field
+    for field, mark in enumerate(marks):
+        mark_bytes = mark.encode("ascii")
+        at = raw.find(mark_bytes)
+        while at != -1:
+            found.append((at, at + len(mark_bytes), field))
+            at = raw.find(mark_bytes, at + len(mark_bytes))
+    found.sort()
+    # Windows: whole lines from the first touched by a field to the last, merged when
+    # two fields share or border a line.
+    windows: list[tuple[int, int, list[tuple[int, int, int]]]] = []
+    for start, end, field in found:
+        first, last = start // _LINE * _LINE, min(-(-end // _LINE) * _LINE, len(raw))
+        if windows and first <= windows[-1][1]:
+            windows[-1] = (windows[-1][0], max(last, windows[-1][1]), windows[-1][2])
         else:
-            static.append(binascii.b2a_base64(chunk).replace(b"\n", b"\r\n"))
-    if static:
-        pieces.append(b"".join(static))
+            windows.append((first, last, []))
+        windows[-1][2].append((start, end, field))
+    pieces: list[bytes | _Window] = []
+    done = 0
+    for first, last, fields in windows:
+        if first > done:
+            pieces.append(_encode_lines(raw[done:first]))
+        window: list[bytes | int] = []
+        at = first
+        for start, end, field in fields:
+            window += [raw[at:start], field]
+            at = end
+        window.append(raw[at:last])
+        pieces.append(tuple(window))
+        done = last
+    if done < len(raw):
+        pieces.append(_encode_lines(raw[done:]))
     header = (
         f'Content-Type: text/{subtype}; charset="utf-8"\r\n'
         "Content-Transfer-Encoding: base64\r\n\r\n"
@@ -153,23 +188,47 @@ def _encode_part(subtype: str, body: str, mark: str) -> _Part:
     return _Part(header, tuple(pieces))
 
 
-def _splice(chunk: bytes, offsets: tuple[int, ...], url: bytes) -> bytes:
-    """Write url into chunk at each offset (which may start before or run past it)."""
-    out = bytearray(chunk)
-    for offset in offsets:
-        lo = max(offset, 0)
-        hi = min(offset + len(url), len(out))
-        out[lo:hi] = url[lo - offset : hi - offset]
-    return bytes(out)
+def _fill(window: _Window, values: tuple[bytes, ...]) -> bytes:
+    """Return the window's lines, base64-encoded, with each field's value in its place.
+
+    A value may end mid-character at a line's end: base64 is decoded into one byte
+    string, so the character comes out whole.
+    """
+    return _encode_lines(b"".join(values[s] if isinstance(s, int) else s for s in window))
+
+
+def _greetings(name: str) -> tuple[bytes, bytes]:
+    """Return the greeting for name as text and as HTML, each exactly GREETING_SLOT bytes.
+
+    Trailing spaces fill the slot: invisible at the end of a line of text, and collapsed
+    at the end of the HTML cell. A name too long for the slot, escaped, gets the greeting
+    without a name rather than one cut short.
+    """
+    if not name.isprintable():
+        # Control characters (a tab, an escape) would show as garbage or move the text.
+        name = "".join(" " if unicodedata.category(ch) == "Cc" else ch for ch in name)
+    text = greeting(name)
+    html = escape(text).encode("utf-8")
+    if len(html) > GREETING_SLOT:
+        logger.debug(
+            "greeting of %d bytes (HTML) is over its slot of %d; sent without the name",
+            len(html),
+            GREETING_SLOT,
+        )
+        text = greeting("")
+        html = escape(text).encode("utf-8")
+    return text.encode("utf-8").ljust(GREETING_SLOT), html.ljust(GREETING_SLOT)
 
 
 class MessageTemplate:
     """One edition's message, built once; `personalise` fills in one subscriber cheaply.
 
-    The rendered HTML and text carry UNSUBSCRIBE_PLACEHOLDER. Here it is swapped for a
-    mark exactly as long as any subscriber's real unsubscribe URL (tokens have a fixed
-    length), the parts are base64-encoded once, and each message re-encodes only the
-    lines the URL falls on and formats a few header lines.
+    The rendered HTML and text carry UNSUBSCRIBE_PLACEHOLDER and GREETING_PLACEHOLDER.
+    Here each is swapped for a mark of fixed length: the unsubscribe one exactly as long
+    as any subscriber's real URL (tokens have a fixed length), the greeting one
+    GREETING_SLOT bytes. The parts are base64-encoded once, and each message re-encodes
+    only the lines the fields fall on and formats a few header lines. Content stored
+    before the greeting existed has no greeting placeholder and is sent without one.
     """
 
     def __init__(
@@ -188,7 +247,9 @@ class MessageTemplate:
         _, self.sender_email = parseaddr(sender)
         self.base_url = base_url.rstrip("/")
         self.url_length = len(unsubscribe_url(self.base_url, "x" * TOKEN_LENGTH))
-        mark = unsubscribe_url(self.base_url, "%" * TOKEN_LENGTH)
+        url_mark = unsubscribe_url(self.base_url, "%" * TOKEN_LENGTH)
+        greeting_mark = GREETING_PLACEHOLDER.ljust(GREETING_SLOT, "%")
+        marks = (url_mark, greeting_mark)
         # Boundary and headers are fixed per edition; only To, Message-ID and the two
         # List-Unsubscribe lines differ between messages.
         boundary = "=_digest_" + hashlib.sha256(f"{edition_id}\0boundary".encode()).hexdigest()[:24]
@@ -203,9 +264,15 @@ class MessageTemplate:
         ]
         policy = SMTP.clone(max_line_length=78)
         self._head = "".join(policy.fold(name, value) for name, value in head).encode("ascii")
+
+        def marked(body: str) -> str:
+            body = body.replace(UNSUBSCRIBE_PLACEHOLDER, url_mark)
+            return body.replace(GREETING_PLACEHOLDER, greeting_mark)
+
+        # Each part with the index of its greeting in _greetings' pair: text, then HTML.
         self._parts = [
-            _encode_part("plain", content.text.replace(UNSUBSCRIBE_PLACEHOLDER, mark), mark),
-            _encode_part("html", content.html.replace(UNSUBSCRIBE_PLACEHOLDER, mark), mark),
+            (_encode_part("plain", marked(content.text), marks), 0),
+            (_encode_part("html", marked(content.html), marks), 1),
         ]
         self._open = f"\r\n--{boundary}\r\n".encode("ascii")
         self._close = f"\r\n--{boundary}--\r\n".encode("ascii")
@@ -229,17 +296,14 @@ class MessageTemplate:
             "List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"
         )
         url_bytes = url.encode("ascii")
+        greetings = _greetings(name)
         out = [self._head, _header_bytes(lines), self._preamble]
-        for part in self._parts:
+        for part, which in self._parts:
+            values = (url_bytes, greetings[which])
             out.append(self._open)
             out.append(part.header)
             for piece in part.pieces:
-                if isinstance(piece, bytes):
-                    out.append(piece)
-                else:
-                    chunk, offsets = piece
-                    spliced = _splice(chunk, offsets, url_bytes)
-                    out.append(binascii.b2a_base64(spliced).replace(b"\n", b"\r\n"))
+                out.append(piece if isinstance(piece, bytes) else _fill(piece, values))
         out.append(self._close)
         return b"".join(out)
 

@@ -18,7 +18,7 @@ from digest.locks import LockHeld, run_lock
 from digest.mail import build_message
 from digest.models import Edition, IngestReport, RenderedEdition, Skipped
 from digest.outbox import write_edition
-from digest.render import render_edition
+from digest.render import generic_copy, render_edition
 from digest.select import Selection, select, shown_texts
 from digest.send import Progress, SendReport, deliver, require_secret
 from digest.sources.fetch import USER_AGENT, FetchOptions, redact
@@ -186,10 +186,13 @@ def run_edition(
             resumed = _resume(settings, store, stop, progress) if smtp else None
             return RunResult(report, reason=selection.reason, delivery=resumed)
         rendered = render_edition(settings, edition)
-        sample = build_message(rendered, settings.sender, settings.sender, now)
+        # The outbox copy greets nobody by name; the stored content keeps the placeholder
+        # for each subscriber's own greeting.
+        public = generic_copy(rendered)
+        sample = build_message(public, settings.sender, settings.sender, now)
         # Written before it is recorded: a crash in between rewrites the same folder
         # on the next run instead of losing the edition.
-        folder = write_edition(rendered, settings.outbox / edition.id, sample)
+        folder = write_edition(public, settings.outbox / edition.id, sample)
         # The content is kept with the edition so that a resumed send sends the same bytes.
         store.record_edition(edition, rendered.subject, due_date, rendered)
         logger.info("edition %s: %d items", edition.id, len(edition.items))
@@ -198,7 +201,7 @@ def run_edition(
             if smtp
             else None
         )
-    return RunResult(report, edition, rendered, folder, delivery=delivery)
+    return RunResult(report, edition, public, folder, delivery=delivery)
 
 
 def _resume(
@@ -267,7 +270,7 @@ def preview(settings: Settings, out: Path | None = None, now: datetime | None = 
     if selection.edition is None:
         # The same reason a run would give: nothing new, or fewer than DIGEST_MIN_ITEMS.
         return RunResult(report, reason=selection.reason)
-    rendered = render_edition(settings, selection.edition)
+    rendered = generic_copy(render_edition(settings, selection.edition))
     sample = build_message(rendered, settings.sender, settings.sender, now)
     folder = write_edition(rendered, out or settings.outbox / "preview", sample)
     return RunResult(report, rendered.edition, rendered, folder)

@@ -6,6 +6,7 @@ import logging
 import re
 import textwrap
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import date, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -29,6 +30,12 @@ SAFE_SCHEMES = {"http", "https", "mailto"}
 # Letters, slashes and percent signs only, so autoescape and premailer leave it intact.
 # A quoted-printable MIME part may break it across lines: substitute before encoding.
 UNSUBSCRIBE_PLACEHOLDER = "https://unsubscribe.invalid/%%UNSUBSCRIBE%%"
+# Stands in for the greeting at the top of both parts; delivery fills in each subscriber's
+# name, every other output (outbox, preview, archive) the greeting without one. Same
+# alphabet as above, so that it too passes autoescape and premailer unchanged.
+GREETING_PLACEHOLDER = "%%GREETING%%"
+GREETING = "Hello {name},"
+GREETING_WITHOUT_NAME = "Hello,"
 # Languages written right to left, by their primary subtag.
 RTL_LANGUAGES = {"ar", "arc", "ckb", "dv", "fa", "ha", "he", "khw", "ks", "ps", "sd", "ur", "yi"}
 _HEX = re.compile(r"#([0-9a-f]{3}|[0-9a-f]{6})", re.IGNORECASE)
@@ -253,6 +260,7 @@ def render_edition(settings: Settings, edition: Edition) -> RenderedEdition:
         },
         "postal_address": settings.postal_address,
         "unsubscribe_url": UNSUBSCRIBE_PLACEHOLDER,
+        "greeting": GREETING_PLACEHOLDER,
         "notes": footnotes_for(edition),
     }
     # The stylesheet is ours or the user's own file, never article content; it is a
@@ -265,6 +273,30 @@ def render_edition(settings: Settings, edition: Edition) -> RenderedEdition:
     )
     return RenderedEdition(
         edition=edition, subject=subject, preheader=preheader, html=html, text=text
+    )
+
+
+def greeting(name: str) -> str:
+    """Return the greeting for a subscriber's name as plain text; a blank name gets none."""
+    name = " ".join(name.split())
+    return GREETING.format(name=name) if name else GREETING_WITHOUT_NAME
+
+
+def without_greeting_placeholder(text: str) -> str:
+    """Return text (HTML or plain) with the greeting any reader of the list may see."""
+    return text.replace(GREETING_PLACEHOLDER, GREETING_WITHOUT_NAME)
+
+
+def generic_copy(rendered: RenderedEdition) -> RenderedEdition:
+    """Return rendered as it is shown outside a subscriber's own message.
+
+    The unsubscribe placeholder stays: the outbox keeps it and the archive swaps it for
+    the general unsubscribe page when it serves the page.
+    """
+    return replace(
+        rendered,
+        html=without_greeting_placeholder(rendered.html),
+        text=without_greeting_placeholder(rendered.text),
     )
 
 

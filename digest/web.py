@@ -16,7 +16,13 @@ from urllib.parse import parse_qs
 from digest import archive, pipeline, sources
 from digest.config import Settings
 from digest.models import RenderedEdition
-from digest.render import UNSUBSCRIBE_PLACEHOLDER, packaged_templates, render_page, template_path
+from digest.render import (
+    UNSUBSCRIBE_PLACEHOLDER,
+    packaged_templates,
+    render_page,
+    template_path,
+    without_greeting_placeholder,
+)
 from digest.store import Store
 from digest.tokens import subscriber_from_token, well_formed
 
@@ -114,7 +120,7 @@ class App:
             return self.preview_email()
         if path == "/preview/text.txt":
             rendered = self.preview()[1]
-            text = rendered.text if rendered else ""
+            text = self._public(rendered.text) if rendered else ""
             return Response("200 OK", text.encode("utf-8"), "text/plain; charset=utf-8")
         if path == "/preview/version":
             return Response("200 OK", self.version().encode(), "text/plain; charset=utf-8")
@@ -227,7 +233,8 @@ class App:
         return _html("200 OK", self._public(rendered.html))
 
     def _public(self, text: str) -> str:
-        """Put the general unsubscribe page where a reader's own link would go."""
+        """Put the general unsubscribe page and greeting where a reader's own would go."""
+        text = without_greeting_placeholder(text)
         return text.replace(UNSUBSCRIBE_PLACEHOLDER, f"{self.settings.base_url}/unsubscribe/")
 
     # Unsubscribe

@@ -24,6 +24,7 @@ from browser import chromium  # noqa: E402
 
 from digest import pipeline  # noqa: E402
 from digest.config import load_settings  # noqa: E402
+from digest.render import generic_copy  # noqa: E402
 
 WIDTHS = {"desktop": 800, "phone": 375}
 
@@ -47,7 +48,7 @@ def main() -> int:
             sys.stderr.write(f"{args.sources}: no articles to render\n")
             return 1
         page_file = Path(tmp) / "email.html"
-        page_file.write_text(rendered.html, encoding="utf-8")
+        page_file.write_text(generic_copy(rendered).html, encoding="utf-8")
         args.out.mkdir(parents=True, exist_ok=True)
         with chromium() as browser:
             for name, width in WIDTHS.items():

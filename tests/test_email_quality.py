@@ -12,6 +12,7 @@ import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email import policy
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +23,10 @@ from conftest import ROOT
 from lxml import html as lxml_html
 
 from digest.config import Settings, load_settings
-from digest.mail import build_message
+from digest.mail import MessageTemplate, build_message, list_id_header
 from digest.pipeline import run_edition
 from digest.render import UNSUBSCRIBE_PLACEHOLDER, render_edition
+from digest.tokens import make_token, unsubscribe_url
 
 cssutils.log.setLevel(logging.CRITICAL)
 
@@ -342,6 +344,30 @@ def test_spamassassin_scores_a_full_edition_below_one(settings: Settings, tmp_pa
     rendered = render_edition(themed(settings), edition(20))
     eml = tmp_path / "digest.eml"
     eml.write_bytes(build_message(rendered, settings.sender, settings.sender, NOW).as_bytes())
+    score, report = spam_score(eml, tmp_path)
+    assert score < SPAM_LIMIT, report
+
+
+def test_spamassassin_scores_a_personalised_message_below_one(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """Score the bytes a subscriber gets: their name in the padded greeting, their link."""
+    rendered = render_edition(themed(settings), edition(20))
+    template = MessageTemplate(
+        rendered,
+        edition_id=rendered.edition.id,
+        sender=settings.sender,
+        list_id=list_id_header(settings.title, settings.list_id, settings.sender),
+        base_url="https://news.example.org",
+        now=NOW,
+    )
+    url = unsubscribe_url("https://news.example.org", make_token("k", settings.list_id, 7))
+    eml = tmp_path / "personal.eml"
+    eml.write_bytes(template.personalise("ada@example.org", "Ada Lovelace", url))
+    message = email.message_from_bytes(eml.read_bytes(), policy=policy.default)
+    for part in message.iter_parts():
+        assert isinstance(part, EmailMessage)
+        assert "Hello Ada Lovelace," in part.get_content()
     score, report = spam_score(eml, tmp_path)
     assert score < SPAM_LIMIT, report
 

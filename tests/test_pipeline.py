@@ -6,12 +6,14 @@ import email
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email import policy
+from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
 
 from digest import pipeline
 from digest.config import Settings
+from digest.render import GREETING_PLACEHOLDER
 from digest.store import Store
 
 NOW = datetime(2026, 11, 28, 7, 0, tzinfo=UTC)
@@ -107,6 +109,31 @@ def test_eml_is_complete(settings: Settings) -> None:
     for header in ("From", "To", "Subject", "Date", "Message-ID"):
         assert parsed[header], header
     assert [p.get_content_type() for p in parsed.iter_parts()] == ["text/plain", "text/html"]
+
+
+def test_outbox_greets_nobody_and_the_store_keeps_the_placeholder(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """Write the general greeting to the outbox and preview; keep the slot for sending."""
+    preview = pipeline.preview(settings, tmp_path / "pv", NOW)
+    result = pipeline.run_edition(settings, NOW)
+    for folder in (preview.folder, result.folder):
+        assert folder is not None
+        for name in ("digest.html", "digest.txt", "digest.eml"):
+            assert GREETING_PLACEHOLDER not in (folder / name).read_text(), folder / name
+        assert "\nHello,\n" in (folder / "digest.txt").read_text()
+        sample = email.message_from_bytes(
+            (folder / "digest.eml").read_bytes(), policy=policy.default
+        )
+        for part in sample.iter_parts():
+            assert isinstance(part, EmailMessage)
+            assert "Hello," in part.get_content()
+    assert result.edition is not None
+    with Store(settings.db) as store:
+        content = store.edition_content(result.edition.id)
+    assert content is not None
+    assert content.html.count(GREETING_PLACEHOLDER) == 1
+    assert content.text.count(GREETING_PLACEHOLDER) == 1
 
 
 def test_crash_before_recording_rewrites_the_same_edition(

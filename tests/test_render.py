@@ -17,6 +17,7 @@ from digest.errors import ConfigError, RenderError
 from digest.models import Edition, Highlight, Item, Section
 from digest.pipeline import preview
 from digest.render import (
+    GREETING_PLACEHOLDER,
     TEXT_WIDTH,
     UNSUBSCRIBE_PLACEHOLDER,
     Footnotes,
@@ -250,6 +251,19 @@ def test_the_unsubscribe_placeholder_survives_escaping_and_inlining(settings: Se
     rendered = render_edition(settings, edition(1))
     assert rendered.html.count(UNSUBSCRIBE_PLACEHOLDER) == 1
     assert rendered.text.count(UNSUBSCRIBE_PLACEHOLDER) == 1
+
+
+def test_the_greeting_slot_opens_both_parts(settings: Settings) -> None:
+    """Render the greeting placeholder once per part, intact, just below the masthead."""
+    rendered = render_edition(settings, edition(2))
+    assert rendered.html.count(GREETING_PLACEHOLDER) == 1
+    assert rendered.text.count(GREETING_PLACEHOLDER) == 1
+    (cell,) = doc(rendered.html).xpath("//td[@class='greeting']")
+    # Alone in its cell: the padding that fills the slot must end a block to collapse.
+    assert cell.text == GREETING_PLACEHOLDER and len(cell) == 0
+    assert cell.getparent().getprevious().xpath("td/@class") == ["masthead"]
+    lines = rendered.text.split("\n")
+    assert lines[0] == "DAILY DIGEST" and lines[2:4] == ["", GREETING_PLACEHOLDER]
 
 
 def test_section_titles_and_other_versions_appear(settings: Settings) -> None:

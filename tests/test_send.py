@@ -16,12 +16,14 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from _editions import edition
+from lxml import html as lxml_html
 from smtpserver import Faults, Handler, SmtpServer
 
 from digest.config import Settings
 from digest.errors import ConfigError, DeliveryError
 from digest.models import Article, Edition, Highlight, Item, RenderedEdition, Section
-from digest.render import UNSUBSCRIBE_PLACEHOLDER
+from digest.render import GREETING_PLACEHOLDER, UNSUBSCRIBE_PLACEHOLDER, render_edition
 from digest.send import Progress, SendReport, deliver
 from digest.store import BOUNCE_AFTER, Store
 from digest.tokens import subscriber_from_token
@@ -125,6 +127,52 @@ def test_every_subscriber_gets_one_personal_copy(tmp_path: Path, server: SmtpSer
     assert len(ids) == 4
     assert {rows[a].message_id for a in addresses[:4]} == ids
     assert "r4@example.org" not in rows
+
+
+def _greetings(msg: email.message.EmailMessage) -> tuple[str, str]:
+    """Return the greeting as the text part and as the HTML part of msg show it."""
+    text, html = (p.get_content() for p in msg.iter_parts())
+    (line,) = [line for line in text.splitlines() if line.startswith("Hello")]
+    (cell,) = lxml_html.document_fromstring(html).xpath("//td[@class='greeting']")
+    return line.strip(), " ".join(cell.text_content().split())
+
+
+def test_each_subscriber_is_greeted_by_their_own_name(tmp_path: Path, server: SmtpServer) -> None:
+    """Deliver a rendered edition; each message greets its own subscriber in both parts."""
+    settings = smtp_settings(tmp_path, server.port)
+    names = {
+        "ada@example.org": ("Ada Lovelace", "Hello Ada Lovelace,"),
+        "zoe@example.org": ("Zoë", "Hello Zoë,"),
+        "lei@example.org": ("李雷", "Hello 李雷,"),
+        "tag@example.org": ('<b>x</b> & "q"', 'Hello <b>x</b> & "q",'),
+        "anon@example.org": ("", "Hello,"),
+        "long@example.org": ("x" * 200, "Hello,"),
+    }
+    made = edition(3)
+    rendered = render_edition(settings, made)
+    assert rendered.html.count(GREETING_PLACEHOLDER) == 1
+    with Store(settings.db) as store:
+        for item in made.items:
+            store.upsert_article(item.article, NOW)
+        store.record_edition(made, rendered.subject, None, rendered)
+        for address, (name, _) in names.items():
+            store.upsert_subscriber(address, name, (), "", NOW)
+    assert send(settings, made.id).counts == {"sent": len(names)}
+    assert server.handler.recipients() == {a: 1 for a in names}
+    for got in server.handler.received:
+        msg = got.parsed()
+        assert msg.defects == []
+        name, expected = names[got.recipient]
+        assert msg["To"].addresses[0].addr_spec == got.recipient
+        assert msg["To"].addresses[0].display_name == name
+        assert _greetings(msg) == (expected, expected)
+        web = msg["List-Unsubscribe"].split(",")[0].strip(" <>")
+        for part in msg.iter_parts():
+            assert isinstance(part, email.message.EmailMessage)
+            body = part.get_content()
+            assert web in body and "%%" not in body and "unsubscribe.invalid" not in body
+        html = next(p for p in msg.iter_parts() if p.get_content_subtype() == "html")
+        assert "<b>" not in html.get_content()
 
 
 def test_451_twice_then_delivered_others_unaffected(tmp_path: Path, server: SmtpServer) -> None:
@@ -368,6 +416,7 @@ def test_cli_run_with_smtp_delivery_then_deliveries(
     assert server.handler.recipients() == {"r0@example.org": 1}
     (msg,) = server.handler.received
     assert "unsubscribe.invalid" not in msg.data.decode()
+    assert _greetings(msg.parsed()) == ("Hello A,", "Hello A,")
     result = runner.invoke(main, ["deliveries"])
     assert result.exit_code == 0, result.output
     assert "2 subscribers: 1 sent, 1 bounced." in result.output
@@ -379,6 +428,8 @@ def test_cli_run_with_smtp_delivery_then_deliveries(
     assert result.exit_code == 0, result.output
     assert "Sent a test copy" in result.output
     assert server.handler.recipients()["me@example.org"] == 1
+    (copy,) = [m for m in server.handler.received if m.recipient == "me@example.org"]
+    assert _greetings(copy.parsed()) == ("Hello,", "Hello,")  # a test copy names nobody
     assert "me@example.org" not in runner.invoke(main, ["deliveries", "--all"]).output
 
 

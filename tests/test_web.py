@@ -16,7 +16,7 @@ from webserver import running
 from digest import pipeline
 from digest.archive import write_archive
 from digest.config import Settings
-from digest.render import UNSUBSCRIBE_PLACEHOLDER
+from digest.render import GREETING_PLACEHOLDER, UNSUBSCRIBE_PLACEHOLDER
 from digest.web import App
 
 NOW = datetime(2026, 11, 28, 7, 0, tzinfo=UTC)
@@ -61,13 +61,18 @@ def test_preview_shows_the_next_edition_without_recording_it(site: str, settings
     status, _, page = get(f"{site}/preview?width=375")
     assert status == 200
     assert 'src="/preview/email.html?v=' in page
-    assert UNSUBSCRIBE_PLACEHOLDER not in page
+    assert UNSUBSCRIBE_PLACEHOLDER not in page and GREETING_PLACEHOLDER not in page
+    assert "Hello," in page  # the text part greets nobody by name
     assert "width: 375px" in page
     assert "Richard and Judy choose top books" in page  # the text part beside the frame
     status, _, email = get(f"{site}/preview/email.html")
     assert status == 200
     assert "Iran and Armenia Strengthen Ties" in email
-    assert UNSUBSCRIBE_PLACEHOLDER not in email
+    assert UNSUBSCRIBE_PLACEHOLDER not in email and GREETING_PLACEHOLDER not in email
+    assert '<td class="greeting"' in email and "Hello," in email
+    status, _, text = get(f"{site}/preview/text.txt")
+    assert status == 200 and "\nHello,\n" in text
+    assert GREETING_PLACEHOLDER not in text and UNSUBSCRIBE_PLACEHOLDER not in text
     result = pipeline.run_edition(settings, NOW)
     assert result.edition is not None and len(result.edition.items) == 10
 
@@ -104,10 +109,11 @@ def test_archive_lists_editions_newest_first_with_a_feed(
         assert index.index('href="2026-11-29/"') < index.index('href="2026-11-28/"')
         status, _, page = get(f"{site}/archive/2026-11-29/")
         assert status == 200 and "Later story" in page
-        assert UNSUBSCRIBE_PLACEHOLDER not in page
-        assert "https://news.example.org/unsubscribe/" in page
+        assert UNSUBSCRIBE_PLACEHOLDER not in page and GREETING_PLACEHOLDER not in page
+        assert "https://news.example.org/unsubscribe/" in page and "Hello," in page
         status, headers, feed = get(f"{site}/archive/feed.xml")
         assert status == 200 and headers["Content-Type"].startswith("application/atom+xml")
+        assert "%%" not in feed
         root = ET.fromstring(feed)
         ns = {"a": "http://www.w3.org/2005/Atom"}
         links = [e.find("a:link", ns).get("href") for e in root.findall("a:entry", ns)]  # type: ignore[union-attr]
@@ -126,6 +132,8 @@ def test_static_archive(settings: Settings, tmp_path: Path) -> None:
     written = write_archive(settings, tmp_path / "public")
     names = sorted(str(p.relative_to(tmp_path / "public")) for p in written)
     assert names == ["2026-11-28/index.html", "feed.xml", "index.html"]
+    for path in written:
+        assert "%%" not in path.read_text(), path
     assert (
         "Ad sales boost Time Warner profit"
         in (tmp_path / "public/2026-11-28/index.html").read_text()
