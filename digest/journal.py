@@ -18,7 +18,7 @@ import logging
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from digest.models import DeliveryStatus
@@ -58,6 +58,13 @@ class Journal:
 
     def finished(self, done: Outcome) -> None:
         """Note how the message to a subscriber ended; on file with the next start."""
+        if done.status == "sent" and not done.error:
+            # Nearly every record: kept short, since it is written once per message. A
+            # recovered one is dated when its journal was last written.
+            self._ended += (
+                f"K\t{done.edition_id}\t{done.subscriber_id}\t{done.message_id}\t{done.tries}\n"
+            )
+            return
         self._ended += (
             f"D\t{done.edition_id}\t{done.subscriber_id}\t{done.status}\t"
             f"{done.when.isoformat()}\t{done.message_id}\t{done.tries}\t"
@@ -106,6 +113,7 @@ def read_journals(folder: Path) -> tuple[dict[str, Recovered], list[Path]]:
 
 def _records(path: Path) -> Iterator[tuple[str, int, Outcome | None]]:
     """Yield (edition, subscriber, outcome or None for a start) from one journal."""
+    written = datetime.fromtimestamp(path.stat().st_mtime, UTC)
     with path.open(encoding="utf-8", errors="replace") as lines:
         for number, line in enumerate(lines, 1):
             try:
@@ -113,6 +121,13 @@ def _records(path: Path) -> Iterator[tuple[str, int, Outcome | None]]:
                 subscriber_id = int(subscriber)
                 if kind == "S" and not rest:
                     yield edition_id, subscriber_id, None
+                    continue
+                if kind == "K" and len(rest) == 2:
+                    msg_id, tries = rest
+                    sent = Outcome(
+                        edition_id, subscriber_id, "sent", written, msg_id, tries=int(tries)
+                    )
+                    yield edition_id, subscriber_id, sent
                     continue
                 if kind != "D" or len(rest) != 7:
                     raise ValueError(f"unknown record {kind!r} of {len(rest) + 3} fields")

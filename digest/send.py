@@ -164,6 +164,8 @@ class _Run:
             self.failed += failed
             # Left out by their topics: no longer counted among those to send.
             self.total -= skipped
+            if self.progress is None:
+                return
             snapshot = Progress(
                 self.edition_id,
                 self.total,
@@ -172,8 +174,7 @@ class _Run:
                 self.total - self.sent - self.failed,
                 time.monotonic() - self.started,
             )
-            if self.progress is not None:
-                self.progress(snapshot)
+            self.progress(snapshot)
 
 
 class _Feed:
