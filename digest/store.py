@@ -929,37 +929,28 @@ class Store:
         may hold outcomes already recorded): a row is only updated from an outcome newer
         than its last change.
         """
+        plain: list[tuple[object, ...]] = []
+        hard: list[Outcome] = []
+        for done in outcomes:
+            if done.hard:
+                hard.append(done)
+            else:
+                plain.append(_outcome_row(done))
         with self.transaction() as db:
-            for done in outcomes:
-                self._finish(db, done)
+            # Nearly every outcome: one statement for all of them.
+            db.executemany(_RECORD_OUTCOME, plain)
+            for done in hard:
+                self._record_hard_failure(db, done)
 
-    def _finish(self, db: sqlite3.Connection, done: Outcome) -> None:
-        """Record an outcome inside the caller's transaction.
+    def _record_hard_failure(self, db: sqlite3.Connection, done: Outcome) -> None:
+        """Record a hard failure inside the caller's transaction.
 
-        A hard failure counts against the subscriber: the BOUNCE_AFTER-th in a row (or one
-        that says the mailbox does not exist) marks them bounced, and the row with them.
+        It counts against the subscriber: the BOUNCE_AFTER-th in a row (or one that says
+        the mailbox does not exist) marks them bounced, and the row with them. A success
+        clears the subscriber's hard failures in `skip_inactive` at the end of the run,
+        once for all, rather than with one more statement per message.
         """
-        when = done.when.isoformat()
-        updated = db.execute(
-            "UPDATE deliveries SET status = ?, attempts = attempts + ?, last_error = ?,"
-            " message_id = CASE WHEN ? != '' THEN ? ELSE message_id END, updated = ?"
-            " WHERE edition_id = ? AND subscriber_id = ? AND status IN ('pending', 'sending')"
-            " AND (updated IS NULL OR updated < ?)",
-            (
-                done.status,
-                done.tries,
-                done.error,
-                done.message_id,
-                done.message_id,
-                when,
-                done.edition_id,
-                done.subscriber_id,
-                when,
-            ),
-        ).rowcount
-        # A success clears the subscriber's hard failures in `skip_inactive` at the end of
-        # the run, once for all, rather than with one more statement per message here.
-        if not updated or not done.hard:
+        if not db.execute(_RECORD_OUTCOME, _outcome_row(done)).rowcount:
             return
         row = db.execute(
             "UPDATE subscribers SET hard_failures = hard_failures + 1 WHERE id = ?"
@@ -970,7 +961,7 @@ class Store:
             db.execute(
                 "UPDATE subscribers SET status = 'bounced', updated = ? WHERE id = ?"
                 " AND status = 'active'",
-                (when, done.subscriber_id),
+                (done.when.isoformat(), done.subscriber_id),
             )
             db.execute(
                 "UPDATE deliveries SET status = 'bounced' WHERE edition_id = ?"
@@ -1030,6 +1021,31 @@ class Store:
             " ORDER BY e.created DESC, e.id DESC LIMIT 1"
         ).fetchone()
         return str(row[0]) if row else None
+
+
+# A ledger row takes an outcome only while open and only from one newer than its last
+# change, so that the same outcome recorded twice counts once.
+_RECORD_OUTCOME = (
+    "UPDATE deliveries SET status = ?, attempts = attempts + ?, last_error = ?,"
+    " message_id = CASE WHEN ? != '' THEN ? ELSE message_id END, updated = ?"
+    " WHERE edition_id = ? AND subscriber_id = ? AND status IN ('pending', 'sending')"
+    " AND (updated IS NULL OR updated < ?)"
+)
+
+
+def _outcome_row(done: Outcome) -> tuple[object, ...]:
+    when = done.when.isoformat()
+    return (
+        done.status,
+        done.tries,
+        done.error,
+        done.message_id,
+        done.message_id,
+        when,
+        done.edition_id,
+        done.subscriber_id,
+        when,
+    )
 
 
 SubscriberChange = Literal["new", "updated", "unchanged", "kept"]
