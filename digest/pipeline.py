@@ -18,7 +18,7 @@ from digest.locks import LockHeld, run_lock
 from digest.mail import build_message
 from digest.models import Edition, IngestReport, RenderedEdition, Skipped
 from digest.outbox import write_edition
-from digest.render import generic_copy, render_edition
+from digest.render import generic_copy, render_edition, with_general_unsubscribe
 from digest.select import Selection, select, shown_texts
 from digest.send import Progress, SendReport, deliver, require_secret
 from digest.sources.fetch import USER_AGENT, FetchOptions, redact
@@ -189,7 +189,12 @@ def run_edition(
         # The outbox copy greets nobody by name; the stored content keeps the placeholder
         # for each subscriber's own greeting.
         public = generic_copy(rendered)
-        sample = build_message(public, settings.sender, settings.sender, now)
+        sample = build_message(
+            with_general_unsubscribe(public, settings.base_url),
+            settings.sender,
+            settings.sender,
+            now,
+        )
         # Written before it is recorded: a crash in between rewrites the same folder
         # on the next run instead of losing the edition.
         folder = write_edition(public, settings.outbox / edition.id, sample)
@@ -270,7 +275,10 @@ def preview(settings: Settings, out: Path | None = None, now: datetime | None = 
     if selection.edition is None:
         # The same reason a run would give: nothing new, or fewer than DIGEST_MIN_ITEMS.
         return RunResult(report, reason=selection.reason)
-    rendered = generic_copy(render_edition(settings, selection.edition))
+    # Nothing of a preview is served as the archive: its links can be final.
+    rendered = with_general_unsubscribe(
+        generic_copy(render_edition(settings, selection.edition)), settings.base_url
+    )
     sample = build_message(rendered, settings.sender, settings.sender, now)
     folder = write_edition(rendered, out or settings.outbox / "preview", sample)
     return RunResult(report, rendered.edition, rendered, folder)

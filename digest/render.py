@@ -300,6 +300,17 @@ def generic_copy(rendered: RenderedEdition) -> RenderedEdition:
     )
 
 
+def with_general_unsubscribe(rendered: RenderedEdition, base_url: str) -> RenderedEdition:
+    """Return rendered with its unsubscribe link going to the general page, which explains
+    itself: for the sample message, opened in a mail program outside any subscriber's."""
+    general = f"{base_url.rstrip('/')}/unsubscribe/"
+    return replace(
+        rendered,
+        html=rendered.html.replace(UNSUBSCRIBE_PLACEHOLDER, general),
+        text=rendered.text.replace(UNSUBSCRIBE_PLACEHOLDER, general),
+    )
+
+
 def render_page(settings: Settings, name: str, context: dict[str, object]) -> str:
     """Render one of the web pages (templates/web/), autoescaped like the email."""
     env = make_environment(settings)

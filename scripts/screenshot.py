@@ -57,8 +57,14 @@ def main() -> int:
                 target = args.out / f"digest-{name}.png"
                 page.screenshot(path=str(target), full_page=True)
                 page.close()
-                sys.stdout.write(f"{target.relative_to(ROOT)}\n")
+                sys.stdout.write(f"{_shown(target)}\n")
     return 0
+
+
+def _shown(path: Path) -> Path:
+    """Return path relative to the repository when it is inside it, else as given."""
+    resolved = path.resolve()
+    return resolved.relative_to(ROOT) if resolved.is_relative_to(ROOT) else path
 
 
 if __name__ == "__main__":
