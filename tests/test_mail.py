@@ -91,14 +91,15 @@ def test_format_address_quotes_names() -> None:
 
 
 def _template(subject: str = "Daily Digest: 28 Nov 2026") -> MessageTemplate:
-    base = rendered(subject)
-    content = RenderedEdition(
-        base.edition,
+    return _template_of(
         subject,
-        "pre",
         f'<html><body><p>Título</p><a href="{UNSUBSCRIBE_PLACEHOLDER}">u</a></body></html>',
         f"Título\nUnsubscribe: {UNSUBSCRIBE_PLACEHOLDER}\n" + "é" * 300 + UNSUBSCRIBE_PLACEHOLDER,
     )
+
+
+def _template_of(subject: str, html: str, text: str) -> MessageTemplate:
+    content = RenderedEdition(rendered(subject).edition, subject, "pre", html, text)
     return MessageTemplate(
         content,
         edition_id="2026-11-28",
@@ -152,15 +153,7 @@ def _greeting_template(
         f'<p>Título</p><a href="{UNSUBSCRIBE_PLACEHOLDER}">u</a></body></html>'
     ),
 ) -> MessageTemplate:
-    content = RenderedEdition(rendered().edition, "Daily Digest", "pre", html, text)
-    return MessageTemplate(
-        content,
-        edition_id="2026-11-28",
-        sender="Digest <digest@example.com>",
-        list_id='"Daily Digest" <digest.example.com>',
-        base_url="https://news.example.org",
-        now=NOW,
-    )
+    return _template_of("Daily Digest", html, text)
 
 
 def _greeting_of(data: bytes) -> tuple[str, str, email.message.EmailMessage]:
