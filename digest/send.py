@@ -284,21 +284,39 @@ class _Sender:
                 self.version = self.store.data_version()
                 active = self.store.active_among(ids)
             if subscriber_id in active:
-                _send_logged(
-                    run,
-                    self.connection,
-                    self.journal,
-                    self.unrecorded,
-                    subscriber_id,
-                    email,
-                    data,
-                    msg_id,
-                )
+                self.send(subscriber_id, email, data, msg_id)
                 now = time.monotonic()
                 if len(self.unrecorded) >= _FLUSH_EVERY or now - self.recorded_at >= _FLUSH_SECONDS:
                     self.record()
                     self.recorded_at = now
         return bool(rows)
+
+    def send(self, subscriber_id: int, email: str, data: bytes, msg_id: str) -> None:
+        """Send one message between its two journal records; keep its outcome to record."""
+        run = self.run
+        self.journal.sending(run.edition_id, subscriber_id)
+        try:
+            done = _send_one(run, self.connection, subscriber_id, email, data, msg_id)
+        except BaseException:
+            # Not sent as far as we know: still pending for the next run.
+            done = Outcome(
+                run.edition_id,
+                subscriber_id,
+                "pending",
+                datetime.now(UTC),
+                error="run stopped by an error before this message went",
+            )
+            raise
+        finally:
+            self.journal.finished(done)
+            self.unrecorded.append(done)
+        if done.status == "pending" and self.connection.unreachable:
+            s = run.settings
+            raise DeliveryError(
+                f"cannot reach {s.smtp_host}:{s.smtp_port}: {done.error}",
+                hint="check SMTP_HOST, SMTP_PORT and SMTP_SECURITY; run `digest"
+                " send` again to resume where this run stopped",
+            )
 
     def record(self) -> None:
         """Carry the outcomes from the journal into the store, then empty both."""
@@ -306,42 +324,6 @@ class _Sender:
             self.store.record_outcomes(self.unrecorded)
             self.unrecorded.clear()
             self.journal.clear()
-
-
-def _send_logged(
-    run: _Run,
-    connection: Connection,
-    journal: Journal,
-    unrecorded: list[Outcome],
-    subscriber_id: int,
-    email: str,
-    data: bytes,
-    msg_id: str,
-) -> None:
-    """Send one message between its two journal records; add its outcome to unrecorded."""
-    journal.sending(run.edition_id, subscriber_id)
-    try:
-        done = _send_one(run, connection, subscriber_id, email, data, msg_id)
-    except BaseException:
-        # Not sent as far as we know: still pending for the next run.
-        done = Outcome(
-            run.edition_id,
-            subscriber_id,
-            "pending",
-            datetime.now(UTC),
-            error="run stopped by an error before this message went",
-        )
-        raise
-    finally:
-        journal.finished(done)
-        unrecorded.append(done)
-    if done.status == "pending" and connection.unreachable:
-        s = run.settings
-        raise DeliveryError(
-            f"cannot reach {s.smtp_host}:{s.smtp_port}: {done.error}",
-            hint="check SMTP_HOST, SMTP_PORT and SMTP_SECURITY; run `digest"
-            " send` again to resume where this run stopped",
-        )
 
 
 def _send_one(
