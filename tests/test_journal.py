@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 from smtpserver import Faults, Handler, SmtpServer
 from test_send import NOW, add_edition, add_subscribers, send, smtp_settings
 
+from digest.errors import DeliveryError
 from digest.journal import Journal, journal_dir, read_journals
 from digest.store import Outcome, Store
 
@@ -123,3 +125,28 @@ def test_an_end_goes_on_file_with_the_next_start(tmp_path: Path) -> None:
     assert found.in_flight == {2}
     assert [done.subscriber_id for done in found.finished] == [1]
     journal.close(remove=True)
+
+
+def test_a_journal_the_store_could_not_take_is_kept_and_read_next_time(
+    tmp_path: Path, server: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """If the store refuses the outcomes (a full disk), the journal stays, and the next
+    send records them instead of sending those messages again."""
+    settings = smtp_settings(tmp_path, server.port, smtp_connections=1)
+    with Store(settings.db) as store:
+        add_edition(store, "e1")
+        addresses = add_subscribers(store, 3)
+
+    def refuse(self: Store, outcomes: object) -> None:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Store, "record_outcomes", refuse)
+        with pytest.raises(DeliveryError, match="disk is full"):
+            send(settings)
+    assert len(list(journal_dir(settings.db).iterdir())) == 1
+    assert server.handler.recipients() == {a: 1 for a in addresses}
+    report = send(settings)
+    assert report.counts == {"sent": 3} and report.sent_now == 0
+    assert server.handler.recipients() == {a: 1 for a in addresses}
+    assert list(journal_dir(settings.db).iterdir()) == []
