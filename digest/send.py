@@ -250,7 +250,7 @@ class _Sender:
         self.store = store
         self.unrecorded: list[Outcome] = []
         self.recorded_at = time.monotonic()
-        self.version = store.data_version()
+        self.watch = store.commit_watch()
 
     def send_batch(self, rows: list[tuple[int, str, str, tuple[str, ...]]]) -> bool:
         """Send rows; return False when there were none."""
@@ -278,10 +278,9 @@ class _Sender:
             if run.stop.is_set():
                 # The rest of the batch never started: still pending.
                 break
-            if self.store.data_version() != self.version:
+            if self.watch.changed():
                 # The store changed: look again at who is still in. Someone who left is
                 # skipped when the run ends.
-                self.version = self.store.data_version()
                 active = self.store.active_among(ids)
             if subscriber_id in active:
                 self.send(subscriber_id, email, data, msg_id)

@@ -128,3 +128,39 @@ def test_failed_transaction_rolls_back(tmp_path: Path) -> None:
         with pytest.raises(sqlite3.IntegrityError):
             store.record_edition(edition, "S")
         assert store.editions() == []
+
+
+@pytest.mark.parametrize("wal", [True, False], ids=["wal-index", "data_version"])
+def test_commit_watch_sees_every_other_commit(tmp_path: Path, wal: bool) -> None:
+    """Report a commit from another connection once, and nothing while none happens."""
+    path = tmp_path / "d.db"
+    with Store(path) as watcher:
+        if not wal:
+            # With no -shm file to read, the watch asks SQLite instead.
+            watcher.db.execute("PRAGMA journal_mode=DELETE")
+        other = sqlite3.connect(path, isolation_level=None)
+        try:
+            watch = watcher.commit_watch()
+            assert watch.mapped is wal
+            assert not watch.changed()
+            watcher.subscriber_counts()
+            assert not watch.changed(), "a read is not a change"
+            for n in range(3):
+                other.execute(
+                    "INSERT INTO subscribers (email, email_key, created, updated)"
+                    " VALUES (?, ?, 't', 't')",
+                    (f"r{n}@example.org", f"r{n}@example.org"),
+                )
+                assert watch.changed(), f"commit {n} unseen"
+                assert not watch.changed()
+        finally:
+            other.close()
+
+
+def test_commit_watch_is_closed_with_the_store(tmp_path: Path) -> None:
+    """Let go of the mapping when the store closes, before its connection does."""
+    store = Store(tmp_path / "d.db")
+    watch = store.commit_watch()
+    assert watch.mapped
+    store.close()
+    assert not watch.mapped
