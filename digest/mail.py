@@ -128,6 +128,7 @@ class _Part:
 # base64 turns 57 bytes into one 76-character line; each field is spliced into the raw
 # bytes of only the lines it touches, so each message re-encodes a few lines, not the part.
 _LINE = 57
+_CHARS = 76
 # Bytes (UTF-8) kept for the greeting: room for "Hello" and a name of 89 bytes (about 89
 # Latin, 44 Greek or Cyrillic, 29 Chinese characters), HTML escaping included.
 GREETING_SLOT = 96
@@ -135,10 +136,10 @@ GREETING_SLOT = 96
 
 def _encode_lines(raw: bytes) -> bytes:
     """Encode raw as base64 lines of 76 characters, each ended by CRLF."""
-    return b"".join(
-        binascii.b2a_base64(raw[at : at + _LINE], newline=False) + b"\r\n"
-        for at in range(0, len(raw), _LINE)
-    )
+    # One call for the whole run: 57 bytes are a whole number of base64 groups, so the
+    # encoding of the run is its lines' encodings end to end, cut every 76 characters.
+    encoded = binascii.b2a_base64(raw, newline=False)
+    return b"".join([encoded[at : at + _CHARS] + b"\r\n" for at in range(0, len(encoded), _CHARS)])
 
 
 def _encode_part(subtype: str, body: str, marks: tuple[str, ...]) -> _Part:
@@ -194,7 +195,7 @@ def _fill(window: _Window, values: tuple[bytes, ...]) -> bytes:
     A value may end mid-character at a line's end: base64 is decoded into one byte
     string, so the character comes out whole.
     """
-    return _encode_lines(b"".join(values[s] if isinstance(s, int) else s for s in window))
+    return _encode_lines(b"".join([values[s] if isinstance(s, int) else s for s in window]))
 
 
 def _greetings(name: str) -> tuple[bytes, bytes]:
