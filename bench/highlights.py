@@ -8,8 +8,9 @@ reference summary. Usage: bench/highlights.py [--folds N] [CORPUS] (default
 
 With --folds N the articles, in sorted order, are dealt into N folds (the 1st, N+1st, …
 article in the first fold, and so on). For each fold the weights are chosen from a grid
-of round values on the other folds (ties go to the smaller weights) and scored on that
-fold alone, so the figure says how the method does on articles its weights never saw.
+of round values on the other folds (ties go to the smaller weights, and to plain term
+counts over sublinear ones) and scored on that fold alone, so the figure says how the
+method does on articles its weights never saw.
 """
 
 from __future__ import annotations
@@ -29,8 +30,10 @@ from digest.highlights import WEIGHTS, Weights, best_sentences, normalise, split
 K = 3
 # The round values the weights are chosen from in a cross-validation.
 GRID = [
-    Weights(position=position, title=title)
-    for position, title in itertools.product((0.0, 0.1, 0.2, 0.3, 0.4, 0.5), (0.0, 0.1, 0.2, 0.3))
+    Weights(position=position, title=title, sublinear_tf=sublinear)
+    for position, title, sublinear in itertools.product(
+        (0.0, 0.1, 0.2, 0.3, 0.4, 0.5), (0.0, 0.1, 0.2, 0.3), (False, True)
+    )
 ]
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -149,10 +152,16 @@ def cross_validate(cases: Sequence[Case], folds: int) -> None:
     for fold in range(folds):
         test = [c for i, c in enumerate(cases) if i % folds == fold]
         train = [c for i, c in enumerate(cases) if i % folds != fold]
-        # Best on the training folds; among equals the smaller weights.
+        # Best on the training folds; among equals the smaller weights, then plain counts
+        # (LexRank as published) over the extra log transform.
         ranked = sorted(
             GRID,
-            key=lambda w: (-precision(train, with_weights(w))[0], w.position + w.title, w.position),
+            key=lambda w: (
+                -precision(train, with_weights(w))[0],
+                w.position + w.title,
+                w.position,
+                w.sublinear_tf,
+            ),
         )
         chosen = ranked[0]
         train_hits, train_picked = precision(train, with_weights(chosen))
@@ -160,7 +169,8 @@ def cross_validate(cases: Sequence[Case], folds: int) -> None:
         held_hits += hits
         held_picked += picked
         print(
-            f"  fold {fold + 1}: position {chosen.position}, title {chosen.title}"
+            f"  fold {fold + 1}: position {chosen.position}, title {chosen.title},"
+            f" {'sublinear' if chosen.sublinear_tf else 'raw'} tf"
             f" (train {train_hits / max(train_picked, 1):.3f})"
             f" -> held-out {hits / max(picked, 1):.3f} ({hits}/{picked}, {len(test)} articles)"
         )
@@ -186,7 +196,10 @@ def main(argv: list[str]) -> int:
         print(f"  {name:9s} {hits[name] / max(picked, 1):.3f} ({hits[name]}/{picked})")
     print(f"ours / lead-3: {hits['ours'] / max(hits['lead-3'], 1):.2f}")
     print(f"ours / textrank: {hits['ours'] / max(hits['textrank'], 1):.2f}")
-    print(f"weights: position {WEIGHTS.position}, title {WEIGHTS.title}")
+    print(
+        f"weights: position {WEIGHTS.position}, title {WEIGHTS.title},"
+        f" {'sublinear' if WEIGHTS.sublinear_tf else 'raw'} tf"
+    )
     if args.folds >= 2:
         cross_validate(cases, args.folds)
     return 0

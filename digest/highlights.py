@@ -1,7 +1,8 @@
 """An article's key points: its own bullets where it has them, else its best sentences.
 
 Extraction ranks the article's sentences by centrality (LexRank: a sentence similar to
-many others carries the story) with a prior for early sentences (news puts the
+many others carries the story, similarity being the cosine of TF-IDF vectors in which a
+word counts as often as it occurs) with a prior for early sentences (news puts the
 essentials first); similarity to the title can be blended in too, but is off by default.
 The chosen sentences are shown in article order, verbatim.
 """
@@ -59,13 +60,20 @@ class Weights:
     Chosen over a whole corpus with bench/highlights.py (never fitted to single articles),
     from a few round values: centrality carries most of the quality, a position prior of
     0.3 lifts it, and any weight on title similarity lowered it (a headline's words are
-    often not the summary's), so that signal is off. `bench/highlights.py --folds 2`
-    checks the choice on articles it was not made on.
+    often not the summary's), so that signal is off. Counting a word as often as it
+    occurs (sublinear_tf off, LexRank's own idf-modified cosine) scored a little better
+    than damping repeats to 1 + log(count), by one hit in 120. Other signals measured
+    the same way did not help and are left out: sentence length, a penalty for direct
+    quotation, dropping a near-repeat of a sentence already chosen (MMR), BM25 or
+    thresholded (binary) LexRank. `bench/highlights.py --folds N` makes each of these
+    choices on some articles and checks it on the others.
     """
 
     centrality: float = 1.0
     title: float = 0.0
     position: float = 0.3
+    # Whether a repeated word counts 1 + log(count) instead of count in TF-IDF.
+    sublinear_tf: bool = False
 
 
 WEIGHTS = Weights()
@@ -164,9 +172,13 @@ class _Sparse:
 
 
 def _tfidf(
-    bags: Sequence[Counter[str]], extra: Iterable[Counter[str]] = ()
+    bags: Sequence[Counter[str]], extra: Iterable[Counter[str]] = (), sublinear: bool = False
 ) -> tuple[_Sparse, list[dict[int, float]], dict[str, int]]:
-    """Return unit-length TF-IDF rows for bags (sparse) and for extra bags (as dicts)."""
+    """Return unit-length TF-IDF rows for bags (sparse) and for extra bags (as dicts).
+
+    A word counts as often as it occurs (as in LexRank's idf-modified cosine), or with
+    sublinear, 1 + log of that, so that repeats count less.
+    """
     vocab: dict[str, int] = {}
     df: Counter[str] = Counter()
     for bag in bags:
@@ -177,8 +189,12 @@ def _tfidf(
     rows: list[int] = []
     cols: list[int] = []
     vals: list[float] = []
+
+    def tf(count: int) -> float:
+        return 1 + math.log(count) if sublinear else float(count)
+
     for i, bag in enumerate(bags):
-        weights = {w: (1 + math.log(c)) * idf[w] for w, c in bag.items()}
+        weights = {w: tf(c) * idf[w] for w, c in bag.items()}
         norm = math.sqrt(sum(x * x for x in weights.values())) or 1.0
         for w, x in weights.items():
             rows.append(i)
@@ -192,7 +208,7 @@ def _tfidf(
     )
     others: list[dict[int, float]] = []
     for bag in extra:
-        known = {vocab[w]: (1 + math.log(c)) * idf[w] for w, c in bag.items() if w in vocab}
+        known = {vocab[w]: tf(c) * idf[w] for w, c in bag.items() if w in vocab}
         norm = math.sqrt(sum(x * x for x in known.values())) or 1.0
         others.append({k: x / norm for k, x in known.items()})
     return matrix, others, vocab
@@ -236,7 +252,7 @@ def rank_sentences(title: str, sentences: Sequence[str], weights: Weights = WEIG
     if n == 0:
         return np.zeros(0)
     bags = [Counter(words(s)) for s in sentences]
-    matrix, (title_vec,), _ = _tfidf(bags, [Counter(words(title))])
+    matrix, (title_vec,), _ = _tfidf(bags, [Counter(words(title))], weights.sublinear_tf)
     # Lead bias that fades with depth instead of stopping at a fixed sentence.
     position = 1.0 / np.sqrt(np.arange(1, n + 1, dtype=np.float64))
     scores = weights.centrality * _scaled(lexrank(matrix)) + weights.position * position
