@@ -1068,7 +1068,9 @@ class CommitWatch:
     def __init__(self, store: Store) -> None:
         self._store = store
         self._map: mmap.mmap | None = None
-        shm = store.path.with_name(store.path.name + "-shm")
+        # SQLite puts the -shm file beside the real file, a symbolic link resolved.
+        real = store.path.resolve()
+        shm = real.with_name(real.name + "-shm")
         try:
             with shm.open("rb") as file:
                 mapped = mmap.mmap(file.fileno(), _WAL_INDEX_HEADER, access=mmap.ACCESS_READ)

@@ -164,3 +164,15 @@ def test_commit_watch_is_closed_with_the_store(tmp_path: Path) -> None:
     assert watch.mapped
     store.close()
     assert not watch.mapped
+
+
+def test_commit_watch_through_a_symbolic_link(tmp_path: Path) -> None:
+    """Read the header beside the real file when the store is opened through a link."""
+    (tmp_path / "real").mkdir()
+    link = tmp_path / "d.db"
+    link.symlink_to(tmp_path / "real" / "d.db")
+    with Store(link) as watcher, Store(tmp_path / "real" / "d.db") as other:
+        watch = watcher.commit_watch()
+        assert watch.mapped
+        other.add_subscribers(["r@example.org"], NOW)
+        assert watch.changed()
