@@ -136,6 +136,12 @@ def precision(cases: Sequence[Case], method: Method) -> tuple[int, int]:
     return hits, picked
 
 
+def describe(weights: Weights) -> str:
+    """Return the weights as the bench prints them."""
+    counts = "sublinear" if weights.sublinear_tf else "raw"
+    return f"position {weights.position}, title {weights.title}, {counts} tf"
+
+
 def with_weights(weights: Weights) -> Method:
     """Return our method with the given weights."""
 
@@ -169,8 +175,7 @@ def cross_validate(cases: Sequence[Case], folds: int) -> None:
         held_hits += hits
         held_picked += picked
         print(
-            f"  fold {fold + 1}: position {chosen.position}, title {chosen.title},"
-            f" {'sublinear' if chosen.sublinear_tf else 'raw'} tf"
+            f"  fold {fold + 1}: {describe(chosen)}"
             f" (train {train_hits / max(train_picked, 1):.3f})"
             f" -> held-out {hits / max(picked, 1):.3f} ({hits}/{picked}, {len(test)} articles)"
         )
@@ -196,10 +201,7 @@ def main(argv: list[str]) -> int:
         print(f"  {name:9s} {hits[name] / max(picked, 1):.3f} ({hits[name]}/{picked})")
     print(f"ours / lead-3: {hits['ours'] / max(hits['lead-3'], 1):.2f}")
     print(f"ours / textrank: {hits['ours'] / max(hits['textrank'], 1):.2f}")
-    print(
-        f"weights: position {WEIGHTS.position}, title {WEIGHTS.title},"
-        f" {'sublinear' if WEIGHTS.sublinear_tf else 'raw'} tf"
-    )
+    print(f"weights: {describe(WEIGHTS)}")
     if args.folds >= 2:
         cross_validate(cases, args.folds)
     return 0

@@ -128,7 +128,7 @@ class _Part:
 # base64 turns 57 bytes into one 76-character line; each field is spliced into the raw
 # bytes of only the lines it touches, so each message re-encodes a few lines, not the part.
 _LINE = 57
-_CHARS = 76
+_CHARS = _LINE * 4 // 3
 # Bytes (UTF-8) kept for the greeting: room for "Hello" and a name of 89 bytes (about 89
 # Latin, 44 Greek or Cyrillic, 29 Chinese characters), HTML escaping included.
 GREETING_SLOT = 96
