@@ -8,9 +8,10 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from digest.config import Settings
+from digest.models import EditionRecord
 from digest.outbox import write_atomic
 from digest.render import UNSUBSCRIBE_PLACEHOLDER, render_page, without_greeting_placeholder
-from digest.store import EditionRecord, Store
+from digest.store import Store
 
 logger = logging.getLogger(__name__)
 
@@ -21,8 +22,11 @@ EDITION_ID = re.compile(r"\d{4}-\d{2}-\d{2}(?:-\d+)?")
 
 def editions(settings: Settings) -> list[EditionRecord]:
     """Return every edition that has its page in the outbox, newest first."""
-    with Store(settings.db) as store:
-        records = store.editions(limit=100_000)
+    # A fresh machine has no store yet: an empty archive, and a reader creates nothing.
+    if not settings.db.exists():
+        return []
+    with Store(settings.db, readonly=True) as store:
+        records = store.editions.recent(limit=100_000)
     return [r for r in records if (settings.outbox / r.id / "digest.html").is_file()]
 
 

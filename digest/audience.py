@@ -54,7 +54,7 @@ class Templates:
         self.settings = settings
         self.edition_id = edition_id
         self._make = make
-        self._edition = store.edition_model(edition_id)
+        self._edition = store.editions.model(edition_id)
         # An edition made by an older version was not kept whole: it can only go whole.
         self.titles = tuple(s.title for s in self._edition.sections) if self._edition else ()
         self._built: dict[tuple[str, ...] | None, MessageTemplate] = {WHOLE: whole}
@@ -79,12 +79,12 @@ class Templates:
     def _content(self, store: Store, sections: tuple[str, ...] | None) -> RenderedContent:
         if sections is None or self._edition is None:
             raise ValueError("the whole edition's template is built by the caller")
-        kept = store.variant_content(self.edition_id, sections)
+        kept = store.editions.variant(self.edition_id, sections)
         if kept is not None:
             return kept
         chosen = tuple(s for s in self._edition.sections if s.title in sections)
         rendered = render_edition(self.settings, replace(self._edition, sections=chosen))
-        store.save_variant(self.edition_id, sections, rendered, datetime.now(UTC))
+        store.editions.save_variant(self.edition_id, sections, rendered, datetime.now(UTC))
         logger.info(
             "edition %s: rendered the sections %s for the subscribers who chose them",
             self.edition_id,

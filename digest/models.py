@@ -225,3 +225,69 @@ class Delivery:
     last_error: str
     message_id: str
     updated: datetime | None
+    # When a deferred row is tried next; None when it is due now or final.
+    next_attempt_at: datetime | None = None
+    # No final reply came after DATA: the server may have taken the message.
+    maybe_sent: bool = False
+    # The sender holding the row ("host:pid") while it is `sending`.
+    claimed_by: str | None = None
+
+
+@dataclass(frozen=True)
+class EditionRecord:
+    """An edition as the store remembers it."""
+
+    id: str
+    edition_date: date
+    title: str
+    subject: str
+    created: datetime
+    item_count: int
+    due_date: date | None = None
+
+
+@dataclass(frozen=True)
+class EditionContent:
+    """What an edition was rendered to, kept so that a resumed send sends the same."""
+
+    edition_id: str
+    subject: str
+    preheader: str
+    html: str
+    text: str
+
+
+# How one message ended: sent; failed for good (a 5xx, or an address no message can be
+# built for); deferred (a 4xx or a dropped connection: tried again later); skipped (none
+# of the subscriber's topics is in the edition); unsure (no final reply after DATA: the
+# server may have taken it, so it is tried once more, later).
+OutcomeKind = Literal["sent", "failed", "deferred", "skipped", "unsure"]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How one message ended, to be recorded in its ledger row."""
+
+    edition_id: str
+    subscriber_id: int
+    kind: OutcomeKind
+    when: datetime
+    message_id: str = ""
+    error: str = ""
+    # Tries made for this message in this claim (a message that never went counts none).
+    tries: int = 0
+    # A 5xx: counts towards bouncing the subscriber.
+    hard: bool = False
+    # The server said the mailbox does not exist: bounce at once.
+    bounce_now: bool = False
+
+
+@dataclass(frozen=True)
+class DueEdition:
+    """An edition whose ledger still has rows to send, and when the next one is due."""
+
+    edition_id: str
+    created: datetime
+    open_rows: int
+    due_rows: int
+    next_attempt_at: datetime | None

@@ -111,7 +111,7 @@ def add_subscriber(
     address = normalise_email(email)
     clean_name, parts, zone = check_fields(name, topics, timezone)
     warn_unknown_topics(address, parts, sections)
-    return store.upsert_subscriber(address, clean_name, parts, zone, now, resubscribe=resubscribe)
+    return store.subscribers.upsert(address, clean_name, parts, zone, now, resubscribe=resubscribe)
 
 
 def read_rows(handle: TextIO, where: str) -> Iterator[tuple[int, dict[str, str]]]:
@@ -179,7 +179,7 @@ def import_rows(
             continue
         seen[address.lower()] = line
         warn_unknown_topics(f"{where}:{line}: {address}", topics, sections)
-        change = store.upsert_subscriber(address, name, topics, zone, now, resubscribe=resubscribe)
+        change = store.subscribers.upsert(address, name, topics, zone, now, resubscribe=resubscribe)
         report.count(change)
     return report
 

@@ -145,9 +145,8 @@ class App:
 
     def health(self) -> Response:
         """Answer a load balancer: the store opens and answers a query."""
-        with Store(self.settings.db) as store:
-            count = len(store.editions(limit=1))
-        body = json.dumps({"status": "ok", "editions": count > 0}).encode()
+        made = bool(self._latest_edition())
+        body = json.dumps({"status": "ok", "editions": made}).encode()
         return Response("200 OK", body, "application/json")
 
     def archive_index(self) -> Response:
@@ -178,9 +177,16 @@ class App:
             except OSError:
                 continue
             h.update(f"{path}\0{stat.st_mtime_ns}\0{stat.st_size}\n".encode())
-        with Store(self.settings.db) as store:
-            h.update(",".join(r.id for r in store.editions(limit=1)).encode())
+        h.update(self._latest_edition().encode())
         return h.hexdigest()[:16]
+
+    def _latest_edition(self) -> str:
+        """Return the newest edition's id, or "" when none was made."""
+        # Before the first run there is no store, and a page must not create one.
+        if not self.settings.db.exists():
+            return ""
+        with Store(self.settings.db, readonly=True) as store:
+            return ",".join(r.id for r in store.editions.recent(limit=1))
 
     def preview(self) -> tuple[str, RenderedEdition | None]:
         """Return the next edition as it would be sent now, rendered once per change."""
@@ -260,8 +266,11 @@ class App:
         )
         if subscriber_id is None:
             return self._unsubscribe_page("404 Not Found", "error", "This link is not valid.")
-        with Store(self.settings.db) as store:
-            subscriber = store.subscriber_by_id(subscriber_id)
+        # A confirmation page only reads; only the POST that unsubscribes writes.
+        if method != "POST" and not self.settings.db.exists():
+            return self._unsubscribe_page("404 Not Found", "error", "This link is not valid.")
+        with Store(self.settings.db, readonly=method != "POST") as store:
+            subscriber = store.subscribers.by_id(subscriber_id)
             if subscriber is None:
                 return self._unsubscribe_page("404 Not Found", "error", "This link is not valid.")
             if method != "POST":
@@ -277,7 +286,7 @@ class App:
                 how = "the confirmation page"
             else:
                 return self._unsubscribe_page("400 Bad Request", "error", "Unknown request.")
-            if store.set_subscriber_status(subscriber_id, "unsubscribed", self.clock()):
+            if store.subscribers.set_status(subscriber_id, "unsubscribed", self.clock()):
                 logger.warning("subscriber %d unsubscribed through %s", subscriber_id, how)
         return self._unsubscribe_page("200 OK", "done")
 

@@ -123,3 +123,30 @@ def test_user_error_traceback_only_with_verbose(workdir: Path) -> None:
     loud = _run([sys.executable, "-m", "digest", "-v", "--env-file", "bad.env", "run"], workdir)
     assert loud.returncode == 2
     assert "Traceback" in loud.stderr
+
+
+def test_readers_on_a_fresh_machine_create_no_store(workdir: Path) -> None:
+    """Show "nothing yet" where that makes sense, refuse elsewhere, and never make a store."""
+    runner = CliRunner()
+    status = runner.invoke(main, ["status"])
+    assert status.exit_code == 0, status.output
+    assert "No edition made yet." in status.output
+    assert "Pending deliveries: none" in status.output
+    archive = runner.invoke(main, ["archive", "--out", "public"])
+    assert archive.exit_code == 0, archive.output
+    assert (workdir / "public" / "index.html").is_file()
+    for command in (["deliveries"], ["subscribers", "list"], ["subscribers", "export"]):
+        result = runner.invoke(main, command)
+        assert result.exit_code == 1, (command, result.output)
+        assert "no store here yet" in result.output, command
+    assert not (workdir / "digest.db").exists()
+
+
+def test_status_reads_a_store_a_run_made(workdir: Path) -> None:
+    """List the edition a run made."""
+    runner = CliRunner()
+    assert runner.invoke(main, ["run"]).exit_code == 0
+    status = runner.invoke(main, ["status"])
+    assert status.exit_code == 0, status.output
+    assert "Last editions:" in status.output and "10 items" in status.output
+    assert "not sent" in status.output

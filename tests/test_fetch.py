@@ -86,8 +86,8 @@ def test_second_ingest_is_conditional_and_a_304_parses_nothing(
     assert (second.new, second.updated, second.unchanged) == (0, 0, 4)
     assert feed_server.hits("/feed.xml")[1].headers.get("if-none-match") == '"v1"'
     with Store(settings.db) as store:
-        health = store.source_health()[url]
-        assert store.article_count() == 4
+        health = store.articles.source_health()[url]
+        assert store.articles.count() == 4
     assert health.http_status == 304 and health.item_count == 4
 
 

@@ -15,6 +15,7 @@ from digest import pipeline
 from digest.config import Settings
 from digest.render import GREETING_PLACEHOLDER
 from digest.store import Store
+from digest.store.editions import Editions
 
 NOW = datetime(2026, 11, 28, 7, 0, tzinfo=UTC)
 
@@ -87,7 +88,7 @@ def test_edited_file_updates_its_article(settings: Settings, seeds_dir: Path) ->
     report = pipeline.ingest_only(settings, NOW)
     assert (report.new, report.updated, report.unchanged) == (0, 1, 9)
     with Store(settings.db) as store:
-        assert store.article_count() == 10
+        assert store.articles.count() == 10
 
 
 def test_preview_records_nothing(settings: Settings, tmp_path: Path) -> None:
@@ -136,7 +137,7 @@ def test_outbox_greets_nobody_and_the_store_keeps_the_placeholder(
             assert "unsubscribe.invalid" not in part.get_content()
     assert result.edition is not None
     with Store(settings.db) as store:
-        content = store.edition_content(result.edition.id)
+        content = store.editions.content(result.edition.id)
     assert content is not None
     assert content.html.count(GREETING_PLACEHOLDER) == 1
     assert content.text.count(GREETING_PLACEHOLDER) == 1
@@ -147,11 +148,11 @@ def test_crash_before_recording_rewrites_the_same_edition(
 ) -> None:
     """Lose nothing when the run dies after writing and before recording the edition."""
 
-    def crash(self: Store, *args: object) -> None:
+    def crash(self: Editions, *args: object) -> None:
         raise RuntimeError("power cut")
 
     with monkeypatch.context() as m:
-        m.setattr(Store, "record_edition", crash)
+        m.setattr(Editions, "record", crash)
         with pytest.raises(RuntimeError):
             pipeline.run_edition(settings, NOW)
     result = pipeline.run_edition(settings, NOW)

@@ -32,7 +32,7 @@ def add_article(folder: Path, name: str) -> None:
 def due_dates(settings: Settings) -> list[str]:
     """Return the due dates that have an edition, in order."""
     with Store(settings.db) as store:
-        return sorted(str(r.due_date) for r in store.editions(limit=1000) if r.due_date)
+        return sorted(str(r.due_date) for r in store.editions.recent(limit=1000) if r.due_date)
 
 
 def test_two_fires_for_one_date_make_one_edition(settings: Settings) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sqlite3
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,7 +14,6 @@ from digest.config import Settings, load_settings
 from digest.errors import ConfigError
 from digest.models import Article
 from digest.select import score, select
-from digest.store import MIGRATIONS, Store
 
 NOW = datetime(2026, 11, 28, 7, 0, tzinfo=UTC)
 TOPICS = ("harbour", "theatre", "budget", "school", "railway", "museum", "election", "market")
@@ -153,28 +151,6 @@ def test_edited_article_returns_showing_what_changed(settings: Settings, tmp_pat
     again = {hl.text for hl in second.edition.items[0].highlights}
     assert update in again and not again & shown
     assert pipeline.run_edition(desk, NOW + timedelta(hours=3)).edition is None
-
-
-def test_editions_before_the_upgrade_still_count(tmp_path: Path) -> None:
-    """Treat articles carried by editions recorded before the upgrade as carried."""
-    path = tmp_path / "old.db"
-    db = sqlite3.connect(path, isolation_level=None)
-    for number, migration in enumerate(MIGRATIONS[:2]):
-        for statement in migration.split(";"):
-            if statement.strip():
-                db.execute(statement)
-        db.execute(f"PRAGMA user_version = {number + 1}")
-    db.execute(
-        "INSERT INTO articles VALUES ('a1', '/s', 0, 'T', NULL, NULL, ?, ?, 'h', ?)",
-        (NOW.isoformat(), NOW.isoformat(), '{"id": "a1", "source": "/s", "title": "T"}'),
-    )
-    db.execute("INSERT INTO editions VALUES ('e1', '2026-11-27', 'D', 'S', ?, 1, NULL)", ("x",))
-    db.execute("INSERT INTO edition_items VALUES ('e1', 'a1', 0)")
-    db.close()
-    with Store(path) as store:
-        assert store.schema_version == len(MIGRATIONS)
-        assert store.eligible_articles() == []
-        assert store.last_highlights() == []
 
 
 def test_selection_keys_are_read_and_checked(tmp_path: Path) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sqlite3
 from datetime import timedelta
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from feedserver import FeedServer
 
 from digest.cli import main
 from digest.config import load_settings
-from digest.store import MIGRATIONS, Store
+from digest.store import Store
 
 RSS = (DATA / "rss2.xml").read_bytes()
 
@@ -33,7 +32,7 @@ def test_health_recorded_per_source(tmp_path: Path, feed_server: FeedServer) -> 
     settings = source_settings(tmp_path, good, bad, folder, missing)
     ingest(settings)
     with Store(settings.db) as store:
-        health = store.source_health()
+        health = store.articles.source_health()
     assert health[good].kind == "url"
     assert (health[good].http_status, health[good].item_count) == (200, 4)
     assert health[good].last_attempt == health[good].last_success == NOW
@@ -70,7 +69,7 @@ def test_failing_for_days_is_called_out_then_cleared(
     day4 = ingest(settings, NOW + timedelta(days=4))
     assert day4.failing == ()
     with Store(settings.db) as store:
-        health = store.source_health()[url]
+        health = store.articles.source_health()[url]
     assert health.ok and health.last_error is None and health.etag == '"v2"'
 
 
@@ -96,6 +95,7 @@ def test_sources_command_table_and_json(workdir: Path, feed_server: FeedServer) 
     before = runner.invoke(main, ["sources"])
     assert before.exit_code == 0, before.output
     assert before.output.count("never read") == 3
+    assert not (workdir / "digest.db").exists(), "a report made a store"
 
     run = runner.invoke(main, ["ingest"])
     assert run.exit_code == 0, run.output
@@ -140,24 +140,3 @@ def test_run_summary_names_a_source_failing_for_days(workdir: Path) -> None:
     assert f"FAILING since {NOW - timedelta(days=3):%Y-%m-%d}: gone: no such file or folder" in (
         result.output
     )
-
-
-def test_upgrade_keeps_stored_articles(tmp_path: Path) -> None:
-    """Migrate a database made before the sources tables without losing an article."""
-    path = tmp_path / "old.db"
-    db = sqlite3.connect(path)
-    for script in MIGRATIONS[:2]:
-        db.executescript(script)
-    db.execute("PRAGMA user_version = 2")
-    db.execute(
-        "INSERT INTO articles (id, source, title, first_seen, changed_at, content_hash, data)"
-        " VALUES ('a1', '/s.txt', 'Old', '2026-11-01T00:00:00+00:00',"
-        " '2026-11-01T00:00:00+00:00', 'h', ?)",
-        ('{"id": "a1", "source": "/s.txt", "title": "Old"}',),
-    )
-    db.commit()
-    db.close()
-    with Store(path) as store:
-        assert store.schema_version == len(MIGRATIONS)
-        assert [a.title for a in store.eligible_articles()] == ["Old"]
-        assert store.source_health() == {} and store.file_records() == {}

@@ -114,8 +114,8 @@ def test_undated_entry_is_ingested_and_dated_by_first_seen(tmp_path: Path) -> No
     settings = source_settings(tmp_path, DATA / "atom.xml")
     assert ingest(settings).new == 2
     with Store(settings.db) as store:
-        undated = next(a for a in store.eligible_articles() if a.title == "Undated entry")
-        assert store.article_first_seen(undated.id) == NOW
+        undated = next(a for a in store.articles.eligible() if a.title == "Undated entry")
+        assert store.articles.first_seen(undated.id) == NOW
 
 
 def test_relative_links_resolve_against_the_final_url(feed_server: FeedServer) -> None:
@@ -169,7 +169,7 @@ def test_bozo_feed_is_ingested_with_a_warning(
     assert report.new == 2
     assert "bozo.xml: malformed feed, 2 entries read anyway" in caplog.text
     with Store(settings.db) as store:
-        health = store.source_health()[str(DATA / "bozo.xml")]
+        health = store.articles.source_health()[str(DATA / "bozo.xml")]
     assert health.ok and "undefined entity" in (health.last_warning or "")
 
 
@@ -182,7 +182,7 @@ def test_same_guid_through_two_feeds_is_stored_once(tmp_path: Path) -> None:
     # The guid "42" means something only inside its own feed; everything else is shared.
     assert (report.new, report.unchanged) == (5, 3)
     with Store(settings.db) as store:
-        assert store.article_count() == 5
+        assert store.articles.count() == 5
 
 
 def test_same_canonical_link_through_two_feeds_is_stored_once(tmp_path: Path) -> None:
@@ -201,7 +201,7 @@ def test_same_canonical_link_through_two_feeds_is_stored_once(tmp_path: Path) ->
     report = ingest(settings)
     assert (report.new, report.unchanged) == (1, 1)
     with Store(settings.db) as store:
-        (article,) = store.eligible_articles()
+        (article,) = store.articles.eligible()
     assert article.title == "Story"  # kept from the source that brought it first
 
 
@@ -231,8 +231,8 @@ def test_changed_entry_keeps_its_identity(tmp_path: Path, feed_server: FeedServe
     report = ingest(settings, NOW + timedelta(hours=1))
     assert (report.new, report.updated, report.unchanged) == (0, 1, 3)
     with Store(settings.db) as store:
-        assert store.article_count() == 4
-        first = store.article(entry_id("", "tag:news.example.org,2026:harbour", None, "", ""))
+        assert store.articles.count() == 4
+        first = store.articles.get(entry_id("", "tag:news.example.org,2026:harbour", None, "", ""))
     assert first is not None and "Saturday" in first.body
 
 
@@ -273,5 +273,5 @@ def test_nothing_stored_is_lost_when_a_feed_breaks(tmp_path: Path, feed_server: 
     feed_server.add("/feed.xml", b"gone", status=500, content_type="text/plain")
     ingest(settings, NOW + timedelta(hours=2))
     with Store(settings.db) as store:
-        assert store.article_count() == 4
-        assert len(store.eligible_articles()) == 4
+        assert store.articles.count() == 4
+        assert len(store.articles.eligible()) == 4

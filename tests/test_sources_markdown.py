@@ -108,8 +108,8 @@ def test_edit_keeps_identity_and_counts_as_updated(tmp_path: Path) -> None:
     report = ingest(settings, NOW + timedelta(hours=1))
     assert (report.new, report.updated) == (0, 1)
     with Store(settings.db) as store:
-        assert store.article_count() == 1
-        (article,) = store.eligible_articles()
+        assert store.articles.count() == 1
+        (article,) = store.articles.eligible()
     assert article.title == "Bridge works delayed"
 
 

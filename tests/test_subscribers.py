@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -37,9 +38,10 @@ Two Lines",,
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    """Return a fresh store in tmp_path."""
-    return Store(tmp_path / "digest.db")
+def store(tmp_path: Path) -> Iterator[Store]:
+    """Yield a fresh store in tmp_path, closed after the test."""
+    with Store(tmp_path / "digest.db") as opened:
+        yield opened
 
 
 def test_bad_rows_are_reported_with_line_numbers(tmp_path: Path, store: Store) -> None:
@@ -55,14 +57,14 @@ def test_bad_rows_are_reported_with_line_numbers(tmp_path: Path, store: Store) -
     assert "empty" in rejected[6]
     assert "time zone" in rejected[7]
     assert "same address as line 2" in rejected[8]
-    ada = store.subscriber_by_email("ada@example.org")
+    ada = store.subscribers.by_email("ada@example.org")
     assert ada is not None
     assert (ada.name, ada.topics, ada.timezone) == (
         "Ada Lovelace",
         ("history", "science"),
         "Europe/London",
     )
-    dave = store.subscriber_by_email("dave@example.org")
+    dave = store.subscribers.by_email("dave@example.org")
     assert dave is not None and dave.name == "Dave Two Lines"
 
 
@@ -74,7 +76,7 @@ def test_reimport_updates_and_never_duplicates(tmp_path: Path, store: Store) -> 
     path.write_text("email,name\nAda@Example.org,Ada Lovelace\nbob@example.org,Bob\n")
     report = import_csv(store, path, NOW + timedelta(hours=1))
     assert (report.new, report.updated, report.unchanged) == (0, 1, 1)
-    subs = list(store.iter_subscribers())
+    subs = list(store.subscribers.iter())
     assert len(subs) == 2
     assert subs[0].name == "Ada Lovelace" and subs[0].updated > subs[0].created
 
@@ -84,14 +86,14 @@ def test_unsubscribed_stays_unsubscribed_unless_asked(tmp_path: Path, store: Sto
     path = tmp_path / "list.csv"
     path.write_text("email\nada@example.org\n")
     import_csv(store, path, NOW)
-    ada = store.subscriber_by_email("ada@example.org")
+    ada = store.subscribers.by_email("ada@example.org")
     assert ada is not None
-    assert store.set_subscriber_status(ada.id, "unsubscribed", NOW) is True
-    assert store.set_subscriber_status(ada.id, "unsubscribed", NOW) is False
+    assert store.subscribers.set_status(ada.id, "unsubscribed", NOW) is True
+    assert store.subscribers.set_status(ada.id, "unsubscribed", NOW) is False
     assert import_csv(store, path, NOW).kept == 1
-    assert store.subscriber_by_id(ada.id).status == "unsubscribed"  # type: ignore[union-attr]
+    assert store.subscribers.by_id(ada.id).status == "unsubscribed"  # type: ignore[union-attr]
     assert import_csv(store, path, NOW, resubscribe=True).updated == 1
-    assert store.subscriber_by_id(ada.id).status == "active"  # type: ignore[union-attr]
+    assert store.subscribers.by_id(ada.id).status == "active"  # type: ignore[union-attr]
 
 
 def test_header_row_must_name_email(tmp_path: Path, store: Store) -> None:
@@ -115,9 +117,9 @@ def test_names_cannot_break_a_header(store: Store) -> None:
     """Fold line breaks in a name into spaces and refuse NUL."""
     with pytest.raises(SubscriberError, match="one line"):
         add_subscriber(store, "a@example.org", NOW, name="x\0y")
-    assert store.subscriber_counts() == {}
+    assert store.subscribers.counts() == {}
     add_subscriber(store, "a@example.org", NOW, name="x\r\nBcc: v@example.org")
-    sub = store.subscriber_by_email("a@example.org")
+    sub = store.subscribers.by_email("a@example.org")
     assert sub is not None and sub.name == "x Bcc: v@example.org"
 
 
@@ -126,15 +128,15 @@ def test_export_round_trips(tmp_path: Path, store: Store) -> None:
     add_subscriber(store, "ada@example.org", NOW, name="Ada, Countess", topics="b,a")
     add_subscriber(store, "bob@example.org", NOW, timezone="Asia/Tokyo")
     buffer = io.StringIO()
-    assert export_csv(store.iter_subscribers(), buffer) == 2
+    assert export_csv(store.subscribers.iter(), buffer) == 2
     rows = list(csv.DictReader(io.StringIO(buffer.getvalue())))
     assert [r["email"] for r in rows] == ["ada@example.org", "bob@example.org"]
     assert rows[0]["name"] == "Ada, Countess" and rows[0]["topics"] == "a,b"
-    again = Store(tmp_path / "other.db")
     path = tmp_path / "out.csv"
     path.write_text(buffer.getvalue())
-    assert import_csv(again, path, NOW).new == 2
-    assert [s.topics for s in again.iter_subscribers()] == [("a", "b"), ()]
+    with Store(tmp_path / "other.db") as again:
+        assert import_csv(again, path, NOW).new == 2
+        assert [s.topics for s in again.subscribers.iter()] == [("a", "b"), ()]
 
 
 def test_cli_subscriber_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -51,15 +51,15 @@ def add_readers(settings: Settings) -> dict[str, int]:
     """Subscribe READERS; return their ids by address."""
     with Store(settings.db) as store:
         for address in READERS:
-            store.upsert_subscriber(address, "", (), "", datetime.now(UTC))
-        found = {a: store.subscriber_by_email(a) for a in READERS}
+            store.subscribers.upsert(address, "", (), "", datetime.now(UTC))
+        found = {a: store.subscribers.by_email(a) for a in READERS}
     return {a: s.id for a, s in found.items() if s is not None}
 
 
 def status_of(settings: Settings, subscriber_id: int) -> str:
     """Return a subscriber's status as the store has it."""
     with Store(settings.db) as store:
-        sub = store.subscriber_by_id(subscriber_id)
+        sub = store.subscribers.by_id(subscriber_id)
     assert sub is not None
     return sub.status
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import urllib.error
 import urllib.request
 import xml.etree.ElementTree as ET
@@ -17,6 +18,7 @@ from digest import pipeline
 from digest.archive import write_archive
 from digest.config import Settings
 from digest.render import GREETING_PLACEHOLDER, UNSUBSCRIBE_PLACEHOLDER
+from digest.tokens import make_token
 from digest.web import App
 
 NOW = datetime(2026, 11, 28, 7, 0, tzinfo=UTC)
@@ -39,12 +41,27 @@ def get(url: str, data: bytes | None = None) -> tuple[int, dict[str, str], str]:
         return err.code, dict(err.headers), err.read().decode()
 
 
-def test_health(site: str) -> None:
-    """Answer a load balancer with 200 and JSON."""
+def test_health(site: str, settings: Settings) -> None:
+    """Answer a load balancer with 200 and JSON, before the first run too."""
     status, headers, body = get(f"{site}/health")
     assert status == 200
     assert headers["Content-Type"] == "application/json"
-    assert '"status": "ok"' in body
+    assert json.loads(body) == {"status": "ok", "editions": False}
+    pipeline.run_edition(settings, NOW)
+    assert json.loads(get(f"{site}/health")[2]) == {"status": "ok", "editions": True}
+
+
+def test_pages_that_only_read_create_no_store(settings: Settings) -> None:
+    """Serve the archive, its feed and unsubscribe pages before any store exists."""
+    secret = "a-test-secret-that-is-long-enough-to-sign"
+    with running(App(replace(settings, secret_key=secret))) as site:
+        assert get(f"{site}/archive/")[0] == 200
+        assert get(f"{site}/archive/feed.xml")[0] == 200
+        assert get(f"{site}/archive/2026-11-28/")[0] == 404
+        assert get(f"{site}/unsubscribe/")[0] == 200
+        token = make_token(secret, settings.list_id, 1)
+        assert get(f"{site}/unsubscribe/{token}")[0] == 404
+    assert not settings.db.exists()
 
 
 def test_security_headers_on_every_page(site: str) -> None:

@@ -20,8 +20,11 @@ def _iso(value: datetime | None) -> str | None:
 def health_rows(settings: Settings, now: datetime | None = None) -> list[dict[str, Any]]:
     """Return one row per DIGEST_SOURCES entry with what the store knows of it."""
     now = now or datetime.now(UTC)
-    with Store(settings.db) as store:
-        known = store.source_health()
+    known: dict[str, SourceHealth] = {}
+    # Before the first run there is no store: every source is "never read".
+    if settings.db.exists():
+        with Store(settings.db, readonly=True) as store:
+            known = store.articles.source_health()
     rows = []
     for spec in settings.sources:
         health = known.get(spec) or SourceHealth(key=spec, kind=kind(spec))

@@ -1,0 +1,75 @@
+"""The store: every table and every query. Only this package talks to the database.
+
+`Store(path)` opens a store for writing and brings its schema up to date;
+`Store(path, readonly=True)` opens it for reading and never migrates or takes the
+write lock. Each aggregate has its own module and is an attribute of the store.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import TracebackType
+
+from digest.store import migrate
+from digest.store.articles import Articles, Change
+from digest.store.db import Database, StoreError, translated
+from digest.store.editions import Editions
+from digest.store.ledger import Ledger
+from digest.store.subscribers import SubscriberChange, Subscribers
+
+__all__ = ["Change", "Store", "StoreError", "SubscriberChange", "upgrade_store"]
+
+
+class Store:
+    """One database: its articles, editions, subscribers and delivery ledger."""
+
+    def __init__(self, target: str | Path, *, readonly: bool = False) -> None:
+        self.db = Database(target)
+        try:
+            with translated(self.db):
+                if readonly:
+                    migrate.require_current(self.db)
+                else:
+                    if self.db.path is not None:
+                        self.db.path.parent.mkdir(parents=True, exist_ok=True)
+                    migrate.upgrade(self.db)
+        except BaseException:
+            self.db.close()
+            raise
+        self.articles = Articles(self.db)
+        self.editions = Editions(self.db)
+        self.subscribers = Subscribers(self.db)
+        self.ledger = Ledger(self.db)
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the store's connections."""
+        self.db.close()
+
+
+def upgrade_store(target: str | Path) -> tuple[str, str]:
+    """Bring the store at target up to date; return where its schema was and now is."""
+    db = Database(target)
+    try:
+        with translated(db):
+            found = migrate.status(db)
+            before = {
+                "empty": "none (a new store)",
+                "legacy": f"the earlier release's version {found.legacy_version}",
+            }.get(found.kind, found.revision or "?")
+            if db.path is not None:
+                db.path.parent.mkdir(parents=True, exist_ok=True)
+            migrate.upgrade(db)
+            return before, migrate.head_revision()
+    finally:
+        db.close()

@@ -1,0 +1,239 @@
+"""Editions: what each carried, the highlights it showed and what it was rendered to."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import Row, Select, select
+
+from digest.models import Article, Edition, EditionContent, EditionRecord, RenderedEdition
+from digest.store.codecs import article_from_dict, edition_from_dict, edition_to_dict
+from digest.store.db import Database
+from digest.store.schema import (
+    articles,
+    edition_content,
+    edition_highlights,
+    edition_items,
+    edition_variants,
+    editions,
+)
+
+logger = logging.getLogger(__name__)
+
+
+class Editions:
+    """The editions made, their items, highlights, content and section-set variants."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def next_id(self, day: date) -> str:
+        """Return a fresh edition id for day: the date, with a counter after the first."""
+        base = day.isoformat()
+        with self.db.read() as conn:
+            taken = set(conn.scalars(select(editions.c.id).where(editions.c.edition_date == day)))
+        if base not in taken:
+            return base
+        n = 2
+        while f"{base}-{n}" in taken:
+            n += 1
+        return f"{base}-{n}"
+
+    def record(
+        self,
+        edition: Edition,
+        subject: str,
+        due_date: date | None = None,
+        content: RenderedEdition | None = None,
+    ) -> None:
+        """Remember edition, the articles it carried and its rendered content, at once."""
+        items: list[dict[str, Any]] = []
+        shown: list[dict[str, Any]] = []
+        for n, item in enumerate(edition.items):
+            items.append(_item_row(edition.id, item.article, n, None))
+            # Merged versions are used up with the item that carried them.
+            items.extend(
+                _item_row(edition.id, other, n, item.article.id)
+                for other in item.also_in
+                if other.id != item.article.id
+            )
+            shown.extend(
+                {"edition_id": edition.id, "article_id": item.article.id, "text": hl.text}
+                for hl in item.highlights
+            )
+        with self.db.write() as conn:
+            conn.execute(
+                editions.insert().values(
+                    id=edition.id,
+                    edition_date=edition.date,
+                    title=edition.title,
+                    subject=subject,
+                    created=edition.created,
+                    item_count=len(edition.items),
+                    due_date=due_date,
+                )
+            )
+            if items:
+                # The same article twice in one edition (a merge gone round) is kept once.
+                conn.execute(self.db.insert(edition_items).on_conflict_do_nothing(), items)
+            if shown:
+                conn.execute(edition_highlights.insert(), shown)
+            if content is not None:
+                conn.execute(
+                    edition_content.insert().values(
+                        edition_id=edition.id,
+                        subject=content.subject,
+                        preheader=content.preheader,
+                        html=content.html,
+                        text=content.text,
+                        created=edition.created,
+                        edition=edition_to_dict(edition),
+                    )
+                )
+
+    def recent(self, limit: int = 50) -> list[EditionRecord]:
+        """Return the most recent editions, newest first."""
+        query = _newest(select(editions)).limit(limit)
+        with self.db.read() as conn:
+            return [_record(row) for row in conn.execute(query)]
+
+    def for_due_date(self, due_date: date) -> EditionRecord | None:
+        """Return the edition made for a scheduled due date, if there is one."""
+        with self.db.read() as conn:
+            row = conn.execute(select(editions).where(editions.c.due_date == due_date)).first()
+        return _record(row) if row else None
+
+    def get(self, edition_id: str) -> EditionRecord | None:
+        """Return one edition by id."""
+        with self.db.read() as conn:
+            row = conn.execute(select(editions).where(editions.c.id == edition_id)).first()
+        return _record(row) if row else None
+
+    def article_ids(self, edition_id: str) -> list[str]:
+        """Return the ids of the articles an edition carried, in order."""
+        query = (
+            select(edition_items.c.article_id)
+            .where(edition_items.c.edition_id == edition_id, edition_items.c.merged_into.is_(None))
+            .order_by(edition_items.c.position)
+        )
+        with self.db.read() as conn:
+            return list(conn.scalars(query))
+
+    def carried_since(self, since: datetime) -> list[Article]:
+        """Return the articles editions made since `since` carried, merged ones included."""
+        carried = (
+            select(edition_items.c.article_id)
+            .join(editions, editions.c.id == edition_items.c.edition_id)
+            .where(editions.c.created >= since)
+        )
+        query = select(articles.c.data).where(articles.c.id.in_(carried)).order_by(articles.c.id)
+        with self.db.read() as conn:
+            return [article_from_dict(data) for data in conn.scalars(query)]
+
+    def last_highlights(self) -> list[str]:
+        """Return the highlight texts the most recent edition showed."""
+        newest = _newest(select(editions.c.id)).limit(1).scalar_subquery()
+        query = (
+            select(edition_highlights.c.text)
+            .where(edition_highlights.c.edition_id == newest)
+            .order_by(edition_highlights.c.id)
+        )
+        with self.db.read() as conn:
+            return list(conn.scalars(query))
+
+    def content(self, edition_id: str) -> EditionContent | None:
+        """Return the subject, preheader, HTML and text an edition was rendered to."""
+        query = select(edition_content).where(edition_content.c.edition_id == edition_id)
+        with self.db.read() as conn:
+            row = conn.execute(query).first()
+        return _content(row) if row else None
+
+    def model(self, edition_id: str) -> Edition | None:
+        """Return the edition as it was made (items, highlights, sections), if it was kept."""
+        query = select(edition_content.c.edition).where(edition_content.c.edition_id == edition_id)
+        with self.db.read() as conn:
+            data = conn.scalar(query)
+        # An edition recorded before its document was kept has none (NULL or JSON null).
+        return edition_from_dict(data) if data else None
+
+    def variant(self, edition_id: str, sections: tuple[str, ...]) -> EditionContent | None:
+        """Return what the edition was rendered to with only the given sections, if done."""
+        query = select(edition_variants).where(
+            edition_variants.c.edition_id == edition_id,
+            edition_variants.c.sections == _sections_key(sections),
+        )
+        with self.db.read() as conn:
+            row = conn.execute(query).first()
+        return _content(row) if row else None
+
+    def save_variant(
+        self, edition_id: str, sections: tuple[str, ...], content: RenderedEdition, now: datetime
+    ) -> None:
+        """Keep what the edition was rendered to with only the given sections."""
+        # Two senders may render the same set: the first one kept is the one sent.
+        stmt = (
+            self.db.insert(edition_variants)
+            .values(
+                edition_id=edition_id,
+                sections=_sections_key(sections),
+                subject=content.subject,
+                preheader=content.preheader,
+                html=content.html,
+                text=content.text,
+                created=now,
+            )
+            .on_conflict_do_nothing()
+        )
+        with self.db.write() as conn:
+            conn.execute(stmt)
+
+    def latest_sendable(self) -> str | None:
+        """Return the id of the newest edition whose content was stored."""
+        query = _newest(
+            select(editions.c.id).join(
+                edition_content, edition_content.c.edition_id == editions.c.id
+            )
+        ).limit(1)
+        with self.db.read() as conn:
+            found = conn.scalar(query)
+        return str(found) if found is not None else None
+
+
+def _newest(query: Select[Any]) -> Select[Any]:
+    """Order query newest edition first; the id breaks a tie in creation time."""
+    return query.order_by(editions.c.created.desc(), editions.c.id.desc())
+
+
+def _sections_key(sections: tuple[str, ...]) -> str:
+    # The key's text must match what earlier stores wrote: json.dumps' default spacing.
+    return json.dumps(list(sections))
+
+
+def _item_row(edition_id: str, article: Article, position: int, into: str | None) -> dict[str, Any]:
+    # The version carried: an article edited since is eligible again.
+    return {
+        "edition_id": edition_id,
+        "article_id": article.id,
+        "position": position,
+        "content_hash": article.content_hash,
+        "merged_into": into,
+    }
+
+
+def _record(row: Row[Any]) -> EditionRecord:
+    return EditionRecord(
+        id=row.id,
+        edition_date=row.edition_date,
+        title=row.title,
+        subject=row.subject,
+        created=row.created,
+        item_count=int(row.item_count),
+        due_date=row.due_date,
+    )
+
+
+def _content(row: Row[Any]) -> EditionContent:
+    return EditionContent(row.edition_id, row.subject, row.preheader, row.html, row.text)
