@@ -59,7 +59,7 @@ def _setup_logging(verbose: int, timestamps: bool = False) -> None:
     root.setLevel(level)
     if verbose < 2:
         # Third-party chatter (cssutils, premailer) is noise unless debugging.
-        for name in ("cssutils", "premailer", "apscheduler"):
+        for name in ("cssutils", "premailer", "apscheduler", "alembic"):
             logging.getLogger(name).setLevel(logging.ERROR)
 
 
@@ -149,8 +149,8 @@ def run(ctx: Context) -> None:
     _print_skipped(report)
     if result.edition is None or result.folder is None:
         click.echo(f"Nothing to send: {result.reason}. Nothing was written.")
-        if result.delivery is not None:
-            _print_send_report(result.delivery)
+        for sent in result.deliveries:
+            _print_send_report(sent)
         return
     click.echo(
         f"Edition {result.edition.id}: {len(result.edition.items)} items, "
@@ -158,8 +158,8 @@ def run(ctx: Context) -> None:
     )
     for name in ("digest.html", "digest.txt", "digest.eml"):
         click.echo(f"  wrote {shown(result.folder / name)}")
-    if result.delivery is not None:
-        _print_send_report(result.delivery)
+    for sent in result.deliveries:
+        _print_send_report(sent)
 
 
 @main.command()
@@ -280,14 +280,23 @@ def status(ctx: Context) -> None:
     """
     from datetime import UTC, datetime
 
+    from digest.models import DueEdition, EditionRecord
     from digest.schedule import next_fire, scheduler_status
     from digest.store import Store
 
     settings = ctx.settings()
-    with Store(settings.db) as store:
-        editions = store.editions(limit=10)
-        sends = {record.id: store.delivery_counts(record.id) for record in editions}
-        still_open = store.open_deliveries()
+    editions: list[EditionRecord] = []
+    sends: dict[str, dict[str, int]] = {}
+    still_open: dict[str, DueEdition] = {}
+    # A fresh machine has no store yet: nothing made, nothing pending, and a status
+    # command must not create one.
+    if settings.db.exists():
+        with Store(settings.db, readonly=True) as store:
+            editions = store.editions.recent(limit=10)
+            sends = {record.id: store.ledger.counts(record.id) for record in editions}
+            still_open = {
+                row.edition_id: row for row in store.ledger.due_editions(datetime.now(UTC))
+            }
     if editions:
         click.echo("Last editions:")
         for record in editions:
@@ -305,8 +314,15 @@ def status(ctx: Context) -> None:
     else:
         click.echo("No edition made yet.")
     if still_open:
-        waiting = ", ".join(f"{n} for {edition}" for edition, n in still_open.items())
-        click.echo(f"Pending deliveries: {waiting} (`digest send EDITION` resumes)")
+        click.echo("Pending deliveries (`digest send` sends what is due):")
+        for row in still_open.values():
+            later = row.open_rows - row.due_rows
+            when = (
+                f", {later} waiting until {_local(row.next_attempt_at)}"
+                if later and row.next_attempt_at is not None
+                else ""
+            )
+            click.echo(f"  {row.edition_id}: {row.open_rows} open, {row.due_rows} due now{when}")
     else:
         click.echo("Pending deliveries: none")
     upcoming = next_fire(settings, datetime.now(UTC))
@@ -452,12 +468,30 @@ def _print_send_report(report: SendReport) -> None:
             f"  {report.resumed_in_flight} messages were in flight when an earlier run"
             " stopped; they were sent again with the same Message-ID."
         )
-    if report.stopped or report.remaining:
-        why = "stopped" if report.stopped else "temporary failures outlasted SMTP_MAX_ATTEMPTS"
+    if report.paused:
+        click.echo(f"  Paused: {report.paused}.")
+    if report.stopped:
         click.echo(
-            f"  Not finished ({why}): run `digest send {report.edition_id}` again to send"
-            " the rest; nobody gets it twice."
+            f"  Stopped: run `digest send {report.edition_id}` again to send the rest;"
+            " nobody gets it twice."
         )
+    elif report.remaining and report.next_attempt_at is not None:
+        click.echo(
+            f"  {report.remaining} waiting after temporary failures; next try at"
+            f" {_local(report.next_attempt_at)} (`digest send`, `digest run` and the"
+            " scheduler pick them up)."
+        )
+
+
+def _local(when: datetime) -> str:
+    return f"{when.astimezone():%Y-%m-%d %H:%M %Z}"
+
+
+def _print_send_reports(reports: list[SendReport]) -> None:
+    if not reports:
+        click.echo("Nothing is due to send.")
+    for report in reports:
+        _print_send_report(report)
 
 
 @main.command()
@@ -466,11 +500,14 @@ def _print_send_report(report: SendReport) -> None:
 @pass_context
 @handle_errors
 def send(ctx: Context, edition: str | None, test_address: str | None) -> None:
-    """Send an edition (the newest by default) to every active subscriber over SMTP.
+    """Send an edition (the newest by default) to every active subscriber over SMTP,
+    then every older edition with rows due, oldest first.
 
     Each subscriber's delivery is recorded; running it again resumes a send that was
-    stopped or killed, and nobody receives the edition twice. SIGTERM or Ctrl-C finishes
-    the messages in flight and stops.
+    stopped or killed, and nobody receives the edition twice. Several `digest send`
+    processes on one store share the work. Addresses that failed temporarily are tried
+    again once their next attempt is due. SIGTERM or Ctrl-C finishes the messages in
+    flight and stops.
 
     \b
     Example:
@@ -484,7 +521,7 @@ def send(ctx: Context, edition: str | None, test_address: str | None) -> None:
 
         address = normalise_email(test_address)
         with Store(settings.db) as store:
-            edition = edition or store.latest_sendable_edition()
+            edition = edition or store.editions.latest_sendable()
             if edition is None:
                 raise DeliveryError("no edition to send yet", hint="run `digest run` first")
             result = send_test(settings, store, edition, address)
@@ -496,10 +533,10 @@ def send(ctx: Context, edition: str | None, test_address: str | None) -> None:
     _on_signal_stop(stop)
     line = _ProgressLine()
     try:
-        report = pipeline.send_edition(settings, edition, stop=stop, progress=line)
+        reports = pipeline.send_edition(settings, edition, stop=stop, progress=line)
     finally:
         line.done()
-    _print_send_report(report)
+    _print_send_reports(reports)
 
 
 @main.command()
@@ -517,14 +554,14 @@ def deliveries(ctx: Context, edition: str | None, show_all: bool) -> None:
     from digest.store import Store
 
     settings = ctx.settings()
-    with Store(settings.db) as store:
-        edition = edition or store.latest_sendable_edition()
-        if edition is None or store.edition(edition) is None:
+    with Store(settings.db, readonly=True) as store:
+        edition = edition or store.editions.latest_sendable()
+        if edition is None or store.editions.get(edition) is None:
             raise DeliveryError(
                 f"no edition {edition}" if edition else "no edition made yet",
                 hint="`digest status` lists the editions",
             )
-        counts = store.delivery_counts(edition)
+        counts = store.ledger.counts(edition)
         total = sum(counts.values())
         order = ("sent", "failed", "bounced", "skipped", "pending", "sending")
         summary = ", ".join(
@@ -532,10 +569,50 @@ def deliveries(ctx: Context, edition: str | None, show_all: bool) -> None:
         )
         click.echo(f"Edition {edition}: {total} subscribers: {summary}.")
         statuses = None if show_all else ("failed", "bounced", "skipped", "pending", "sending")
-        for row in store.deliveries(edition, statuses):  # type: ignore[arg-type]
+        for row in store.ledger.rows(edition, statuses):  # type: ignore[arg-type]
             when = f"{row.updated:%Y-%m-%d %H:%M}" if row.updated else ""
+            notes = []
+            if row.next_attempt_at is not None:
+                notes.append(f"next try {_local(row.next_attempt_at)}")
+            if row.maybe_sent:
+                notes.append("maybe sent")
+            if row.claimed_by:
+                notes.append(f"held by {row.claimed_by}")
+            note = f"  ({', '.join(notes)})" if notes else ""
             error = f"  {row.last_error}" if row.last_error else ""
-            click.echo(f"  {row.status:8} {row.email}  tries {row.attempts}  {when}{error}")
+            click.echo(f"  {row.status:8} {row.email}  tries {row.attempts}  {when}{note}{error}")
+
+
+@main.group()
+def db() -> None:
+    """Look after the store's schema: see its version, bring it up to date.
+
+    \b
+    Example:
+      digest db upgrade
+    """
+
+
+@db.command("upgrade")
+@pass_context
+@handle_errors
+def db_upgrade(ctx: Context) -> None:
+    """Bring the store's schema up to date (commands that write do this themselves).
+
+    A store made by an earlier release is converted in place, in one transaction.
+
+    \b
+    Example:
+      digest db upgrade
+    """
+    from digest.store import upgrade_store
+
+    settings = ctx.settings()
+    before, after = upgrade_store(settings.db)
+    if before == after:
+        click.echo(f"{shown(settings.db)}: schema already at revision {after}.")
+    else:
+        click.echo(f"{shown(settings.db)}: schema upgraded from {before} to revision {after}.")
 
 
 @main.group()
@@ -645,13 +722,13 @@ def subscribers_remove(ctx: Context, email: str, forget: bool) -> None:
 
     settings = ctx.settings()
     with Store(settings.db) as store:
-        sub = store.subscriber_by_email(email.strip())
+        sub = store.subscribers.by_email(email.strip())
         if sub is None:
             raise SubscriberError(f"{email.strip()} is not on the list")
         if forget:
-            store.delete_subscriber(sub.id)
+            store.subscribers.delete(sub.id)
             click.echo(f"Forgot {sub.email} and its delivery history.")
-        elif store.set_subscriber_status(sub.id, "unsubscribed", _utcnow()):
+        elif store.subscribers.set_status(sub.id, "unsubscribed", _utcnow()):
             click.echo(f"Unsubscribed {sub.email}.")
         else:
             click.echo(f"{sub.email} was already unsubscribed.")
@@ -675,9 +752,9 @@ def subscribers_list(ctx: Context, status: str | None) -> None:
     from digest.store import Store
 
     settings = ctx.settings()
-    with Store(settings.db) as store:
-        counts = store.subscriber_counts()
-        for sub in store.iter_subscribers(status):  # type: ignore[arg-type]
+    with Store(settings.db, readonly=True) as store:
+        counts = store.subscribers.counts()
+        for sub in store.subscribers.iter(status):  # type: ignore[arg-type]
             topics = f"  [{', '.join(sub.topics)}]" if sub.topics else ""
             name = f"  {sub.name}" if sub.name else ""
             click.echo(f"{sub.status:12} {sub.email}{name}{topics}")
@@ -700,14 +777,14 @@ def subscribers_export(ctx: Context, file: Path) -> None:
     from digest.subscribers import export_csv
 
     settings = ctx.settings()
-    with Store(settings.db) as store:
+    with Store(settings.db, readonly=True) as store:
         if str(file) == "-":
             buffer = io.StringIO()
-            export_csv(store.iter_subscribers(), buffer)
+            export_csv(store.subscribers.iter(), buffer)
             click.echo(buffer.getvalue(), nl=False)
             return
         with file.open("w", encoding="utf-8", newline="") as handle:
-            count = export_csv(store.iter_subscribers(), handle)
+            count = export_csv(store.subscribers.iter(), handle)
     click.echo(f"Wrote {count} subscribers to {shown(file)}")
 
 

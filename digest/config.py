@@ -85,6 +85,8 @@ class Settings:
     smtp_connections: int = 2
     smtp_rate: int = 0
     smtp_max_attempts: int = 5
+    smtp_retry_delay: timedelta = timedelta(minutes=5)
+    smtp_retry_for: timedelta = timedelta(days=2)
     smtp_ca_file: Path | None = None
 
     @property
@@ -378,6 +380,8 @@ def load_settings(
         smtp_connections=v.integer("SMTP_CONNECTIONS", 2, minimum=1, maximum=32),
         smtp_rate=v.integer("SMTP_RATE", 0, minimum=0),
         smtp_max_attempts=v.integer("SMTP_MAX_ATTEMPTS", 5, minimum=1, maximum=20),
+        smtp_retry_delay=v.duration("SMTP_RETRY_DELAY", "5m"),
+        smtp_retry_for=v.duration("SMTP_RETRY_FOR", "2d"),
         smtp_ca_file=v.optional_path("SMTP_CA_FILE"),
     )
     for key in v.unknown_keys():

@@ -88,6 +88,25 @@ def format_address(name: str, email: str) -> str:
     return str(Address(display_name=name, username=user, domain=domain))
 
 
+def ascii_address(email: str) -> str:
+    """Return email with an internationalised domain in its IDNA (xn--) form.
+
+    A non-ASCII local part could only go in a UTF-8 header over SMTPUTF8 (RFC 6531,
+    6532), which digest does not send: such an address is refused, naming why.
+    """
+    if email.isascii():
+        return email
+    local, _, domain = email.rpartition("@")
+    if not local.isascii():
+        raise DeliveryError(
+            f"{email!r}: a non-ASCII local part needs SMTPUTF8, which digest does not send"
+        )
+    try:
+        return f"{local}@{domain.encode('idna').decode('ascii')}"
+    except UnicodeError as err:
+        raise DeliveryError(f"{email!r}: the domain is not a valid IDN: {err}") from err
+
+
 def encoded_address(name: str, email: str) -> str:
     """Return 'Name <email>' ready for a header: quoted, and a non-ASCII name encoded."""
     check_header("To", name)
@@ -287,6 +306,7 @@ class MessageTemplate:
         """Return the whole message for one subscriber, ready for SMTP DATA."""
         if len(url) != self.url_length or not url.isascii():
             raise DeliveryError(f"unsubscribe URL of unexpected length: {url!r}")
+        email = ascii_address(email)
         to = encoded_address(name, email) if name else check_header("To", email)
         check_header("List-Unsubscribe", url)
         mailto = f"mailto:{self.sender_email}?subject=unsubscribe"

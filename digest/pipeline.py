@@ -6,7 +6,7 @@ import logging
 import threading
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -20,7 +20,16 @@ from digest.models import Edition, IngestReport, RenderedEdition, Skipped
 from digest.outbox import write_edition
 from digest.render import generic_copy, render_edition, with_general_unsubscribe
 from digest.select import Selection, select, shown_texts
-from digest.send import Progress, SendReport, deliver, require_secret
+from digest.send import (
+    Clock,
+    Progress,
+    SendReport,
+    add_rows,
+    deliver,
+    drain,
+    require_secret,
+    utc_now,
+)
 from digest.sources.fetch import USER_AGENT, FetchOptions, redact
 from digest.sources.health import HealthTracker, failing_for
 from digest.store import Store
@@ -44,8 +53,14 @@ class RunResult:
     reason: str = ""
     # The id of an edition made earlier for the same due date, when that is why none was made.
     existing: str | None = None
-    # With DIGEST_DELIVERY=smtp: what sending this edition (or resuming one) did.
-    delivery: SendReport | None = None
+    # With DIGEST_DELIVERY=smtp: what the send of each edition with due rows did.
+    deliveries: tuple[SendReport, ...] = ()
+
+    @property
+    def delivery(self) -> SendReport | None:
+        """Return what the send of this run's edition (made now or before) did."""
+        wanted = self.edition.id if self.edition is not None else self.existing
+        return next((r for r in self.deliveries if r.edition_id == wanted), None)
 
 
 def ingest(settings: Settings, store: Store, now: datetime) -> IngestReport:
@@ -53,7 +68,9 @@ def ingest(settings: Settings, store: Store, now: datetime) -> IngestReport:
     counts = {"new": 0, "updated": 0, "unchanged": 0}
     skipped: list[Skipped] = []
     junk: list[Skipped] = []
-    memory = sources.SourceMemory(files=store.file_records(), health=store.source_health())
+    memory = sources.SourceMemory(
+        files=store.articles.file_records(), health=store.articles.source_health()
+    )
     tracker = HealthTracker(settings.sources, memory.health, now)
     pending: list[sources.SourceResult] = []
     waiting = 0  # articles in pending
@@ -64,7 +81,7 @@ def ingest(settings: Settings, store: Store, now: datetime) -> IngestReport:
         # in between cannot mark a file as read whose articles were never stored.
         articles = [a for r in pending for a in r.articles]
         files = [r.record for r in pending if r.record is not None]
-        for change in store.save_articles(articles, files, now):
+        for change in store.articles.save(articles, files, now):
             counts[change] += 1
         for article in articles:
             # Stored all the same: an edit that fills in a placeholder makes it eligible.
@@ -86,7 +103,7 @@ def ingest(settings: Settings, store: Store, now: datetime) -> IngestReport:
             save()
     save()
     health = tracker.records()
-    store.record_health(health)
+    store.articles.record_health(health)
     failing = failing_for(health, now, settings.source_failing_days)
     for source in failing:
         logger.warning(
@@ -147,80 +164,67 @@ def run_edition(
     stop: threading.Event | None = None,
     progress: Callable[[Progress], None] | None = None,
     zones: Collection[str] | None = None,
+    clock: Clock = utc_now,
 ) -> RunResult:
     """Ingest, select, render, write the edition to the outbox and record it.
 
     With due_date (a scheduled run) at most one edition is ever made for that date: a
-    second call finds it and makes nothing. With DIGEST_DELIVERY=smtp the edition is then
-    sent; a run that makes nothing resumes the newest edition whose send is unfinished.
-    With zones (local delivery time), only subscribers in those zones are sent to now,
-    and a call for a date whose edition exists sends that edition to them.
+    second call finds it and makes nothing. With DIGEST_DELIVERY=smtp the edition's
+    subscribers are then given their rows, and every edition with due rows is sent,
+    oldest first: an older edition left unfinished by a crash, a stop or a temporary
+    failure is finished too. With zones (local delivery time), only subscribers in those
+    zones are added now, and a call for a date whose edition exists adds them to it.
     """
     now = _now(now)
     smtp = settings.delivery == "smtp"
     if smtp:
         # Before anything is made: an edition recorded but unsendable would wait forever.
         require_secret(settings)
-    with one_run_at_a_time(settings), Store(settings.db) as store:
-        if due_date is not None:
-            made = store.edition_for_due_date(due_date)
-            if made is not None:
-                resumed = None
-                if smtp and zones is not None:
-                    resumed = deliver(
-                        settings, store, made.id, stop=stop, progress=progress, zones=zones
-                    )
-                elif smtp:
-                    resumed = _resume(settings, store, stop, progress)
-                return RunResult(
-                    IngestReport(),
-                    reason=f"the edition for {due_date} is already made ({made.id})",
-                    existing=made.id,
-                    delivery=resumed,
-                )
-        report = ingest(settings, store, now)
-        edition_id = store.next_edition_id(due_date or now.astimezone(settings.zone).date())
-        selection = _select(settings, store, edition_id, now)
-        edition = selection.edition
-        if edition is None:
-            resumed = _resume(settings, store, stop, progress) if smtp else None
-            return RunResult(report, reason=selection.reason, delivery=resumed)
-        rendered = render_edition(settings, edition)
-        # The outbox copy greets nobody by name; the stored content keeps the placeholder
-        # for each subscriber's own greeting.
-        public = generic_copy(rendered)
-        sample = build_message(
-            with_general_unsubscribe(public, settings.base_url),
-            settings.sender,
-            settings.sender,
-            now,
-        )
-        # Written before it is recorded: a crash in between rewrites the same folder
-        # on the next run instead of losing the edition.
-        folder = write_edition(public, settings.outbox / edition.id, sample)
-        # The content is kept with the edition so that a resumed send sends the same bytes.
-        store.record_edition(edition, rendered.subject, due_date, rendered)
-        logger.info("edition %s: %d items", edition.id, len(edition.items))
-        delivery = (
-            deliver(settings, store, edition.id, stop=stop, progress=progress, zones=zones)
-            if smtp
-            else None
-        )
-    return RunResult(report, edition, public, folder, delivery=delivery)
+    with Store(settings.db) as store:
+        with one_run_at_a_time(settings):
+            result = _make(settings, store, now, due_date)
+        if not smtp:
+            return result
+        edition_id = result.edition.id if result.edition is not None else result.existing
+        if edition_id is not None and (result.edition is not None or zones is not None):
+            add_rows(settings, store, edition_id, clock(), zones)
+        reports = drain(settings, store, stop=stop, progress=progress, clock=clock)
+    return replace(result, deliveries=tuple(reports))
 
 
-def _resume(
-    settings: Settings,
-    store: Store,
-    stop: threading.Event | None,
-    progress: Callable[[Progress], None] | None,
-) -> SendReport | None:
-    """Finish the newest edition whose send a crash or a stop left unfinished."""
-    unfinished = store.unfinished_edition()
-    if unfinished is None:
-        return None
-    logger.info("resuming the send of edition %s", unfinished)
-    return deliver(settings, store, unfinished, stop=stop, progress=progress)
+def _make(settings: Settings, store: Store, now: datetime, due_date: date | None) -> RunResult:
+    """Make and record the edition a run makes now, or say why none is made."""
+    if due_date is not None:
+        made = store.editions.for_due_date(due_date)
+        if made is not None:
+            return RunResult(
+                IngestReport(),
+                reason=f"the edition for {due_date} is already made ({made.id})",
+                existing=made.id,
+            )
+    report = ingest(settings, store, now)
+    edition_id = store.editions.next_id(due_date or now.astimezone(settings.zone).date())
+    selection = _select(settings, store, edition_id, now)
+    edition = selection.edition
+    if edition is None:
+        return RunResult(report, reason=selection.reason)
+    rendered = render_edition(settings, edition)
+    # The outbox copy greets nobody by name; the stored content keeps the placeholder
+    # for each subscriber's own greeting.
+    public = generic_copy(rendered)
+    sample = build_message(
+        with_general_unsubscribe(public, settings.base_url),
+        settings.sender,
+        settings.sender,
+        now,
+    )
+    # Written before it is recorded: a crash in between rewrites the same folder
+    # on the next run instead of losing the edition.
+    folder = write_edition(public, settings.outbox / edition.id, sample)
+    # The content is kept with the edition so that a resumed send sends the same bytes.
+    store.editions.record(edition, rendered.subject, due_date, rendered)
+    logger.info("edition %s: %d items", edition.id, len(edition.items))
+    return RunResult(report, edition, public, folder)
 
 
 def send_edition(
@@ -230,26 +234,52 @@ def send_edition(
     stop: threading.Event | None = None,
     progress: Callable[[Progress], None] | None = None,
     retry_delay: float = 1.0,
-) -> SendReport:
-    """Send an edition (the newest by default) to the list, holding the run lock."""
-    with one_run_at_a_time(settings), Store(settings.db) as store:
-        edition_id = edition_id or store.latest_sendable_edition()
-        if edition_id is None:
+    clock: Clock = utc_now,
+) -> list[SendReport]:
+    """Send an edition to the list, then every other edition with due rows, oldest first.
+
+    Without edition_id the newest edition is given rows for everyone not yet served
+    (with local delivery time the scheduler adds each zone at its hour instead). Other
+    senders may work on the same store at once: they share the rows.
+    """
+    with Store(settings.db) as store:
+        chosen = edition_id or store.editions.latest_sendable()
+        if chosen is None and not store.ledger.due_editions(clock()):
             raise DeliveryError("no edition to send yet", hint="make one with `digest run` first")
-        return deliver(
-            settings, store, edition_id, stop=stop, progress=progress, retry_delay=retry_delay
-        )
+        reports: list[SendReport] = []
+        if chosen is not None and (edition_id is not None or not settings.local_time):
+            reports.append(
+                deliver(
+                    settings,
+                    store,
+                    chosen,
+                    stop=stop,
+                    progress=progress,
+                    clock=clock,
+                    retry_delay=retry_delay,
+                )
+            )
+        if not any(r.paused for r in reports):
+            reports += drain(
+                settings,
+                store,
+                stop=stop,
+                progress=progress,
+                clock=clock,
+                retry_delay=retry_delay,
+            )
+        return reports
 
 
 def _select(settings: Settings, store: Store, edition_id: str, now: datetime) -> Selection:
     """Choose what edition_id would carry, from what the store holds and has sent."""
     return select(
         settings,
-        store.eligible_with_first_seen(),
+        store.articles.eligible_with_first_seen(),
         edition_id,
         now,
-        shown_texts(store.last_highlights()),
-        store.carried_since(now - settings.max_age),
+        shown_texts(store.editions.last_highlights()),
+        store.editions.carried_since(now - settings.max_age),
     )
 
 

@@ -12,7 +12,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from types import FrameType
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -24,7 +24,9 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from digest import pipeline
 from digest.config import Settings
+from digest.errors import DigestError
 from digest.locks import LockHeld, scheduler_lock
+from digest.send import SendReport, drain
 from digest.store import Store
 
 logger = logging.getLogger(__name__)
@@ -102,13 +104,16 @@ def next_fire(settings: Settings, now: datetime) -> datetime | None:
 
 
 @dataclass(frozen=True)
-class Outcome:
+class TickResult:
     """What one look at the schedule did."""
 
     due: date | None
-    action: str  # "made", "sent" (an earlier edition), "nothing", "skipped" or "idle"
+    # "made", "sent" (an edition made before), "nothing", "skipped", "failed" or "idle"
+    action: str
     detail: str = ""
     result: pipeline.RunResult | None = None
+    # What sending the editions with due rows did, on a tick that made nothing.
+    drained: tuple[SendReport, ...] = ()
 
 
 class DailyScheduler:
@@ -130,30 +135,53 @@ class DailyScheduler:
         self._triggers: dict[str, CronTrigger] = {settings.timezone: self.trigger}
         self._lock = threading.Lock()
 
-    def tick(self, now: datetime | None = None) -> Outcome:
-        """Make (and send) the edition of the latest due date if not attempted yet."""
-        now = (now or self.clock()).astimezone(UTC)
+    def tick(self, now: datetime | None = None) -> TickResult:
+        """Make (and send) the edition of the latest due date if not attempted yet; send
+        what is due in the ledger on every tick, so a failed or deferred send is resumed."""
+        clock = self.clock if now is None else _frozen(now.astimezone(UTC))
+        now = clock().astimezone(UTC)
         with self._lock:
-            if self.settings.local_time:
-                return self._tick_local(now)
-            fire = last_fire(self.trigger, now, self.lookback)
-            if fire is None:
-                return Outcome(None, "idle", "no due date yet")
-            due = fire.astimezone(self.settings.zone).date()
-            if due in self.attempted:
-                return Outcome(due, "idle", "already attempted")
-            self.attempted.add(due)
-            return self._run(fire, due, now)
+            result = (
+                self._local(now, clock) if self.settings.local_time else self._daily(now, clock)
+            )
+            if result.action in ("made", "sent", "failed") or self.settings.delivery != "smtp":
+                return result
+            try:
+                with Store(self.settings.db) as store:
+                    drained = drain(self.settings, store, stop=self.stop, clock=clock)
+            except DigestError as err:
+                logger.warning("sending what is due failed; the next tick tries again: %s", err)
+                return replace(result, action="failed", detail=str(err))
+            for report in drained:
+                log_send(report)
+            return replace(result, drained=tuple(drained))
+
+    def _daily(self, now: datetime, clock: Clock) -> TickResult:
+        fire = last_fire(self.trigger, now, self.lookback)
+        if fire is None:
+            return TickResult(None, "idle", "no due date yet")
+        due = fire.astimezone(self.settings.zone).date()
+        if due in self.attempted:
+            return TickResult(due, "idle", "already attempted")
+        self.attempted.add(due)
+        return self._run(fire, due, now, clock)
 
     def _run(
-        self, fire: datetime, due: date, now: datetime, zones: frozenset[str] | None = None
-    ) -> Outcome:
+        self,
+        fire: datetime,
+        due: date,
+        now: datetime,
+        clock: Clock,
+        zones: frozenset[str] | None = None,
+    ) -> TickResult:
         late = now - fire
         if late > self.settings.catchup:
             with Store(self.settings.db) as store:
-                made = store.edition_for_due_date(due)
+                made = store.editions.for_due_date(due)
             if made is not None:
-                return Outcome(due, "nothing", f"the edition for {due} is already made ({made.id})")
+                return TickResult(
+                    due, "nothing", f"the edition for {due} is already made ({made.id})"
+                )
             logger.warning(
                 "skipped the edition due %s at %s: missed by %s, more than DIGEST_CATCHUP=%s;"
                 " it is not sent late",
@@ -162,15 +190,35 @@ class DailyScheduler:
                 _short(late),
                 _short(self.settings.catchup),
             )
-            return Outcome(due, "skipped", f"missed by {_short(late)}")
+            return TickResult(due, "skipped", f"missed by {_short(late)}")
         started = time.monotonic()
-        result = pipeline.run_edition(self.settings, now, due_date=due, stop=self.stop, zones=zones)
+        try:
+            result = pipeline.run_edition(
+                self.settings, now, due_date=due, stop=self.stop, zones=zones, clock=clock
+            )
+        except DigestError as err:
+            if self._made(due) is None:
+                # Nothing was made: the next tick makes it, within DIGEST_CATCHUP.
+                self.attempted.discard(due)
+                for zone in zones or ():
+                    self.served.discard((due, zone))
+            logger.warning("the run for %s failed; the next tick tries again: %s", due, err)
+            return TickResult(due, "failed", str(err))
         log_run(due, result, time.monotonic() - started)
         if result.edition is not None:
-            return Outcome(due, "made", result.edition.id, result)
+            return TickResult(due, "made", result.edition.id, result)
         if result.existing is not None and result.delivery is not None:
-            return Outcome(due, "sent", result.existing, result)
-        return Outcome(due, "nothing", result.reason, result)
+            return TickResult(due, "sent", result.existing, result)
+        return TickResult(due, "nothing", result.reason, result)
+
+    def _made(self, due: date) -> str | None:
+        """Return the id of the edition made for due, if the store can say."""
+        try:
+            with Store(self.settings.db, readonly=True) as store:
+                made = store.editions.for_due_date(due)
+        except DigestError:
+            return None
+        return made.id if made is not None else None
 
     def _zone_trigger(self, zone: str) -> CronTrigger:
         trigger = self._triggers.get(zone)
@@ -179,14 +227,14 @@ class DailyScheduler:
             self._triggers[zone] = trigger
         return trigger
 
-    def _tick_local(self, now: datetime) -> Outcome:
+    def _local(self, now: datetime, clock: Clock) -> TickResult:
         """Serve each subscriber zone at the scheduled hour of its own clock.
 
         One edition per due date is shared by every zone: the first zone to reach its hour
         makes it, and each later zone is sent the same edition when its own hour comes.
         """
         with Store(self.settings.db) as store:
-            zones = store.subscriber_zones(self.settings.timezone) | {self.settings.timezone}
+            zones = store.subscribers.zones(self.settings.timezone) | {self.settings.timezone}
         due_zones: dict[date, tuple[datetime, set[str]]] = {}
         for zone in sorted(zones):
             try:
@@ -215,18 +263,18 @@ class DailyScheduler:
             first, found = due_zones.get(due, (fire, set()))
             found.add(zone)
             due_zones[due] = (min(first, fire), found)
-        outcome = Outcome(None, "idle", "no zone is due")
+        outcome = TickResult(None, "idle", "no zone is due")
         for due, (fire, found) in sorted(due_zones.items()):
             if due in self.attempted:
                 with Store(self.settings.db) as store:
-                    made = store.edition_for_due_date(due)
+                    made = store.editions.for_due_date(due)
                 if made is None:
                     # The first zone found nothing to send; a later edition for the same
                     # date would carry articles the earlier zones never got.
                     logger.info("no edition for %s: zones %s get none", due, ", ".join(found))
                     continue
             self.attempted.add(due)
-            outcome = self._run(fire, due, now, frozenset(found))
+            outcome = self._run(fire, due, now, clock, frozenset(found))
         return outcome
 
 
@@ -251,6 +299,25 @@ def log_run(due: date, result: pipeline.RunResult, took: float) -> None:
         counts.get("skipped", 0),
         counts.get("pending", 0) + counts.get("sending", 0),
         took,
+    )
+
+
+def _frozen(at: datetime) -> Clock:
+    """Return a clock that always says at (a tick asked about a given moment)."""
+    return lambda: at
+
+
+def log_send(report: SendReport) -> None:
+    """Log one line for the send of an edition made earlier."""
+    counts = report.counts
+    logger.info(
+        "sent edition %s: %d sent, %d deferred now; %d sent, %d pending in all (%.1f s)",
+        report.edition_id,
+        report.sent_now,
+        report.deferred_now,
+        counts.get("sent", 0),
+        report.remaining,
+        report.elapsed,
     )
 
 

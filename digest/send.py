@@ -1,38 +1,53 @@
-"""Send an edition to the list: the per-subscriber ledger, resumable after a crash.
+"""Send editions to the list through the ledger, the only record of sending.
 
-Each (edition, subscriber) has one ledger row: pending → sending → sent, failed or
-bounced. A message is on record as `sending` before it goes and as sent after the
-server's 250, so a process killed in between leaves at most one message per connection in
-`sending`; the next run sends those again with the same Message-ID and everything still
-pending. The two marks go to each thread's journal (journal.py), which is carried into the
-store every few hundred messages and read back by the next run after a crash.
+A sender claims a batch of due rows under a lease, renews the lease from a heartbeat
+while it works, and records each message's outcome in its own commit before the next
+message goes, so a process killed at any moment leaves at most its message in flight
+unrecorded; that one goes again, with the same Message-ID, once the claim is released.
+Any number of senders share an edition's rows. A temporary failure does not hold the
+send up: the row is given its next attempt time and the send moves on.
 """
 
 from __future__ import annotations
 
 import logging
-import os
+import random
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.utils import parseaddr
 
 from digest.audience import Templates
 from digest.config import Settings
 from digest.errors import ConfigError, DeliveryError
-from digest.journal import Journal, journal_dir, read_journals
 from digest.mail import MessageTemplate, RenderedContent, list_id_header
-from digest.smtp import Connection, RateLimiter, Result, send_with_retries
-from digest.store import Outcome, Store
+from digest.models import Outcome
+from digest.smtp import Connection, RateLimiter, Result, SmtpSetupError, send_with_retries
+from digest.store import Store
+from digest.store.claims import Claim, ClaimedRow, Recorder, RetryPolicy
+from digest.store.ledger import owner_name
 from digest.tokens import make_token, unsubscribe_url
 
 logger = logging.getLogger(__name__)
 
-
 TransportFactory = Callable[[Settings], Connection]
+Clock = Callable[[], datetime]
+
+# Rows a sending thread claims at a time: a subscriber who leaves meanwhile is left out
+# from the next batch on.
+BATCH = 50
+# How long a claim holds without renewal; the heartbeat renews it three times as often.
+LEASE = timedelta(minutes=2)
+# The same temporary reply to this many messages in a row means the server, not the
+# addresses: the send pauses instead of deferring the whole list one by one.
+PAUSE_AFTER = 5
+
+
+def utc_now() -> datetime:
+    """Return the current time, aware, in UTC."""
+    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -61,14 +76,19 @@ class SendReport:
     counts: dict[str, int]
     sent_now: int
     failed_now: int
-    # Rows a killed earlier run left in `sending`: sent again, possibly a second time.
+    # Rows a killed sender left claimed: sent again, possibly a second time.
     resumed_in_flight: int
     stopped: bool
     elapsed: float
+    deferred_now: int = 0
+    # Why the send paused before the end, when the server refused everything alike.
+    paused: str = ""
+    # When the earliest deferred row is tried next.
+    next_attempt_at: datetime | None = None
 
     @property
     def remaining(self) -> int:
-        """Return the rows still pending (temporary failures wait for the next run)."""
+        """Return the rows still open (deferred ones wait for their next attempt)."""
         return self.counts.get("pending", 0) + self.counts.get("sending", 0)
 
     @property
@@ -87,13 +107,18 @@ def require_secret(settings: Settings) -> None:
         )
 
 
+def retry_policy(settings: Settings) -> RetryPolicy:
+    """Return how deferred rows back off, from the settings."""
+    return RetryPolicy(delay=settings.smtp_retry_delay, give_up_after=settings.smtp_retry_for)
+
+
 def build_template(
     settings: Settings, store: Store, edition_id: str, now: datetime
 ) -> MessageTemplate:
     """Return the message template of a recorded edition, from its stored content."""
-    content = store.edition_content(edition_id)
+    content = store.editions.content(edition_id)
     if content is None:
-        known = store.edition(edition_id) is not None
+        known = store.editions.get(edition_id) is not None
         raise DeliveryError(
             f"edition {edition_id}: "
             + ("its rendered content was not kept" if known else "no such edition"),
@@ -116,278 +141,299 @@ def _template(
 
 
 class _Run:
-    """State shared by the sending threads of one run."""
+    """State shared by the sending threads of one edition's send."""
 
     def __init__(
         self,
         settings: Settings,
-        now: datetime,
+        store: Store,
         edition_id: str,
         templates: Templates,
         stop: threading.Event,
         progress: Callable[[Progress], None] | None,
         total: int,
-        retry_delay: float,
+        clock: Clock,
     ) -> None:
         self.settings = settings
-        self.started_at = now
+        self.store = store
         self.edition_id = edition_id
         self.templates = templates
         self.stop = stop
+        # Set by stop, a pause or an error: the threads take no new message.
+        self.halt = threading.Event()
         self.progress = progress
         self.total = total
-        self.retry_delay = retry_delay
+        self.clock = clock
+        self.policy = retry_policy(settings)
+        self.rng = random.Random()
         self.limiter = RateLimiter(settings.smtp_rate)
         self.lock = threading.Lock()
-        self.sent = 0
-        self.failed = 0
+        self.sent = self.failed = self.deferred = self.resumed = 0
         self.started = time.monotonic()
         self.error: BaseException | None = None
+        self.paused = ""
+        self._streak: tuple[int, int] = (0, 0)  # (reply code, how many in a row)
         self.envelope_from = parseaddr(settings.sender)[1]
 
-    def message(
-        self, store: Store, subscriber_id: int, email: str, name: str, topics: tuple[str, ...]
-    ) -> tuple[bytes, str] | None:
+    def halted(self) -> bool:
+        """Return whether the threads should take no new message."""
+        if self.stop.is_set():
+            self.halt.set()
+        return self.halt.is_set()
+
+    def fail(self, err: BaseException) -> None:
+        """Stop the send because of err, which the caller raises again."""
+        with self.lock:
+            self.error = self.error or err
+        self.halt.set()
+
+    def message(self, row: ClaimedRow) -> tuple[bytes, str] | None:
         """Return the message for one subscriber (the sections their topics pick, their own
         unsubscribe link) and its Message-ID; None when none of their topics is in it."""
-        sections = self.templates.sections(topics)
+        sections = self.templates.sections(row.topics)
         if sections == ():
             return None
-        template = self.templates.get(store, sections)
+        template = self.templates.get(self.store, sections)
         s = self.settings
-        url = unsubscribe_url(s.base_url, make_token(s.secret_key, s.list_id, subscriber_id))
-        return template.personalise(email, name, url), template.message_id(email)
+        url = unsubscribe_url(s.base_url, make_token(s.secret_key, s.list_id, row.subscriber_id))
+        return template.personalise(row.email, row.name, url), template.message_id(row.email)
 
-    def tick(self, sent: int, failed: int, skipped: int = 0) -> None:
+    def note(self, done: Outcome, code: int) -> None:
+        """Count an outcome; pause the send on a run of the same temporary reply."""
         with self.lock:
-            self.sent += sent
-            self.failed += failed
-            # Left out by their topics: no longer counted among those to send.
-            self.total -= skipped
-            if self.progress is None:
-                return
-            snapshot = Progress(
-                self.edition_id,
-                self.total,
-                self.sent,
-                self.failed,
-                self.total - self.sent - self.failed,
-                time.monotonic() - self.started,
-            )
-            self.progress(snapshot)
+            if done.kind == "sent":
+                self.sent += 1
+            elif done.kind == "failed":
+                self.failed += 1
+            elif done.kind == "skipped":
+                self.total -= 1
+            else:
+                self.deferred += 1
+            if done.kind == "deferred" and code:
+                same = self._streak[1] + 1 if self._streak[0] == code else 1
+                self._streak = (code, same)
+                if same >= PAUSE_AFTER and not self.paused:
+                    s = self.settings
+                    self.paused = (
+                        f"{s.smtp_host}:{s.smtp_port} answered '{done.error}' to {same}"
+                        " messages in a row; the send pauses, and later sends and ticks"
+                        " try again"
+                    )
+                    self.halt.set()
+            elif done.kind != "skipped":
+                self._streak = (0, 0)
+            if self.progress is not None:
+                self.progress(
+                    Progress(
+                        self.edition_id,
+                        self.total,
+                        self.sent,
+                        self.failed,
+                        self.total - self.sent - self.failed,
+                        time.monotonic() - self.started,
+                    )
+                )
 
 
-class _Feed:
-    """Hands out the rows to send, a few at a time, to all threads of a run.
+class _Heartbeat:
+    """Renews the leases of a send's claims while its threads work."""
 
-    Rows are read a page at a time in subscriber order; nothing is marked in the store on
-    the way out, since a row's start and end go to the sending thread's journal.
-    """
-
-    PAGE = 256
-
-    def __init__(self, edition_id: str, run_started: datetime) -> None:
-        self.edition_id = edition_id
-        self.run_started = run_started
-        self._rows: deque[tuple[int, str, str, tuple[str, ...]]] = deque()
-        self._after = -1
-        self._done = False
+    def __init__(self, run: _Run, lease: timedelta) -> None:
+        self.run = run
+        self.lease = lease
+        self.tokens: set[str] = set()
+        self.lost: set[str] = set()
         self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="send-lease", daemon=True)
+        self._thread.start()
 
-    def take(self, store: Store, count: int) -> list[tuple[int, str, str, tuple[str, ...]]]:
-        """Return up to count (subscriber id, email, name, topics) to send; none when all
-        are out."""
+    def hold(self, token: str) -> None:
+        """Start renewing token."""
         with self._lock:
-            if len(self._rows) < count and not self._done:
-                page = store.pending_page(self.edition_id, self._after, self.run_started, self.PAGE)
-                self._rows.extend(page)
-                self._done = len(page) < self.PAGE
-                if page:
-                    self._after = page[-1][0]
-            return [self._rows.popleft() for _ in range(min(count, len(self._rows)))]
+            self.tokens.add(token)
+
+    def drop(self, token: str) -> None:
+        """Stop renewing token."""
+        with self._lock:
+            self.tokens.discard(token)
+
+    def _beat(self) -> None:
+        while not self._done.wait(self.lease.total_seconds() / 3):
+            with self._lock:
+                tokens = set(self.tokens)
+            try:
+                held = self.run.store.ledger.renew(tokens, self.run.clock(), self.lease)
+            except Exception as err:  # a missed renewal is tried again at the next beat
+                logger.warning("could not renew the send's claims: %s", err)
+                continue
+            with self._lock:
+                # A claim with no row left may simply be done; a claim still worked on
+                # but no longer held was taken over: its sender stops using it.
+                self.lost |= (tokens - held) & self.tokens
+
+    def close(self) -> None:
+        """Stop the heartbeat."""
+        self._done.set()
+        self._thread.join()
 
 
-# Messages a thread builds in one go: a tight loop costs a third of the same work done
-# between one message's socket waits and the next.
-_BATCH = 16
-# Outcomes are carried from a thread's journal into the store this often, at the latest.
-_FLUSH_EVERY = 200
-_FLUSH_SECONDS = 1.0
-
-
-def _worker(run: _Run, feed: _Feed, factory: TransportFactory, number: int) -> None:
-    """Send rows until none is left, stop is set or the server is unusable."""
+def _worker(
+    run: _Run, beat: _Heartbeat, factory: TransportFactory, lease: timedelta, quick: float
+) -> None:
+    """Claim and send batches until none is due, the send halts, or it fails."""
     connection: Connection | None = None
-    sender: _Sender | None = None
+    recorder = run.store.ledger.recorder()
+    owner = owner_name()
     try:
         connection = factory(run.settings)
-        journal = Journal(journal_dir(run.settings.db), f"{run.edition_id}-{os.getpid()}-{number}")
-        with Store(run.settings.db) as store:
-            sender = _Sender(run, connection, journal, store)
+        while not run.halted():
+            claim = run.store.ledger.claim(run.edition_id, run.clock(), lease, BATCH, owner)
+            if claim is None:
+                return
+            beat.hold(claim.token)
             try:
-                while not run.stop.is_set() and sender.send_batch(feed.take(store, _BATCH)):
-                    pass
+                _send_claim(run, beat, connection, recorder, claim, quick)
             finally:
-                sender.record()
+                beat.drop(claim.token)
+                # Rows never started go back at once, for this or another sender.
+                run.store.ledger.release(claim.token, run.clock())
     except BaseException as err:
-        run.error = run.error or err
-        run.stop.set()
+        run.fail(err)
     finally:
         if connection is not None:
             connection.close()
-        if sender is not None:
-            # Kept if its outcomes could not be recorded: the next run reads it.
-            sender.journal.close(remove=not sender.unrecorded)
+        recorder.close()
 
 
-class _Sender:
-    """One sending thread: its connection, its journal and the outcomes not yet recorded."""
-
-    def __init__(self, run: _Run, connection: Connection, journal: Journal, store: Store) -> None:
-        self.run = run
-        self.connection = connection
-        self.journal = journal
-        self.store = store
-        self.unrecorded: list[Outcome] = []
-        self.recorded_at = time.monotonic()
-        self.watch = store.commit_watch()
-
-    def send_batch(self, rows: list[tuple[int, str, str, tuple[str, ...]]]) -> bool:
-        """Send rows; return False when there were none."""
-        run = self.run
-        # Built in one go, before the first socket wait.
-        batch = []
-        for sid, email, name, topics in rows:
-            made = run.message(self.store, sid, email, name, topics)
-            if made is None:
-                self.unrecorded.append(
-                    Outcome(
-                        run.edition_id,
-                        sid,
-                        "skipped",
-                        datetime.now(UTC),
-                        error=f"none of their topics ({', '.join(topics)}) is in this edition",
-                    )
-                )
-                run.tick(0, 0, skipped=1)
-            else:
-                batch.append((sid, email, *made))
-        ids = [row[0] for row in rows]
-        active = self.store.active_among(ids)
-        for subscriber_id, email, data, msg_id in batch:
-            if run.stop.is_set():
-                # The rest of the batch never started: still pending.
-                break
-            if self.watch.changed():
-                # The store changed: look again at who is still in. Someone who left is
-                # skipped when the run ends.
-                active = self.store.active_among(ids)
-            if subscriber_id in active:
-                self.send(subscriber_id, email, data, msg_id)
-                now = time.monotonic()
-                if len(self.unrecorded) >= _FLUSH_EVERY or now - self.recorded_at >= _FLUSH_SECONDS:
-                    self.record()
-                    self.recorded_at = now
-        return bool(rows)
-
-    def send(self, subscriber_id: int, email: str, data: bytes, msg_id: str) -> None:
-        """Send one message between its two journal records; keep its outcome to record."""
-        run = self.run
-        self.journal.sending(run.edition_id, subscriber_id)
-        try:
-            done = _send_one(run, self.connection, subscriber_id, email, data, msg_id)
-        except BaseException:
-            # Not sent as far as we know: still pending for the next run.
-            done = Outcome(
+def _send_claim(
+    run: _Run,
+    beat: _Heartbeat,
+    connection: Connection,
+    recorder: Recorder,
+    claim: Claim,
+    quick: float,
+) -> None:
+    for row in claim.rows:
+        if run.halted() or claim.token in beat.lost:
+            if claim.token in beat.lost:
+                logger.warning("edition %s: a claim was taken over; leaving it", run.edition_id)
+            return
+        if row.interrupted:
+            with run.lock:
+                run.resumed += 1
+        done, code = _one(run, connection, row, quick)
+        if done is None:
+            # The server cannot be reached: not the address's fault, so no deferral.
+            return
+        if not recorder.record(claim.token, row, done, run.policy, run.rng):
+            logger.warning(
+                "edition %s: subscriber %d's row was taken over before its outcome was recorded",
                 run.edition_id,
-                subscriber_id,
-                "pending",
-                datetime.now(UTC),
-                error="run stopped by an error before this message went",
+                row.subscriber_id,
             )
-            raise
-        finally:
-            self.journal.finished(done)
-            self.unrecorded.append(done)
-        if done.status == "pending" and self.connection.unreachable:
-            s = run.settings
-            raise DeliveryError(
-                f"cannot reach {s.smtp_host}:{s.smtp_port}: {done.error}",
-                hint="check SMTP_HOST, SMTP_PORT and SMTP_SECURITY; run `digest"
-                " send` again to resume where this run stopped",
-            )
-
-    def record(self) -> None:
-        """Carry the outcomes from the journal into the store, then empty both."""
-        if self.unrecorded:
-            self.store.record_outcomes(self.unrecorded)
-            self.unrecorded.clear()
-            self.journal.clear()
+            return
+        run.note(done, code)
 
 
-def _send_one(
-    run: _Run, connection: Connection, subscriber_id: int, email: str, data: bytes, msg_id: str
-) -> Outcome:
-    """Send one subscriber their message; return the outcome to record."""
+def _one(
+    run: _Run, connection: Connection, row: ClaimedRow, quick: float
+) -> tuple[Outcome | None, int]:
+    """Build and send one subscriber's message; return its outcome and the reply code.
+
+    Anything wrong with this one message fails its row and the send goes on; only the
+    server being unusable (raised, or None when it cannot be reached) stops the send.
+    """
+    edition_id, sid = row.edition_id, row.subscriber_id
+    try:
+        made = run.message(row)
+    except Exception as err:  # one address must not stop the list
+        logger.warning("subscriber %d: no message could be built: %s", sid, err)
+        logger.debug("subscriber %d is %s", sid, row.email)
+        reason = f"no message could be built for this address: {err}"
+        return Outcome(edition_id, sid, "failed", run.clock(), error=reason), 0
+    if made is None:
+        reason = f"none of their topics ({', '.join(row.topics)}) is in this edition"
+        return Outcome(edition_id, sid, "skipped", run.clock(), error=reason), 0
+    data, msg_id = made
     s = run.settings
-    result, tries = send_with_retries(
-        connection,
-        run.envelope_from,
-        email,
-        data,
-        max_attempts=s.smtp_max_attempts,
-        retry_delay=run.retry_delay,
-        limiter=run.limiter,
-        stop=run.stop,
-    )
-    now = datetime.now(UTC)
+    try:
+        result, tries = send_with_retries(
+            connection,
+            run.envelope_from,
+            row.email,
+            data,
+            max_attempts=s.smtp_max_attempts,
+            retry_delay=quick,
+            limiter=run.limiter,
+            stop=run.halt,
+        )
+    except SmtpSetupError:
+        raise
+    except (DeliveryError, ValueError, UnicodeError, LookupError) as err:
+        # Something in this address that smtplib could not put on the wire.
+        connection.drop()
+        reason = f"could not be sent: {type(err).__name__}: {err}"
+        return Outcome(edition_id, sid, "failed", run.clock(), msg_id, reason, 1), 0
+    return _outcome(run, connection, row, result, tries, msg_id), result.code
+
+
+def _outcome(
+    run: _Run, connection: Connection, row: ClaimedRow, result: Result, tries: int, msg_id: str
+) -> Outcome | None:
+    now = run.clock()
+    edition_id, sid = row.edition_id, row.subscriber_id
     if result.outcome == "sent":
-        run.tick(1, 0)
-        return Outcome(run.edition_id, subscriber_id, "sent", now, msg_id, tries=tries)
+        return Outcome(edition_id, sid, "sent", now, msg_id, tries=tries)
     if result.outcome == "permanent":
-        run.tick(0, 1)
-        logger.warning("%s: %s", email, result.error)
+        logger.warning("subscriber %d: refused: %s", sid, result.error)
         return Outcome(
-            run.edition_id,
-            subscriber_id,
+            edition_id,
+            sid,
             "failed",
             now,
             msg_id,
             result.error,
-            tries=tries,
+            tries,
             hard=True,
             bounce_now=result.no_such_mailbox,
         )
-    # Temporary trouble outlasted the tries: the row waits for the next run.
-    logger.warning("%s: %s; left pending for the next run", email, result.error)
-    return Outcome(run.edition_id, subscriber_id, "pending", now, msg_id, result.error, tries)
-
-
-def _recover(settings: Settings, store: Store, edition_id: str, now: datetime) -> int:
-    """Carry what dead runs left in their journals into the store; return how many of
-    edition_id's messages were in flight when the run died.
-
-    Only called under the run lock, so no journal read here belongs to a live run.
-    """
-    found, files = read_journals(journal_dir(settings.db))
-    resumed = 0
-    for edition, left in sorted(found.items()):
-        store.record_outcomes(left.finished)
-        released = store.release_interrupted(edition, now, left.in_flight)
-        if edition == edition_id:
-            resumed = released
-        elif released:
-            logger.warning(
-                "edition %s: %d messages were in flight when an earlier run stopped;"
-                " they go again with the same Message-ID when that edition is sent",
-                edition,
-                released,
+    if result.outcome == "unsure":
+        logger.warning("subscriber %d: %s; tried once more later", sid, result.error)
+        return Outcome(edition_id, sid, "unsure", now, msg_id, result.error, tries)
+    if connection.unreachable:
+        s = run.settings
+        run.fail(
+            DeliveryError(
+                f"cannot reach {s.smtp_host}:{s.smtp_port}: {result.error}",
+                hint="check SMTP_HOST, SMTP_PORT and SMTP_SECURITY; the rows wait in the"
+                " ledger and the next send, run or scheduler tick resumes",
             )
-    if edition_id not in found:
-        resumed = store.release_interrupted(edition_id, now)
-    for path in files:
-        path.unlink(missing_ok=True)
-    return resumed
+        )
+        return None
+    logger.info("subscriber %d: %s; deferred", sid, result.error)
+    return Outcome(edition_id, sid, "deferred", now, msg_id, result.error, tries)
+
+
+def add_rows(
+    settings: Settings,
+    store: Store,
+    edition_id: str,
+    now: datetime,
+    zones: Collection[str] | None = None,
+) -> int:
+    """Give the active subscribers (of zones, if given) their rows for edition_id.
+
+    An edition older than DIGEST_MAX_AGE is not started for subscribers who joined after
+    it was made: it is old news to them.
+    """
+    record = store.editions.get(edition_id)
+    joined_before = None
+    if record is not None and now - record.created > settings.max_age:
+        joined_before = record.created
+    added = store.ledger.add(edition_id, now, zones, settings.timezone, joined_before)
+    logger.info("edition %s: %d new ledger rows", edition_id, added)
+    return added
 
 
 def deliver(
@@ -397,73 +443,128 @@ def deliver(
     *,
     stop: threading.Event | None = None,
     progress: Callable[[Progress], None] | None = None,
-    now: datetime | None = None,
+    clock: Clock = utc_now,
     transport: TransportFactory | None = None,
     retry_delay: float = 1.0,
     zones: Collection[str] | None = None,
+    add: bool = True,
+    lease: timedelta = LEASE,
 ) -> SendReport:
-    """Send edition_id to every active subscriber not yet served; resume a broken run.
+    """Send edition_id's due rows; with add, first give active subscribers their rows.
 
-    The caller holds the run lock (pipeline.one_run_at_a_time), so only one sender works
-    on a store at a time. With stop set, each thread finishes its message in flight,
-    records it, and the call returns. With zones, only subscribers in those time zones
-    are added to the ledger now (rows added earlier are still sent).
+    Other senders may work on the same edition at once: each claims its own rows. With
+    stop set, each thread finishes its message in flight, records it, and the call
+    returns. With zones, only subscribers in those time zones are added now (add_rows).
+    retry_delay is the first wait of the quick reconnects after a dropped connection.
     """
     require_secret(settings)
-    # The ledger keeps real times (they order this run's retries after its claims);
-    # `now` only dates the message.
-    started = datetime.now(UTC)
+    now = clock()
     stop = stop or threading.Event()
-    whole = build_template(settings, store, edition_id, now or started)
+    whole = build_template(settings, store, edition_id, now)
     templates = Templates(
         settings,
         store,
         edition_id,
         whole,
-        lambda content: _template(settings, edition_id, content, now or started),
+        lambda content: _template(settings, edition_id, content, now),
     )
-    resumed = _recover(settings, store, edition_id, started)
-    if resumed:
-        logger.warning(
-            "edition %s: %d messages were in flight when an earlier run stopped; sending"
-            " them again with the same Message-ID",
-            edition_id,
-            resumed,
-        )
-    added = store.add_deliveries(edition_id, started, zones, settings.timezone)
-    counts = store.delivery_counts(edition_id)
-    pending = counts.get("pending", 0)
-    logger.info("edition %s: %d new ledger rows, %d to send", edition_id, added, pending)
-    run = _Run(settings, started, edition_id, templates, stop, progress, pending, retry_delay)
+    resumed = store.ledger.release_dead(now)
+    if add:
+        add_rows(settings, store, edition_id, now, zones)
+    store.ledger.close_edition(edition_id, now)
+    # Every section set the open rows need is rendered before any is claimed.
+    for topics in store.ledger.open_topics(edition_id):
+        sections = templates.sections(topics)
+        if sections:
+            templates.get(store, sections)
+    counts = store.ledger.counts(edition_id)
+    total = counts.get("pending", 0) + counts.get("sending", 0)
+    run = _Run(settings, store, edition_id, templates, stop, progress, total, clock)
+    run.resumed = resumed
     factory: TransportFactory = transport or Connection
-    feed = _Feed(edition_id, started)
-    threads = [
-        threading.Thread(
-            target=_worker, args=(run, feed, factory, n), name=f"send-{n}", daemon=True
-        )
-        for n in range(min(settings.smtp_connections, max(pending, 1)))
-    ]
-    if pending:
+    if total:
+        beat = _Heartbeat(run, lease)
+        threads = [
+            threading.Thread(
+                target=_worker,
+                args=(run, beat, factory, lease, retry_delay),
+                name=f"send-{n}",
+                daemon=True,
+            )
+            for n in range(min(settings.smtp_connections, total))
+        ]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
-    store.skip_inactive(edition_id, datetime.now(UTC))
-    counts = store.delivery_counts(edition_id)
+        beat.close()
+    store.ledger.close_edition(edition_id, clock())
+    if run.paused:
+        logger.warning("edition %s: %s", edition_id, run.paused)
+    due = [d for d in store.ledger.due_editions(clock()) if d.edition_id == edition_id]
     report = SendReport(
         edition_id,
-        counts,
+        store.ledger.counts(edition_id),
         run.sent,
         run.failed,
-        resumed,
+        run.resumed,
         stopped=stop.is_set() and run.error is None,
         elapsed=time.monotonic() - run.started,
+        deferred_now=run.deferred,
+        paused=run.paused,
+        next_attempt_at=due[0].next_attempt_at if due else None,
     )
     if run.error is not None:
         if isinstance(run.error, DeliveryError):
             raise run.error
         raise DeliveryError(f"sending stopped: {run.error}") from run.error
     return report
+
+
+def drain(
+    settings: Settings,
+    store: Store,
+    *,
+    stop: threading.Event | None = None,
+    progress: Callable[[Progress], None] | None = None,
+    clock: Clock = utc_now,
+    transport: TransportFactory | None = None,
+    retry_delay: float = 1.0,
+    skip: Collection[str] = (),
+) -> list[SendReport]:
+    """Send every edition that has due rows, oldest first; return what each send did.
+
+    An edition that cannot be sent (its content was never kept) is reported and the
+    others go on; a server that cannot be used stops the drain, raised.
+    """
+    stop = stop or threading.Event()
+    reports: list[SendReport] = []
+    for due in store.ledger.due_editions(clock()):
+        if stop.is_set():
+            break
+        if due.due_rows == 0 or due.edition_id in skip:
+            continue
+        try:
+            report = deliver(
+                settings,
+                store,
+                due.edition_id,
+                stop=stop,
+                progress=progress,
+                clock=clock,
+                transport=transport,
+                retry_delay=retry_delay,
+                add=False,
+            )
+        except DeliveryError as err:
+            if store.editions.content(due.edition_id) is not None:
+                raise
+            logger.warning("edition %s cannot be sent: %s", due.edition_id, err)
+            continue
+        reports.append(report)
+        if report.paused:
+            break
+    return reports
 
 
 def send_test(settings: Settings, store: Store, edition_id: str, address: str) -> Result:

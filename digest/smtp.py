@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import smtplib
 import ssl
 import threading
@@ -20,9 +21,15 @@ from digest.errors import DeliveryError
 
 logger = logging.getLogger(__name__)
 
-Outcome = Literal["sent", "transient", "permanent"]
+# sent; transient (a 4xx, or the connection failed before the message was given);
+# permanent (a 5xx); unsure (the message was given, but no final reply came).
+ReplyKind = Literal["sent", "transient", "permanent", "unsure"]
 # Replies to RCPT that say the mailbox does not exist: bounce at once, no second chance.
 _NO_SUCH_MAILBOX = {550, 551, 553}
+# A line of the message that starts with a dot gets a second one (RFC 5321, 4.5.2).
+_DOT_LINE = re.compile(rb"(?m)^\.")
+# How long the server may take to answer the end of a message.
+DATA_REPLY_TIMEOUT = 600.0
 
 
 class SmtpSetupError(DeliveryError):
@@ -33,7 +40,7 @@ class SmtpSetupError(DeliveryError):
 class Result:
     """How one message ended on one connection."""
 
-    outcome: Outcome
+    outcome: ReplyKind
     code: int = 0
     error: str = ""
     # A 5xx to RCPT saying the mailbox does not exist.
@@ -87,6 +94,7 @@ class Connection:
             tls_context(settings) if settings.smtp_security != "none" else None
         )
         self._smtp: smtplib.SMTP | None = None
+        self.data_reply_timeout = DATA_REPLY_TIMEOUT
         # Whether the last failure happened before a connection stood: then every
         # address would fail the same way, and the run should stop rather than churn.
         self.unreachable = False
@@ -176,10 +184,7 @@ class Connection:
             except (OSError, smtplib.SMTPException):
                 self.unreachable = True
                 raise
-            refused = smtp.sendmail(sender, [recipient], data)
-        except smtplib.SMTPRecipientsRefused as err:
-            code, reply = err.recipients.get(recipient, (0, b""))
-            return self._classify(code, reply, rcpt=True)
+            return self._transaction(smtp, sender, recipient, data)
         except smtplib.SMTPSenderRefused as err:
             # A refused sender says nothing about the recipient: never count it against them.
             if 500 <= err.smtp_code < 600:
@@ -203,10 +208,58 @@ class Connection:
             # Timeouts, refused connections, resets: the network, so worth another try.
             self.drop()
             return Result("transient", 0, f"{type(err).__name__}: {err}")
-        if refused:
-            code, reply = refused[recipient]
-            return self._classify(code, reply, rcpt=True)
-        return Result("sent", 250)
+
+    def _transaction(self, smtp: smtplib.SMTP, sender: str, recipient: str, data: bytes) -> Result:
+        """MAIL, RCPT and DATA, waiting for the final reply as long as RFC 5321 allows."""
+        envelope, utf8 = envelope_address(recipient)
+        options = [f"SIZE={len(data)}"] if smtp.has_extn("size") else []
+        if utf8:
+            if not smtp.has_extn("smtputf8"):
+                return Result(
+                    "permanent",
+                    0,
+                    f"{self._where()} does not offer SMTPUTF8, which this address needs",
+                )
+            options.append("SMTPUTF8")
+        try:
+            code, reply = smtp.mail(sender, options)
+            if code != 250:
+                if code == 421:
+                    self.drop()
+                else:
+                    smtp.rset()
+                raise smtplib.SMTPSenderRefused(code, reply, sender)
+            code, reply = smtp.rcpt(envelope)
+            if code not in (250, 251):
+                if code != 421:
+                    smtp.rset()
+                return self._classify(code, reply, rcpt=True)
+            code, reply = smtp.docmd("data")
+            if code != 354:
+                if code != 421:
+                    smtp.rset()
+                return self._classify(code, reply, rcpt=False)
+            body = _DOT_LINE.sub(b"..", data)
+            if not body.endswith(b"\r\n"):
+                body += b"\r\n"
+            smtp.send(body + b".\r\n")
+        finally:
+            # SMTPUTF8 switches the connection's command encoding for one transaction.
+            smtp.command_encoding = "ascii"
+        # The message is with the server now: silence means it may have been taken, and
+        # the wait for this reply is ten minutes (RFC 5321, 4.5.3.2.6), not SMTP_TIMEOUT.
+        if smtp.sock is not None:
+            smtp.sock.settimeout(max(self.data_reply_timeout, self.settings.smtp_timeout))
+        try:
+            code, reply = smtp.getreply()
+        except (smtplib.SMTPException, OSError) as err:
+            self.drop()
+            return Result("unsure", 0, f"no reply after the message was sent: {err}")
+        if smtp.sock is not None:
+            smtp.sock.settimeout(self.settings.smtp_timeout)
+        if code == 250:
+            return Result("sent", 250)
+        return self._classify(code, reply, rcpt=False)
 
     def _classify(self, code: int, reply: bytes | str, *, rcpt: bool) -> Result:
         text = f"{code} {_text(reply)}".strip()
@@ -219,6 +272,17 @@ class Connection:
             return Result("permanent", code, text, rcpt and code in _NO_SUCH_MAILBOX)
         self.drop()
         return Result("transient", code, text or "unexpected reply")
+
+
+def envelope_address(address: str) -> tuple[str, bool]:
+    """Return the address for RCPT (its domain in IDNA form) and whether it needs SMTPUTF8."""
+    local, at, domain = address.rpartition("@")
+    if at and not domain.isascii():
+        try:
+            domain = domain.encode("idna").decode("ascii")
+        except UnicodeError:
+            return address, True
+    return f"{local}{at}{domain}", not local.isascii()
 
 
 def _text(reply: bytes | str) -> str:
@@ -255,7 +319,10 @@ def send_with_retries(
         if limiter is not None:
             limiter.wait(stop)
         result = connection.send_once(sender, recipient, data)
-        if result.outcome != "transient" or attempt >= max_attempts:
+        # A 4xx reply is the address's to wait out, in minutes; only a connection that
+        # failed before the message went is worth another quick try.
+        quick = result.outcome == "transient" and result.code == 0
+        if not quick or attempt >= max_attempts:
             return result, attempt
         delay = backoff(attempt, retry_delay)
         logger.info(

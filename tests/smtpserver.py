@@ -55,6 +55,8 @@ class Faults:
     drop_every: int = 0
     # Seconds to wait before answering each DATA.
     delay: float = 0.0
+    # Seconds to wait before answering the end of DATA for an address (a slow commit).
+    data_delay: dict[str, float] = field(default_factory=dict)
 
 
 class Handler:
@@ -87,6 +89,9 @@ class Handler:
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         if self.faults.delay:
             await asyncio.sleep(self.faults.delay)
+        slow = self.faults.data_delay.get(envelope.rcpt_tos[0], 0.0)
+        if slow:
+            await asyncio.sleep(slow)
         data = envelope.content if isinstance(envelope.content, bytes) else b""
         parsed = email.message_from_bytes(data, policy=policy.default)
         recipient = envelope.rcpt_tos[0]

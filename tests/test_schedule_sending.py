@@ -58,7 +58,7 @@ def test_local_time_sends_each_zone_at_its_own_hour(settings: Settings, seeds_di
     pin_times(seeds_dir, datetime(2026, 11, 27, 12, 0, tzinfo=UTC))
     with Store(settings.db) as store:
         for address, (zone, _) in READERS.items():
-            store.upsert_subscriber(address, "", (), zone, datetime(2026, 11, 27, tzinfo=UTC))
+            store.subscribers.upsert(address, "", (), zone, datetime(2026, 11, 27, tzinfo=UTC))
     first_seen: dict[str, datetime] = {}
     with SmtpServer(Handler(Faults())) as smtp:
         local = sending(settings, smtp.port, local_time=True, schedule="0 7 * * *")
@@ -75,7 +75,7 @@ def test_local_time_sends_each_zone_at_its_own_hour(settings: Settings, seeds_di
     assert copies == {address: 1 for address in READERS}
     assert len(subjects) == 1
     with Store(settings.db) as store:
-        editions = store.editions(limit=10)
+        editions = store.editions.recent(limit=10)
     assert [(r.id, str(r.due_date)) for r in editions] == [("2026-11-28", "2026-11-28")]
 
 
@@ -87,7 +87,7 @@ def test_local_time_does_not_send_a_zone_late(
     with Store(settings.db) as store:
         for address in ("tokyo@example.org", "newyork@example.org"):
             zone = READERS[address][0]
-            store.upsert_subscriber(address, "", (), zone, datetime(2026, 11, 27, tzinfo=UTC))
+            store.subscribers.upsert(address, "", (), zone, datetime(2026, 11, 27, tzinfo=UTC))
     caplog.set_level(logging.WARNING, logger="digest.schedule")
     with SmtpServer(Handler(Faults())) as smtp:
         local = sending(settings, smtp.port, local_time=True, catchup=timedelta(hours=2))
@@ -143,7 +143,7 @@ def test_sigterm_mid_send_finishes_the_message_and_the_restart_resumes(
     addresses = [f"r{n:02d}@example.org" for n in range(24)]
     with Store(settings.db) as store:
         for address in addresses:
-            store.upsert_subscriber(address, "", (), "", datetime.now(UTC))
+            store.subscribers.upsert(address, "", (), "", datetime.now(UTC))
     # Each message takes a while, so that the signal lands mid-send.
     with SmtpServer(Handler(Faults(delay=0.15))) as smtp:
         env = _env(settings, smtp.port)
@@ -156,8 +156,8 @@ def test_sigterm_mid_send_finishes_the_message_and_the_restart_resumes(
         assert first.returncode == 0, err
         sent_before = len(smtp.handler.received)
         with Store(settings.db) as store:
-            (edition,) = store.editions(limit=5)
-            counts = store.delivery_counts(edition.id)
+            (edition,) = store.editions.recent(limit=5)
+            counts = store.ledger.counts(edition.id)
         # The message in flight was finished and recorded: nothing is left `sending`.
         assert counts.get("sent") == sent_before
         assert counts.get("pending", 0) == len(addresses) - sent_before > 0
@@ -173,6 +173,6 @@ def test_sigterm_mid_send_finishes_the_message_and_the_restart_resumes(
         copies = smtp.handler.recipients()
     assert copies == Counter(dict.fromkeys(addresses, 1))
     with Store(settings.db) as store:
-        assert len(store.editions(limit=5)) == 1
-        assert store.delivery_counts(edition.id) == {"sent": len(addresses)}
+        assert len(store.editions.recent(limit=5)) == 1
+        assert store.ledger.counts(edition.id) == {"sent": len(addresses)}
     assert f"run for {edition.due_date}: edition {edition.id} (made earlier)" in err

@@ -57,19 +57,23 @@ def test_plain_send_is_received(server: SmtpServer) -> None:
     assert b"Subject: hi" in got.data
 
 
-def test_4xx_is_retried_then_delivered() -> None:
-    """Retry a 451 twice with back-off and deliver on the third try."""
+def test_4xx_is_returned_at_once_for_the_ledger_to_defer() -> None:
+    """Give a 451 back after one try: waiting minutes on it is the ledger's job."""
     faults = Faults(rcpt={"r@example.org": ["451 4.7.1 try later", "451 4.7.1 try later"]})
     with SmtpServer(Handler(faults)) as srv:
-        assert send(plain(srv.port), attempts=5) == ("sent", 3)
-        assert srv.handler.recipients() == {"r@example.org": 1}
+        assert send(plain(srv.port), attempts=5) == ("transient", 1)
+        assert srv.handler.attempts["r@example.org"] == 1
 
 
-def test_421_rate_limit_closes_the_connection_and_is_retried() -> None:
-    """Treat 421 with a rate-limit text as temporary; reconnect and deliver."""
+def test_421_closes_the_connection_and_the_next_message_reconnects() -> None:
+    """Treat 421 as temporary, drop the line, and send the next message on a new one."""
     faults = Faults(data={"r@example.org": ["421 4.7.0 rate limit exceeded, slow down"]})
     with SmtpServer(Handler(faults)) as srv:
-        assert send(plain(srv.port), attempts=3) == ("sent", 2)
+        connection = Connection(plain(srv.port))
+        first = connection.send_once("d@example.com", "r@example.org", MESSAGE)
+        assert (first.outcome, first.code) == ("transient", 421)
+        assert connection.send_once("d@example.com", "r@example.org", MESSAGE).outcome == "sent"
+        connection.close()
         assert srv.handler.recipients() == {"r@example.org": 1}
 
 
@@ -87,20 +91,43 @@ def test_5xx_is_not_retried() -> None:
         assert srv.handler.attempts["r@example.org"] == 1
 
 
-def test_4xx_outlasting_the_tries_stays_temporary() -> None:
-    """Stop after SMTP_MAX_ATTEMPTS tries and report a temporary failure."""
-    faults = Faults(rcpt={"r@example.org": ["452 mailbox full"] * 10})
-    with SmtpServer(Handler(faults)) as srv:
-        assert send(plain(srv.port), attempts=3) == ("transient", 3)
-        assert srv.handler.attempts["r@example.org"] == 3
+def test_refused_connections_are_retried_quickly_up_to_the_tries() -> None:
+    """Try SMTP_MAX_ATTEMPTS times when no connection can be made, then say so."""
+    with SmtpServer() as gone:
+        port = gone.port
+    connection = Connection(plain(port))
+    result, tries = send_with_retries(
+        connection, "d@example.com", "r@example.org", MESSAGE, max_attempts=3, retry_delay=0.01
+    )
+    assert (result.outcome, tries, result.code) == ("transient", 3, 0)
+    assert connection.unreachable
 
 
-def test_drop_before_the_reply_resends_the_same_bytes() -> None:
-    """Send again, byte for byte, when the line dies between '.' and the reply."""
+def test_drop_before_the_reply_is_unsure_and_not_resent_at_once() -> None:
+    """Report 'unsure' when the line dies between '.' and the reply: it may have arrived."""
     faults = Faults(drop_before_reply={"r@example.org": 1})
     with SmtpServer(Handler(faults)) as srv:
-        assert send(plain(srv.port), attempts=3) == ("sent", 2)
-        assert [m.data for m in srv.handler.dropped] == [m.data for m in srv.handler.received]
+        assert send(plain(srv.port), attempts=3) == ("unsure", 1)
+        assert len(srv.handler.dropped) == 1 and srv.handler.received == []
+
+
+def test_the_final_reply_is_awaited_past_smtp_timeout() -> None:
+    """Wait up to ten minutes for the reply to the end of DATA, not SMTP_TIMEOUT."""
+    faults = Faults(data_delay={"r@example.org": 1.5})
+    with SmtpServer(Handler(faults)) as srv:
+        assert send(plain(srv.port, smtp_timeout=0.5), attempts=3) == ("sent", 1)
+        assert srv.handler.recipients() == {"r@example.org": 1}
+
+
+def test_dots_at_line_starts_are_doubled_and_restored() -> None:
+    """Send a body line that starts with a dot intact (RFC 5321 transparency)."""
+    body = MESSAGE + b".hidden line\r\n..two dots\r\n."
+    with SmtpServer() as srv:
+        connection = Connection(plain(srv.port))
+        assert connection.send_once("d@example.com", "r@example.org", body).outcome == "sent"
+        connection.close()
+        (got,) = srv.handler.received
+    assert got.data.endswith(b".hidden line\r\n..two dots\r\n.\r\n")
 
 
 def test_connection_is_reused_and_reopened() -> None:
@@ -211,22 +238,22 @@ def test_rate_limiter_spreads_messages() -> None:
 
 def test_stop_cuts_the_back_off_short() -> None:
     """Return at once from a back-off when asked to stop."""
-    faults = Faults(rcpt={"r@example.org": ["451 later"] * 5})
     stop = threading.Event()
-    with SmtpServer(Handler(faults)) as srv:
-        connection = Connection(plain(srv.port))
-        threading.Timer(0.2, stop.set).start()
-        start = time.monotonic()
-        result, tries = send_with_retries(
-            connection,
-            "d@example.com",
-            "r@example.org",
-            MESSAGE,
-            max_attempts=5,
-            retry_delay=30,
-            stop=stop,
-        )
-        connection.close()
+    with SmtpServer() as gone:
+        port = gone.port
+    connection = Connection(plain(port))
+    threading.Timer(0.2, stop.set).start()
+    start = time.monotonic()
+    result, tries = send_with_retries(
+        connection,
+        "d@example.com",
+        "r@example.org",
+        MESSAGE,
+        max_attempts=5,
+        retry_delay=30,
+        stop=stop,
+    )
+    connection.close()
     assert result.outcome == "transient" and tries == 1
     assert time.monotonic() - start < 5
 
