@@ -22,8 +22,7 @@ import click
 from digest import __version__, pipeline
 from digest.config import Settings, load_settings
 from digest.errors import ConfigError, DeliveryError, DigestError
-from digest.models import IngestReport
-from digest.send import Progress, SendReport
+from digest.models import IngestReport, Progress, SendReport
 from digest.sources.fetch import redact
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -291,3 +291,50 @@ class DueEdition:
     open_rows: int
     due_rows: int
     next_attempt_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where a send stands, for a progress bar."""
+
+    edition_id: str
+    total: int
+    sent: int
+    failed: int
+    remaining: int
+    elapsed: float
+
+    @property
+    def rate(self) -> float:
+        """Return messages handled per second so far in this run."""
+        done = self.sent + self.failed
+        return done / self.elapsed if self.elapsed > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class SendReport:
+    """What a send did and where the ledger of the edition stands after it."""
+
+    edition_id: str
+    counts: dict[str, int]
+    sent_now: int
+    failed_now: int
+    # Rows a killed sender left claimed: sent again, possibly a second time.
+    resumed_in_flight: int
+    stopped: bool
+    elapsed: float
+    deferred_now: int = 0
+    # Why the send paused before the end, when the server refused everything alike.
+    paused: str = ""
+    # When the earliest deferred row is tried next.
+    next_attempt_at: datetime | None = None
+
+    @property
+    def remaining(self) -> int:
+        """Return the rows still open (deferred ones wait for their next attempt)."""
+        return self.counts.get("pending", 0) + self.counts.get("sending", 0)
+
+    @property
+    def complete(self) -> bool:
+        """Return whether every row has reached a final state."""
+        return self.remaining == 0

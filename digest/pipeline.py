@@ -11,25 +11,17 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 from digest import sources
+from digest.clock import Clock, utc_now
 from digest.config import Settings
 from digest.errors import DeliveryError
 from digest.junk import article_junk_reason
 from digest.locks import LockHeld, run_lock
 from digest.mail import build_message
-from digest.models import Edition, IngestReport, RenderedEdition, Skipped
+from digest.models import Edition, IngestReport, Progress, RenderedEdition, SendReport, Skipped
 from digest.outbox import write_edition
 from digest.render import generic_copy, render_edition, with_general_unsubscribe
 from digest.select import Selection, select, shown_texts
-from digest.send import (
-    Clock,
-    Progress,
-    SendReport,
-    add_rows,
-    deliver,
-    drain,
-    require_secret,
-    utc_now,
-)
+from digest.send import add_rows, deliver, drain, require_secret
 from digest.sources.fetch import USER_AGENT, FetchOptions, redact
 from digest.sources.health import HealthTracker, failing_for
 from digest.store import Store

@@ -23,23 +23,19 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from digest import pipeline
+from digest.clock import Clock, utc_now
 from digest.config import Settings
 from digest.errors import DigestError
 from digest.locks import LockHeld, scheduler_lock
-from digest.send import SendReport, drain
+from digest.models import SendReport
+from digest.send import drain
 from digest.store import Store
 
 logger = logging.getLogger(__name__)
 
-Clock = Callable[[], datetime]
 # How often the scheduler looks for a due date the cron job did not reach, which happens
 # when the clock jumps (a suspended machine, a corrected clock).
 WATCH_INTERVAL = timedelta(seconds=60)
-
-
-def utc_now() -> datetime:
-    """Return the current time, aware, in UTC."""
-    return datetime.now(UTC)
 
 
 class SafeCronTrigger(CronTrigger):  # type: ignore[misc]

@@ -22,9 +22,19 @@ from smtpserver import Faults, Handler, SmtpServer
 
 from digest.config import Settings
 from digest.errors import ConfigError, DeliveryError
-from digest.models import Article, Edition, Highlight, Item, RenderedEdition, Section
+from digest.models import (
+    Article,
+    Edition,
+    Highlight,
+    Item,
+    Progress,
+    RenderedEdition,
+    Section,
+    SendReport,
+)
 from digest.render import GREETING_PLACEHOLDER, UNSUBSCRIBE_PLACEHOLDER, render_edition
-from digest.send import BATCH, Progress, SendReport, deliver
+from digest.send import deliver
+from digest.sender import BATCH
 from digest.store import Store
 from digest.store.claims import BOUNCE_AFTER
 from digest.tokens import subscriber_from_token
