@@ -39,6 +39,8 @@ class Settings:
     base_url: str = "http://127.0.0.1:8080"
     host: str = "127.0.0.1"
     port: int = 8080
+    # "auto": served only while the server listens on loopback.
+    preview: str = "auto"
     language: str = "en"
     schedule: str = "0 7 * * *"
     catchup: timedelta = timedelta(hours=6)
@@ -53,6 +55,8 @@ class Settings:
     fetch_timeout: float = 20.0
     fetch_interval: timedelta = timedelta(minutes=30)
     fetch_max_bytes: int = 10_000_000
+    max_article_bytes: int = 2_000_000
+    fetch_allow_private: bool = False
     # Empty: digest/<version>, which names the program to the sites it reads.
     user_agent: str = ""
     source_failing_days: int = 3
@@ -346,6 +350,7 @@ def load_settings(
         language=v.text("DIGEST_LANGUAGE", "en"),
         host=v.text("DIGEST_HOST", "127.0.0.1"),
         port=v.integer("DIGEST_PORT", 8080, minimum=1, maximum=65535),
+        preview=v.choice("DIGEST_PREVIEW", "auto", ("auto", "on", "off")),
         schedule=v.crontab("DIGEST_SCHEDULE", "0 7 * * *"),
         catchup=v.duration("DIGEST_CATCHUP", "6h"),
         local_time=v.boolean("DIGEST_LOCAL_TIME", False),
@@ -358,6 +363,8 @@ def load_settings(
         fetch_timeout=v.number("DIGEST_FETCH_TIMEOUT", 20.0, minimum=0.1),
         fetch_interval=v.duration("DIGEST_FETCH_INTERVAL", "30m"),
         fetch_max_bytes=v.integer("DIGEST_FETCH_MAX_BYTES", 10_000_000, minimum=1024),
+        max_article_bytes=v.integer("DIGEST_MAX_ARTICLE_BYTES", 2_000_000, minimum=1024),
+        fetch_allow_private=v.boolean("DIGEST_FETCH_ALLOW_PRIVATE", False),
         user_agent=v.text("DIGEST_USER_AGENT", "", allow_empty=True),
         source_failing_days=v.integer("DIGEST_SOURCE_FAILING_DAYS", 3, minimum=1, maximum=365),
         recency_half_life=v.duration("DIGEST_RECENCY_HALF_LIFE", "24h"),
