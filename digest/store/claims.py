@@ -114,15 +114,7 @@ class Recorder:
         with conn.begin():
             result = conn.execute(
                 self._sent,
-                {
-                    "e": done.edition_id,
-                    "s": done.subscriber_id,
-                    "token": token,
-                    "tries": done.tries,
-                    "msg_id": done.message_id,
-                    "error": done.error,
-                    "when": done.when,
-                },
+                _sent_values(token, done),
             )
         return bool(result.rowcount)
 
@@ -213,6 +205,19 @@ class Recorder:
             )
 
 
+def _sent_values(token: str, done: Outcome) -> dict[str, Any]:
+    """Return the parameters of the plain-success statement for done."""
+    return {
+        "e": done.edition_id,
+        "s": done.subscriber_id,
+        "token": token,
+        "tries": done.tries,
+        "msg_id": done.message_id,
+        "error": done.error,
+        "when": done.when,
+    }
+
+
 class _SqliteSent:
     """The plain-success UPDATE, compiled once, run on the driver in its own commit."""
 
@@ -226,15 +231,8 @@ class _SqliteSent:
 
     def record(self, token: str, done: Outcome) -> bool:
         """Record done as sent where token still holds the row; False if it does not."""
-        values = {
-            "e": done.edition_id,
-            "s": done.subscriber_id,
-            "token": token,
-            "tries": done.tries,
-            "msg_id": done.message_id,
-            "error": done.error,
-            "when": to_micros(done.when),
-        }
+        values = _sent_values(token, done)
+        values["when"] = to_micros(done.when)
         args = [values.get(name, self._fixed.get(name)) for name in self._order]
         self._raw.execute("BEGIN IMMEDIATE")
         try:
