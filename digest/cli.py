@@ -464,8 +464,8 @@ def _print_send_report(report: SendReport) -> None:
     )
     if report.resumed_in_flight:
         click.echo(
-            f"  {report.resumed_in_flight} messages were in flight when an earlier run"
-            " stopped; they were sent again with the same Message-ID."
+            f"  {report.resumed_in_flight} rows were still held by a sender that stopped;"
+            " the message it had in flight, if any, went again with the same Message-ID."
         )
     if report.paused:
         click.echo(f"  Paused: {report.paused}.")
@@ -476,9 +476,9 @@ def _print_send_report(report: SendReport) -> None:
         )
     elif report.remaining and report.next_attempt_at is not None:
         click.echo(
-            f"  {report.remaining} waiting after temporary failures; next try at"
-            f" {_local(report.next_attempt_at)} (`digest send`, `digest run` and the"
-            " scheduler pick them up)."
+            f"  {report.remaining} still to send (temporary failures, or rows another"
+            f" sender holds); the next are due at {_local(report.next_attempt_at)}"
+            " (`digest send`, `digest run` and the scheduler pick them up)."
         )
 
 

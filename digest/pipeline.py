@@ -25,6 +25,7 @@ from digest.send import add_rows, deliver, drain, require_secret
 from digest.sources.fetch import USER_AGENT, FetchOptions, redact
 from digest.sources.health import HealthTracker, failing_for
 from digest.store import Store
+from digest.store.ledger import Audience
 
 logger = logging.getLogger(__name__)
 
@@ -173,18 +174,26 @@ def run_edition(
         # Before anything is made: an edition recorded but unsendable would wait forever.
         require_secret(settings)
     with Store(settings.db) as store:
+        # Sent editions get their rows as they are recorded, in the same transaction.
+        audience = Audience(clock(), zones, settings.timezone) if smtp else None
         with one_run_at_a_time(settings):
-            result = _make(settings, store, now, due_date)
+            result = _make(settings, store, now, due_date, audience)
         if not smtp:
             return result
-        edition_id = result.edition.id if result.edition is not None else result.existing
-        if edition_id is not None and (result.edition is not None or zones is not None):
-            add_rows(settings, store, edition_id, clock(), zones)
+        if result.existing is not None and zones is not None:
+            # Local delivery time: a later zone joins the edition an earlier one made.
+            add_rows(settings, store, result.existing, clock(), zones)
         reports = drain(settings, store, stop=stop, progress=progress, clock=clock)
     return replace(result, deliveries=tuple(reports))
 
 
-def _make(settings: Settings, store: Store, now: datetime, due_date: date | None) -> RunResult:
+def _make(
+    settings: Settings,
+    store: Store,
+    now: datetime,
+    due_date: date | None,
+    audience: Audience | None = None,
+) -> RunResult:
     """Make and record the edition a run makes now, or say why none is made."""
     if due_date is not None:
         made = store.editions.for_due_date(due_date)
@@ -214,7 +223,7 @@ def _make(settings: Settings, store: Store, now: datetime, due_date: date | None
     # on the next run instead of losing the edition.
     folder = write_edition(public, settings.outbox / edition.id, sample)
     # The content is kept with the edition so that a resumed send sends the same bytes.
-    store.editions.record(edition, rendered.subject, due_date, rendered)
+    store.editions.record(edition, rendered.subject, due_date, rendered, audience)
     logger.info("edition %s: %d items", edition.id, len(edition.items))
     return RunResult(report, edition, public, folder)
 

@@ -195,6 +195,10 @@ def _worker(
         while not run.halted():
             claim = run.store.ledger.claim(run.edition_id, run.clock(), lease, BATCH, owner)
             if claim is None:
+                # Rows a sender of this host that died meanwhile still holds are taken
+                # over now rather than after their lease.
+                if run.store.ledger.release_dead(run.clock()):
+                    continue
                 return
             beat.hold(claim.token)
             try:

@@ -12,6 +12,7 @@ from sqlalchemy import Row, Select, select
 from digest.models import Article, Edition, EditionContent, EditionRecord, RenderedEdition
 from digest.store.codecs import article_from_dict, edition_from_dict, edition_to_dict
 from digest.store.db import Database
+from digest.store.ledger import Audience, insert_rows
 from digest.store.schema import (
     articles,
     edition_content,
@@ -48,8 +49,13 @@ class Editions:
         subject: str,
         due_date: date | None = None,
         content: RenderedEdition | None = None,
+        audience: Audience | None = None,
     ) -> None:
-        """Remember edition, the articles it carried and its rendered content, at once."""
+        """Remember edition, the articles it carried and its rendered content, at once.
+
+        With audience, the edition's ledger rows are added in the same transaction: an
+        edition to be sent is never on record without the rows that send it.
+        """
         items: list[dict[str, Any]] = []
         shown: list[dict[str, Any]] = []
         for n, item in enumerate(edition.items):
@@ -93,6 +99,8 @@ class Editions:
                         edition=edition_to_dict(edition),
                     )
                 )
+            if audience is not None:
+                insert_rows(self.db, conn, edition.id, audience)
 
     def recent(self, limit: int = 50) -> list[EditionRecord]:
         """Return the most recent editions, newest first."""

@@ -15,10 +15,12 @@ import os
 import secrets
 import socket
 from collections.abc import Callable, Collection, Iterator
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
+    Connection,
     and_,
     case,
     func,
@@ -57,6 +59,42 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
+@dataclass(frozen=True)
+class Audience:
+    """Who gets rows for an edition: the active subscribers, of some zones if given."""
+
+    now: datetime
+    zones: Collection[str] | None = None
+    default_zone: str = "UTC"
+    # Subscribers who joined after this get none (an edition that is old news to them).
+    joined_before: datetime | None = None
+
+
+def insert_rows(db: Database, conn: Connection, edition_id: str, audience: Audience) -> int:
+    """Insert the pending rows of audience for edition_id on conn; return how many."""
+    s = subscribers.c
+    now = audience.now
+    query = select(
+        literal(edition_id),
+        s.id,
+        s.email,
+        s.name,
+        literal(now, UtcDateTime()),
+        literal(now, UtcDateTime()),
+    ).where(s.status == "active")
+    if audience.zones is not None:
+        zone = case((s.timezone == "", audience.default_zone), else_=s.timezone)
+        query = query.where(zone.in_(sorted(audience.zones)))
+    if audience.joined_before is not None:
+        query = query.where(s.created <= audience.joined_before)
+    insert = (
+        db.insert(deliveries)
+        .from_select(["edition_id", "subscriber_id", "email", "name", "created", "updated"], query)
+        .on_conflict_do_nothing()
+    )
+    return int(conn.execute(insert).rowcount)
+
+
 class Ledger:
     """Who is to get which edition, who holds which row, and how each message ended."""
 
@@ -79,29 +117,10 @@ class Ledger:
         one of them get a row: local delivery time adds each zone when its hour comes.
         With joined_before, subscribers who joined later get none (an old edition).
         """
-        s = subscribers.c
-        query = select(
-            literal(edition_id),
-            s.id,
-            s.email,
-            s.name,
-            literal(now, UtcDateTime()),
-            literal(now, UtcDateTime()),
-        ).where(s.status == "active")
-        if zones is not None:
-            zone = case((s.timezone == "", default_zone), else_=s.timezone)
-            query = query.where(zone.in_(sorted(zones)))
-        if joined_before is not None:
-            query = query.where(s.created <= joined_before)
-        insert = (
-            self.db.insert(deliveries)
-            .from_select(
-                ["edition_id", "subscriber_id", "email", "name", "created", "updated"], query
-            )
-            .on_conflict_do_nothing()
-        )
         with self.db.write() as conn:
-            return int(conn.execute(insert).rowcount)
+            return insert_rows(
+                self.db, conn, edition_id, Audience(now, zones, default_zone, joined_before)
+            )
 
     # Claims
 
