@@ -168,7 +168,9 @@ class Heartbeat:
             with self._lock:
                 tokens = set(self.tokens)
             try:
-                held = self.run.store.ledger.renew(tokens, self.run.clock(), self.lease)
+                held = self.run.store.ledger.renew(
+                    self.run.edition_id, tokens, self.run.clock(), self.lease
+                )
             except Exception as err:  # a missed renewal is tried again at the next beat
                 logger.warning("could not renew the send's claims: %s", err)
                 continue
@@ -201,12 +203,14 @@ def _worker(
                     continue
                 return
             beat.hold(claim.token)
+            recorded = 0
             try:
-                _send_claim(run, beat, connection, recorder, claim, quick)
+                recorded = _send_claim(run, beat, connection, recorder, claim, quick)
             finally:
                 beat.drop(claim.token)
-                # Rows never started go back at once, for this or another sender.
-                run.store.ledger.release(claim.token, run.clock())
+                if recorded < len(claim.rows):
+                    # Rows never started go back at once, for this or another sender.
+                    run.store.ledger.release(run.edition_id, claim.token, run.clock())
     except BaseException as err:
         run.fail(err)
     finally:
@@ -222,27 +226,31 @@ def _send_claim(
     recorder: Recorder,
     claim: Claim,
     quick: float,
-) -> None:
+) -> int:
+    """Send the rows of claim in order; return how many outcomes were recorded."""
+    recorded = 0
     for row in claim.rows:
         if run.halted() or claim.token in beat.lost:
             if claim.token in beat.lost:
                 logger.warning("edition %s: a claim was taken over; leaving it", run.edition_id)
-            return
+            return recorded
         if row.interrupted:
             with run.lock:
                 run.resumed += 1
         done, code = _one(run, connection, row, quick)
         if done is None:
             # The server cannot be reached: not the address's fault, so no deferral.
-            return
+            return recorded
         if not recorder.record(claim.token, row, done, run.policy, run.rng):
             logger.warning(
                 "edition %s: subscriber %d's row was taken over before its outcome was recorded",
                 run.edition_id,
                 row.subscriber_id,
             )
-            return
+            return recorded
+        recorded += 1
         run.note(done, code)
+    return recorded
 
 
 def _one(

@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     and_,
+    bindparam,
     case,
     func,
     literal,
@@ -57,6 +58,61 @@ def _process_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _due(*terms: Any) -> Any:
+    """Select an edition's due rows of active subscribers, in subscriber order.
+
+    Built once, with parameters: a claim runs every few dozen messages, and building
+    and keying a statement of this size costs as much as running it.
+    """
+    d, s = deliveries.c, subscribers.c
+    return (
+        select(
+            d.subscriber_id,
+            d.email,
+            d.name,
+            s.topics,
+            d.deferrals,
+            d.first_deferred_at,
+            d.maybe_sent,
+            d.status,
+        )
+        .join(subscribers, s.id == d.subscriber_id)
+        .where(d.edition_id == bindparam("edition"), OPEN_ROWS, *terms, s.status == "active")
+        .order_by(d.subscriber_id)
+        .limit(bindparam("limit"))
+        .with_for_update(skip_locked=True, of=deliveries)
+    )
+
+
+_NOW = bindparam("now", type_=UtcDateTime())
+# Two walks of the open rows' index in subscriber order, not one over an OR.
+_LAPSED = _due(deliveries.c.status == "sending", deliveries.c.lease_until < _NOW)
+_PENDING = _due(
+    deliveries.c.status == "pending",
+    or_(deliveries.c.next_attempt_at.is_(None), deliveries.c.next_attempt_at <= _NOW),
+)
+_CLAIMED = and_(
+    deliveries.c.edition_id == bindparam("edition"),
+    deliveries.c.subscriber_id.in_(bindparam("ids", expanding=True)),
+)
+_TAKE = (
+    update(deliveries)
+    .where(_CLAIMED)
+    .values(
+        status="sending",
+        claimed_by=bindparam("owner"),
+        claim_token=bindparam("token"),
+        lease_until=bindparam("until", type_=UtcDateTime()),
+        updated=_NOW,
+    )
+)
+_INTERRUPTED = (
+    update(deliveries)
+    .where(_CLAIMED)
+    .values(last_error=INTERRUPTED, attempts=deliveries.c.attempts + 1)
+)
 
 
 @dataclass(frozen=True)
@@ -162,61 +218,27 @@ class Ledger:
         limit: int,
         owner: str | None = None,
     ) -> Claim | None:
-        """Claim up to limit due rows of active subscribers, in subscriber order."""
-        d, s = deliveries.c, subscribers.c
+        """Claim up to limit due rows of active subscribers, in subscriber order.
+
+        Rows whose claim lapsed come first (their sender died), then pending rows whose
+        next attempt is due.
+        """
         owner = owner or owner_name()
         token = secrets.token_hex(12)
-        columns = (
-            d.subscriber_id,
-            d.email,
-            d.name,
-            s.topics,
-            d.deferrals,
-            d.first_deferred_at,
-            d.maybe_sent,
-            d.status,
-        )
-
-        def due(*terms: Any) -> Any:
-            # Two walks of the open rows' index in subscriber order, not one over an OR.
-            return (
-                select(*columns)
-                .join(subscribers, s.id == d.subscriber_id)
-                .where(d.edition_id == edition_id, OPEN_ROWS, *terms, s.status == "active")
-                .order_by(d.subscriber_id)
-                .limit(limit)
-                .with_for_update(skip_locked=True, of=deliveries)
-            )
-
-        lapsed_rows = due(d.status == "sending", d.lease_until < now)
-        pending_rows = due(
-            d.status == "pending", or_(d.next_attempt_at.is_(None), d.next_attempt_at <= now)
-        )
+        found: list[Any] = []
         with self.db.write() as conn:
-            found = list(conn.execute(lapsed_rows).all())
-            if len(found) < limit:
-                found += conn.execute(pending_rows.limit(limit - len(found))).all()
+            for query in (_LAPSED, _PENDING):
+                if len(found) < limit:
+                    wanted = {"edition": edition_id, "now": now, "limit": limit - len(found)}
+                    found += conn.execute(query, wanted).all()
             if not found:
                 return None
+            taken = {"edition": edition_id, "token": token, "owner": owner, "now": now}
             ids = [row.subscriber_id for row in found]
+            conn.execute(_TAKE, {**taken, "ids": ids, "until": now + lease})
             lapsed = [row.subscriber_id for row in found if row.status == "sending"]
-            conn.execute(
-                update(deliveries)
-                .where(d.edition_id == edition_id, d.subscriber_id.in_(ids))
-                .values(
-                    status="sending",
-                    claimed_by=owner,
-                    claim_token=token,
-                    lease_until=now + lease,
-                    updated=now,
-                )
-            )
             if lapsed:
-                conn.execute(
-                    update(deliveries)
-                    .where(d.edition_id == edition_id, d.subscriber_id.in_(lapsed))
-                    .values(last_error=INTERRUPTED, attempts=d.attempts + 1)
-                )
+                conn.execute(_INTERRUPTED, {"edition": edition_id, "ids": lapsed})
         rows = tuple(
             ClaimedRow(
                 edition_id,
@@ -233,32 +255,37 @@ class Ledger:
         )
         return Claim(token, owner, rows)
 
-    def renew(self, tokens: Collection[str], now: datetime, lease: timedelta) -> set[str]:
-        """Extend the leases of tokens; return the tokens that still hold a row."""
+    def renew(
+        self, edition_id: str, tokens: Collection[str], now: datetime, lease: timedelta
+    ) -> set[str]:
+        """Extend the leases of edition_id's tokens; return the tokens still holding rows."""
         if not tokens:
             return set()
         d = deliveries.c
+        held_by = and_(
+            d.edition_id == edition_id,
+            OPEN_ROWS,
+            d.status == "sending",
+            d.claim_token.in_(list(tokens)),
+        )
         with self.db.write() as conn:
-            conn.execute(
-                update(deliveries)
-                .where(OPEN_ROWS, d.status == "sending", d.claim_token.in_(list(tokens)))
-                .values(lease_until=now + lease)
-            )
-            held = conn.execute(
-                select(d.claim_token)
-                .where(OPEN_ROWS, d.status == "sending", d.claim_token.in_(list(tokens)))
-                .distinct()
-            )
+            conn.execute(update(deliveries).where(held_by).values(lease_until=now + lease))
+            held = conn.execute(select(d.claim_token).where(held_by).distinct())
             return {str(token) for (token,) in held}
 
-    def release(self, token: str, now: datetime) -> int:
+    def release(self, edition_id: str, token: str, now: datetime) -> int:
         """Put back to pending the rows of token not recorded yet (a stopped sender's)."""
         d = deliveries.c
         with self.db.write() as conn:
             return int(
                 conn.execute(
                     update(deliveries)
-                    .where(OPEN_ROWS, d.status == "sending", d.claim_token == token)
+                    .where(
+                        d.edition_id == edition_id,
+                        OPEN_ROWS,
+                        d.status == "sending",
+                        d.claim_token == token,
+                    )
                     .values(
                         status="pending",
                         claimed_by=None,
