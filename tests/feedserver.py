@@ -9,6 +9,8 @@ client sent.
 from __future__ import annotations
 
 import gzip
+import select
+import socket
 import ssl
 import threading
 import time
@@ -16,6 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 
 @dataclass
@@ -185,3 +188,106 @@ def serving(tls: tuple[str, str] | None = None) -> Iterator[FeedServer]:
         httpd.shutdown()
         httpd.server_close()
         thread.join(5)
+
+
+class HeaderDrip:
+    """A server on 127.0.0.1 that answers by sending its header one byte at a time.
+
+    It sends at most `total` bytes, `interval` seconds apart, and counts them in `sent`;
+    `hung_up` is set as soon as the client closes the connection (watched between bytes),
+    so a test can tell that the client gave up early without timing anything itself.
+    """
+
+    def __init__(self, interval: float = 0.5, total: int = 120) -> None:
+        self.interval = interval
+        self.total = total
+        self.sent = 0
+        self.hung_up = threading.Event()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}/feed.xml"
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def _serve(self) -> None:
+        try:
+            client, _ = self._listener.accept()
+        except OSError:
+            return
+        with client:
+            client.settimeout(5)
+            request = b""
+            while b"\r\n\r\n" not in request:
+                chunk = client.recv(4096)
+                if not chunk:
+                    return
+                request += chunk
+            payload = b"HTTP/1.1 200 OK\r\nX-Drip: " + b"a" * self.total
+            for byte in payload[: self.total]:
+                if self._stop.is_set():
+                    return
+                try:
+                    client.sendall(bytes([byte]))
+                    self.sent += 1
+                    # Wait out the interval, but notice at once when the client hangs up.
+                    readable, _, _ = select.select([client], [], [], self.interval)
+                    if readable and not client.recv(1):
+                        self.hung_up.set()
+                        return
+                except OSError:
+                    self.hung_up.set()
+                    return
+
+    def __enter__(self) -> HeaderDrip:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._listener.close()
+        self._thread.join(5)
+
+
+class FakeDNS:
+    """A stand-in for socket.getaddrinfo: made-up names, slow names and a log of look-ups.
+
+    answers maps a name to the address each successive look-up returns (the last one
+    repeats), which also lets a test play a rebinding server; a name in slow blocks until
+    release() is called. Every other name, and every IP literal, goes to the real resolver.
+    """
+
+    def __init__(self) -> None:
+        self.real = socket.getaddrinfo
+        self.answers: dict[str, list[str]] = {}
+        self.slow: set[str] = set()
+        self.calls: list[str] = []
+        self._released = threading.Event()
+
+    def __call__(
+        self,
+        host: bytes | str | None,
+        port: bytes | str | int | None,
+        family: int = 0,
+        type: int = 0,
+        proto: int = 0,
+        flags: int = 0,
+    ) -> list[Any]:
+        name = host.decode() if isinstance(host, bytes) else host
+        if name in self.slow or name in self.answers:
+            self.calls.append(name)
+        if name in self.slow:
+            self._released.wait(30)
+            raise socket.gaierror(socket.EAI_AGAIN, "the test let the look-up go")
+        if name in self.answers:
+            seen = self.calls.count(name)
+            options = self.answers[name]
+            address = options[min(seen, len(options)) - 1]
+            return self.real(address, port, family, type, proto, flags | socket.AI_NUMERICHOST)
+        return self.real(host, port, family, type, proto, flags)
+
+    def looked_up(self, name: str) -> int:
+        """Return how many times name was looked up."""
+        return self.calls.count(name)
+
+    def release(self) -> None:
+        """Let every blocked look-up fail."""
+        self._released.set()

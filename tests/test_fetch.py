@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from _sources import DATA, NOW, ingest, source_settings
-from feedserver import FeedServer, serving
+from feedserver import FakeDNS, FeedServer, HeaderDrip, serving
 
 from digest import __version__
 from digest.config import load_settings
@@ -21,7 +21,7 @@ from digest.errors import ConfigError
 from digest.sources import feed as feed_reader
 from digest.sources import read_sources
 from digest.sources.base import Document
-from digest.sources.fetch import FetchError, FetchOptions, fetch, redact
+from digest.sources.fetch import FetchError, FetchOptions, FetchRefused, fetch, redact
 from digest.store import Store
 
 RSS = (DATA / "rss2.xml").read_bytes()
@@ -134,6 +134,50 @@ def test_timeout_covers_a_body_that_trickles_in(feed_server: FeedServer) -> None
     with pytest.raises(FetchError, match="timed out"):
         fetch(url, FetchOptions(timeout=0.5))
     assert time.monotonic() - start < 2.0
+
+
+def test_timeout_covers_headers_that_drip_in() -> None:
+    """Give up at the deadline on a server sending its header a byte every 0.5 s.
+
+    Each byte comes well within any per-read timeout; only a deadline for the whole
+    exchange stops it. The server counts what it sent before the client hung up: far
+    less than the 120 bytes (60 s) it would drip to a client that waited.
+    """
+    with HeaderDrip(interval=0.5, total=120) as drip:
+        with pytest.raises(
+            FetchError, match=r"timed out after 2 s \(DIGEST_FETCH_TIMEOUT\)"
+        ) as caught:
+            fetch(drip.url, FetchOptions(timeout=2))
+        assert str(caught.value).startswith(f"{drip.url}: ")
+        assert drip.hung_up.wait(10)
+        assert 0 < drip.sent < 30
+
+
+def test_dns_look_up_is_within_the_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Give up on a DNS look-up that does not answer, like on any other slow step."""
+    dns = FakeDNS()
+    dns.slow.add("slow-dns.example")
+    monkeypatch.setattr("socket.getaddrinfo", dns)
+    try:
+        with pytest.raises(FetchError, match=r"timed out after 0\.5 s"):
+            fetch("http://slow-dns.example/feed.xml", FetchOptions(timeout=0.5))
+        assert dns.looked_up("slow-dns.example") == 1
+    finally:
+        dns.release()
+
+
+def test_password_in_a_configured_url_is_refused_without_a_look_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Refuse user:password@ before resolving anything; never show the password."""
+    dns = FakeDNS()
+    dns.answers["feeds.example.org"] = ["127.0.0.1"]
+    monkeypatch.setattr("socket.getaddrinfo", dns)
+    with pytest.raises(FetchRefused, match="user name or password") as caught:
+        fetch("https://me:hunter2@feeds.example.org/x.xml", FAST)
+    assert str(caught.value).startswith("https://me:***@feeds.example.org/x.xml: refused: ")
+    assert "hunter2" not in str(caught.value)
+    assert dns.looked_up("feeds.example.org") == 0
 
 
 def test_redirects_followed_to_the_final_url(feed_server: FeedServer) -> None:
