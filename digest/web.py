@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
+
+from waitress.channel import HTTPChannel
+from waitress.server import BaseWSGIServer, create_server
 
 from digest import archive, pipeline, sources
 from digest.config import Settings
@@ -32,6 +37,29 @@ StartResponse = Callable[..., Any]
 Environ = dict[str, Any]
 # Forms here are one field; anything bigger is not a form of ours.
 MAX_BODY = 4096
+# A request line and headers; nginx's default for large headers is 4 x 8 KiB.
+MAX_HEADER = 32 * 1024
+
+# Slow clients. waitress reads and parses requests in its main loop, without a thread;
+# a worker thread is only taken once a request is complete. What a slow client can hold
+# is therefore a connection, never a thread: allow many, and close those that dawdle.
+THREADS = 8
+# Open connections; each costs a file descriptor (see connection_limit()).
+CONNECTION_LIMIT = 1000
+# Descriptors kept for everything else: the store, templates, feeds, logs, temp files.
+FD_RESERVE = 100
+# Seconds from a request's first byte to its last before the connection is closed:
+# waitress has no such deadline, and a client sending a header line a second would hold
+# its connection for ever (each line counts as activity for channel_timeout).
+REQUEST_DEADLINE = 10.0
+# Seconds an idle keep-alive connection stays open, checked every CLEANUP_INTERVAL.
+CHANNEL_TIMEOUT = 30
+CLEANUP_INTERVAL = 5
+
+# The preview reads every source: one build at a time; one more request may wait for
+# it briefly, and any others are told to come back.
+PREVIEW_WAIT = 3.0
+PREVIEW_RETRY_AFTER = 5
 WIDTHS = ((375, "Phone"), (800, "Desktop"))
 SECURITY_HEADERS = [
     (
@@ -57,8 +85,30 @@ class Response:
     headers: tuple[tuple[str, str], ...] = ()
 
 
-def _html(status: str, text: str) -> Response:
-    return Response(status, text.encode("utf-8"))
+def _html(status: str, text: str, headers: tuple[tuple[str, str], ...] = ()) -> Response:
+    return Response(status, text.encode("utf-8"), headers=headers)
+
+
+class PreviewBusy(Exception):
+    """Another preview is being built and the wait for it is over."""
+
+
+def preview_enabled(settings: Settings) -> bool:
+    """Return whether /preview is served: DIGEST_PREVIEW, or for auto a loopback host."""
+    if settings.preview != "auto":
+        return settings.preview == "on"
+    return is_loopback(settings.host)
+
+
+def is_loopback(host: str) -> bool:
+    """Return whether host is a loopback address (or localhost); "" and 0.0.0.0 are not."""
+    name = host.strip().strip("[]").lower()
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
 
 
 class App:
@@ -67,13 +117,25 @@ class App:
     def __init__(self, settings: Settings, clock: Callable[[], datetime] | None = None) -> None:
         self.settings = settings
         self.clock = clock or (lambda: datetime.now(UTC))
+        self.preview_on = preview_enabled(settings)
+        # Held while a preview is built; the waiter slot bounds who queues behind it.
         self._preview_lock = threading.Lock()
+        self._preview_waiter = threading.Lock()
         self._preview: tuple[str, RenderedEdition | None] | None = None
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         """Answer one request."""
         try:
             response = self.route(environ)
+        except PreviewBusy:
+            response = _html(
+                "503 Service Unavailable",
+                self._message(
+                    "Preview busy",
+                    "Another preview is being built from the sources. Try again in a few seconds.",
+                ),
+                (("Retry-After", str(PREVIEW_RETRY_AFTER)),),
+            )
         except Exception:
             logger.exception("error answering %s", environ.get("PATH_INFO"))
             response = _html(
@@ -114,6 +176,8 @@ class App:
             )
         if path.startswith("/archive/"):
             return self.archive_page(path.removeprefix("/archive/").strip("/"))
+        if (path == "/preview" or path.startswith("/preview/")) and not self.preview_on:
+            return self.preview_off()
         if path == "/preview":
             return self.preview_page(query)
         if path == "/preview/email.html":
@@ -188,14 +252,46 @@ class App:
         with Store(self.settings.db, readonly=True) as store:
             return ",".join(r.id for r in store.editions.recent(limit=1))
 
+    def preview_off(self) -> Response:
+        """Answer 404 for the preview on a public server, saying how to turn it on."""
+        return _html(
+            "404 Not Found",
+            self._message(
+                "Preview off",
+                "The live preview is off on this server. To turn it on, set"
+                " DIGEST_PREVIEW=on, or leave DIGEST_PREVIEW=auto and serve on a loopback"
+                " address such as DIGEST_HOST=127.0.0.1.",
+            ),
+        )
+
     def preview(self) -> tuple[str, RenderedEdition | None]:
-        """Return the next edition as it would be sent now, rendered once per change."""
+        """Return the next edition as it would be sent now, rendered once per change.
+
+        A build reads every source and can take as long as the slowest feed, so only one
+        runs at a time and only one more request waits for it, for at most PREVIEW_WAIT
+        seconds; anything else raises PreviewBusy (a 503) rather than taking a thread
+        that unsubscribe and /health need.
+        """
         version = self.version()
-        with self._preview_lock:
+        cached = self._preview
+        if cached is not None and cached[0] == version:
+            return cached
+        if not self._preview_lock.acquire(blocking=False):
+            if not self._preview_waiter.acquire(blocking=False):
+                raise PreviewBusy
+            try:
+                if not self._preview_lock.acquire(timeout=PREVIEW_WAIT):
+                    raise PreviewBusy
+            finally:
+                self._preview_waiter.release()
+        try:
+            # The build waited for may already be the one wanted.
             if self._preview is None or self._preview[0] != version:
                 _, rendered = pipeline.next_edition(self.settings, self.clock())
                 self._preview = (version, rendered)
             return self._preview
+        finally:
+            self._preview_lock.release()
 
     def preview_page(self, query: dict[str, list[str]]) -> Response:
         """Show the next edition in a frame of the chosen width, with its text part."""
@@ -316,16 +412,173 @@ def read_body(environ: Environ) -> bytes | None:
     return bytes(environ["wsgi.input"].read(length)) if length else b""
 
 
-def serve(settings: Settings, host: str, port: int) -> None:
-    """Serve the application with waitress until interrupted."""
-    from waitress import serve as waitress_serve
+class DeadlineChannel(HTTPChannel):  # type: ignore[misc]
+    """A waitress channel that closes a connection whose request is not in after a while.
 
-    logger.warning("serving on http://%s:%d (links use %s)", host, port, settings.base_url)
-    waitress_serve(
-        App(settings),
+    The clock starts when the connection opens, and for each later request at its first
+    byte; it stops when the request is handed to a worker thread. Blank lines between
+    requests do not stop it, so a client dripping line breaks is closed as well. An idle
+    keep-alive connection (after a request, no byte of the next yet) is left to
+    waitress's channel_timeout.
+    """
+
+    request_deadline: float = REQUEST_DEADLINE
+    _started: float | None = None
+    # Declared for the type checker; waitress sets them.
+    will_close: bool
+    requests: list[Any]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # A new connection owes its first request within the deadline too, as in nginx.
+        self._started = time.monotonic()
+
+    def received(self, data: bytes) -> bool:
+        """Note when a request starts; then parse as waitress does (main loop)."""
+        if data and self._started is None:
+            self._started = time.monotonic()
+        return bool(super().received(data))
+
+    def service(self) -> None:
+        """Stop the clock: the request is complete (worker thread)."""
+        self._started = None
+        super().service()
+
+    def readable(self) -> bool:
+        """Close the connection once its request is overdue.
+
+        waitress asks every channel this on each pass of its main loop, at least once per
+        asyncore_loop_timeout (1 s), which makes it a cheap place for the check.
+        """
+        started = self._started
+        if (
+            started is not None
+            and not self.requests
+            and not self.will_close
+            and time.monotonic() - started > self.request_deadline
+        ):
+            self._started = None
+            self.will_close = True
+            _cut_off.add(self.request_deadline)
+        return bool(super().readable())
+
+
+class _CutOffLog:
+    """Log closed slow connections at most once a minute (main loop only)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.next = 0.0
+
+    def add(self, deadline: float) -> None:
+        self.count += 1
+        now = time.monotonic()
+        if now >= self.next:
+            logger.warning(
+                "closed %d connection(s) that sent no complete request within %g s",
+                self.count,
+                deadline,
+            )
+            self.count = 0
+            self.next = now + 60
+
+
+_cut_off = _CutOffLog()
+
+
+def connection_limit(wanted: int = CONNECTION_LIMIT) -> int:
+    """Return how many connections to allow: wanted, less if file descriptors are short."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not on POSIX
+        return wanted
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return wanted
+    return max(10, min(wanted, soft - FD_RESERVE))
+
+
+def raise_fd_limit(wanted: int = CONNECTION_LIMIT + FD_RESERVE) -> None:
+    """Raise this process's soft file descriptor limit towards wanted, within the hard one."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not on POSIX
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= wanted:
+        return
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if target > soft:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError):
+            logger.info("cannot raise the open file limit from %d to %d", soft, target)
+
+
+def make_server(
+    app: Any,
+    host: str,
+    port: int,
+    *,
+    threads: int = THREADS,
+    request_deadline: float = REQUEST_DEADLINE,
+) -> Any:
+    """Build the waitress server `digest serve` runs (not started; call .run()).
+
+    Settings, against slow or hostile clients:
+    - connection_limit: 1000 (fewer when file descriptors are short). Parsing needs no
+      thread, so open connections are cheap; waitress's 100 was filled by 100 sockets.
+    - asyncore_use_poll: select() cannot watch descriptors above 1023.
+    - request deadline (DeadlineChannel): a request must be complete 10 s after its
+      first byte (the first request: after the connection opens), however slowly it
+      keeps arriving.
+    - channel_timeout 30 s, checked every 5 s: idle keep-alive connections close.
+    - max_request_header_size 32 KiB and the 4 KiB body cap bound a connection's memory.
+    """
+    server = create_server(
+        app,
         host=host,
         port=port,
-        threads=4,
+        threads=threads,
+        connection_limit=connection_limit(),
+        channel_timeout=CHANNEL_TIMEOUT,
+        cleanup_interval=CLEANUP_INTERVAL,
+        max_request_header_size=MAX_HEADER,
         max_request_body_size=MAX_BODY,
+        asyncore_use_poll=True,
         ident="digest",
     )
+    channel = DeadlineChannel
+    if request_deadline != DeadlineChannel.request_deadline:
+        deadline = request_deadline
+
+        class Channel(DeadlineChannel):
+            request_deadline = deadline
+
+        channel = Channel
+    # One listening server, or several in one map when the host has several addresses.
+    listeners = (
+        [server]
+        if isinstance(server, BaseWSGIServer)
+        else [d for d in server.map.values() if isinstance(d, BaseWSGIServer)]
+    )
+    for listener in listeners:
+        listener.channel_class = channel
+    return server
+
+
+def serve(settings: Settings, host: str, port: int) -> None:
+    """Serve the application with waitress until interrupted."""
+    # The address actually listened on decides DIGEST_PREVIEW=auto, --host included.
+    settings = replace(settings, host=host, port=port)
+    raise_fd_limit()
+    app = App(settings)
+    server = make_server(app, host, port)
+    logger.warning(
+        "serving on http://%s:%d (links use %s); preview %s",
+        host,
+        port,
+        settings.base_url,
+        "on" if app.preview_on else f"off (DIGEST_PREVIEW={settings.preview})",
+    )
+    server.run()

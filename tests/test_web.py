@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 from webserver import running
 
-from digest import pipeline
+from digest import pipeline, web
 from digest.archive import write_archive
 from digest.config import Settings
 from digest.render import GREETING_PLACEHOLDER, UNSUBSCRIBE_PLACEHOLDER
 from digest.tokens import make_token
-from digest.web import App
+from digest.web import App, connection_limit, is_loopback, preview_enabled
 
 NOW = datetime(2026, 11, 28, 7, 0, tzinfo=UTC)
 
@@ -161,3 +161,91 @@ def test_methods_and_body_cap(site: str) -> None:
     """Refuse other methods on pages, and bodies larger than a form of ours."""
     assert get(f"{site}/archive/", data=b"x=1")[0] == 405
     assert get(f"{site}/unsubscribe/abc", data=b"x" * 100_000)[0] in (400, 413)
+
+
+PREVIEW_PATHS = ("/preview", "/preview/email.html", "/preview/text.txt", "/preview/version")
+
+
+@pytest.mark.parametrize(
+    ("preview", "host", "served"),
+    [
+        ("auto", "0.0.0.0", False),
+        ("auto", "::", False),
+        ("auto", "203.0.113.7", False),
+        ("auto", "news.example.org", False),
+        ("off", "127.0.0.1", False),
+        ("on", "0.0.0.0", True),
+    ],
+)
+def test_preview_kept_off_a_public_server(
+    settings: Settings, preview: str, host: str, served: bool
+) -> None:
+    """Serve /preview on a loopback host (auto) or when on; else 404 saying how to turn it on."""
+    with running(App(replace(settings, preview=preview, host=host))) as site:
+        for path in PREVIEW_PATHS:
+            status, headers, body = get(site + path)
+            if served:
+                assert status == 200, path
+            else:
+                assert status == 404, path
+                assert "preview is off" in body and "DIGEST_PREVIEW=on" in body
+                assert "default-src 'none'" in headers["Content-Security-Policy"]
+        # The public pages are the same either way.
+        assert get(f"{site}/health")[0] == 200
+        assert get(f"{site}/archive/")[0] == 200
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("127.8.9.1", True),
+        ("::1", True),
+        ("[::1]", True),
+        ("localhost", True),
+        ("LocalHost", True),
+        ("0.0.0.0", False),
+        ("", False),
+        ("::", False),
+        ("192.168.1.10", False),
+        ("localhost.example.org", False),
+    ],
+)
+def test_loopback_hosts(host: str, loopback: bool) -> None:
+    """Tell loopback addresses from the wildcard and everything else."""
+    assert is_loopback(host) is loopback
+    assert preview_enabled(Settings(host=host)) is loopback
+
+
+def test_serve_decides_the_preview_by_the_address_it_listens_on(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Turn the preview off when --host overrides a loopback DIGEST_HOST with 0.0.0.0."""
+    made: list[App] = []
+
+    class Server:
+        def run(self) -> None:
+            pass
+
+    def fake(app: App, host: str, port: int) -> Server:
+        made.append(app)
+        return Server()
+
+    monkeypatch.setattr(web, "make_server", fake)
+    monkeypatch.setattr(web, "raise_fd_limit", lambda: None)
+    web.serve(settings, "0.0.0.0", 8081)
+    web.serve(settings, "127.0.0.1", 8081)
+    assert [a.preview_on for a in made] == [False, True]
+    assert made[0].settings.host == "0.0.0.0" and made[0].settings.port == 8081
+
+
+def test_connection_limit_fits_the_file_descriptors(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Allow 1000 connections, or what the open-file limit leaves after a reserve."""
+    import resource
+
+    monkeypatch.setattr(resource, "getrlimit", lambda _: (20_000, 20_000))
+    assert connection_limit() == 1000
+    monkeypatch.setattr(resource, "getrlimit", lambda _: (256, 4096))
+    assert connection_limit() == 256 - web.FD_RESERVE
+    monkeypatch.setattr(resource, "getrlimit", lambda _: (resource.RLIM_INFINITY,) * 2)
+    assert connection_limit() == 1000

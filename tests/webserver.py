@@ -1,4 +1,8 @@
-"""A real waitress server on 127.0.0.1, port 0, for the web tests."""
+"""A real waitress server on 127.0.0.1, port 0, for the web tests.
+
+It is the server `digest serve` runs (digest.web.make_server), with its limits and its
+request deadline, so that the tests see what a deployment sees.
+"""
 
 from __future__ import annotations
 
@@ -8,15 +12,16 @@ from contextlib import contextmanager
 from typing import Any
 
 from waitress import wasyncore
-from waitress.server import create_server
 
-from digest.web import MAX_BODY
+from digest.web import REQUEST_DEADLINE, THREADS, make_server
 
 
 @contextmanager
-def running(app: Any) -> Iterator[str]:
+def running(
+    app: Any, *, threads: int = THREADS, request_deadline: float = REQUEST_DEADLINE
+) -> Iterator[str]:
     """Serve app in a thread; yield its base URL; stop it afterwards."""
-    server = create_server(app, host="127.0.0.1", port=0, threads=2, max_request_body_size=MAX_BODY)
+    server = make_server(app, "127.0.0.1", 0, threads=threads, request_deadline=request_deadline)
     port = server.socket.getsockname()[1]
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -26,6 +31,6 @@ def running(app: Any) -> Iterator[str]:
         # Finish the requests in progress before closing the sockets they answer on.
         server.task_dispatcher.shutdown()
         # Closed from inside the server's own loop: closing them from here races with its
-        # select() on the same sockets. An empty map then ends the loop.
+        # poll() on the same sockets. An empty map then ends the loop.
         server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
         thread.join(5)
