@@ -14,6 +14,10 @@ from feedserver import FeedServer, serving
 from digest.config import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
+# In CI a skip is a failure (strict_ci.py); pytester runs pytest inside a test.
+pytest_plugins = ["strict_ci", "pytester"]
+
+
 SEEDS = ROOT / "seeds"
 SEED_FILE = SEEDS / "000_ec33f330e18fa9fe.txt"
 
