@@ -8,6 +8,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from digest.config import Settings
+from digest.errors import DeliveryError
 from digest.models import EditionRecord
 from digest.outbox import write_atomic
 from digest.render import UNSUBSCRIBE_PLACEHOLDER, render_page, without_greeting_placeholder
@@ -88,6 +89,20 @@ def feed_xml(settings: Settings, records: list[EditionRecord] | None = None) -> 
 def write_archive(settings: Settings, out: Path) -> list[Path]:
     """Write the archive as static files into out; return the files written."""
     records = editions(settings)
+    try:
+        written = _write_files(settings, out, records)
+    except OSError as err:
+        where = f"{err.filename}: " if err.filename else ""
+        raise DeliveryError(
+            f"{out}: cannot write the archive: {where}{err.strerror or err}",
+            hint="give --out a folder this user may write, on a disk with free space",
+        ) from err
+    logger.info("wrote the archive of %d editions to %s", len(records), out)
+    return written
+
+
+def _write_files(settings: Settings, out: Path, records: list[EditionRecord]) -> list[Path]:
+    """Write each edition's page, the index and the feed into out."""
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for record in records:
@@ -101,5 +116,4 @@ def write_archive(settings: Settings, out: Path) -> list[Path]:
     write_atomic(out / "index.html", index_html(settings, records).encode("utf-8"))
     write_atomic(out / "feed.xml", feed_xml(settings, records).encode("utf-8"))
     written += [out / "index.html", out / "feed.xml"]
-    logger.info("wrote the archive of %d editions to %s", len(records), out)
     return written

@@ -352,9 +352,12 @@ def serve(ctx: Context, host: str | None, port: int | None) -> None:
     Example:
       digest serve --port 8080
     """
+    from digest.send import require_secret
     from digest.web import serve as serve_web
 
     settings = ctx.settings()
+    # Without it no unsubscribe link can be checked: every one would answer 404.
+    require_secret(settings)
     host = host or settings.host
     port = port or settings.port
     click.echo(f"Serving on http://{host}:{port}/preview and /archive/ (Ctrl-C to stop)")
@@ -516,9 +519,12 @@ def send(ctx: Context, edition: str | None, test_address: str | None) -> None:
     if test_address is not None:
         from digest.send import send_test
         from digest.store import Store
-        from digest.subscribers import normalise_email
+        from digest.subscribers import SubscriberError, normalise_email
 
-        address = normalise_email(test_address)
+        try:
+            address = normalise_email(test_address)
+        except SubscriberError as err:
+            raise SubscriberError(f"{test_address.strip()}: {err}") from None
         with Store(settings.db) as store:
             edition = edition or store.editions.latest_sendable()
             if edition is None:
@@ -681,7 +687,7 @@ def subscribers_add(
       digest subscribers add ada@example.org --name "Ada Lovelace" --topics science
     """
     from digest.store import Store
-    from digest.subscribers import add_subscriber
+    from digest.subscribers import add_subscriber, normalise_email
 
     settings = ctx.settings()
     with Store(settings.db) as store:
@@ -701,7 +707,8 @@ def subscribers_add(
         "unchanged": "Already subscribed:",
         "kept": "Not re-activated (use --resubscribe):",
     }
-    click.echo(f"{words[change]} {email.strip()}")
+    # The stored form: an internationalised domain is kept in its xn-- form.
+    click.echo(f"{words[change]} {normalise_email(email)}")
 
 
 @subscribers.command(name="remove")
@@ -717,13 +724,19 @@ def subscribers_remove(ctx: Context, email: str, forget: bool) -> None:
       digest subscribers remove ada@example.org
     """
     from digest.store import Store
-    from digest.subscribers import SubscriberError
+    from digest.subscribers import SubscriberError, normalise_email
 
     settings = ctx.settings()
+    given = email.strip()
+    try:
+        stored = normalise_email(given)
+    except SubscriberError:
+        # An address an earlier release let in may fail today's checks: look it up as is.
+        stored = given
     with Store(settings.db) as store:
-        sub = store.subscribers.by_email(email.strip())
+        sub = store.subscribers.by_email(stored) or store.subscribers.by_email(given)
         if sub is None:
-            raise SubscriberError(f"{email.strip()} is not on the list")
+            raise SubscriberError(f"{given} is not on the list")
         if forget:
             store.subscribers.delete(sub.id)
             click.echo(f"Forgot {sub.email} and its delivery history.")
@@ -773,7 +786,7 @@ def subscribers_export(ctx: Context, file: Path) -> None:
       digest subscribers export subscribers.csv
     """
     from digest.store import Store
-    from digest.subscribers import export_csv
+    from digest.subscribers import SubscriberError, export_csv
 
     settings = ctx.settings()
     with Store(settings.db, readonly=True) as store:
@@ -782,8 +795,14 @@ def subscribers_export(ctx: Context, file: Path) -> None:
             export_csv(store.subscribers.iter(), buffer)
             click.echo(buffer.getvalue(), nl=False)
             return
-        with file.open("w", encoding="utf-8", newline="") as handle:
-            count = export_csv(store.subscribers.iter(), handle)
+        try:
+            with file.open("w", encoding="utf-8", newline="") as handle:
+                count = export_csv(store.subscribers.iter(), handle)
+        except OSError as err:
+            raise SubscriberError(
+                f"{file}: cannot write the subscriber list: {err.strerror or err}",
+                hint="name a file in a folder this user may write, on a disk with free space",
+            ) from err
     click.echo(f"Wrote {count} subscribers to {shown(file)}")
 
 

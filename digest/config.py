@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
+from email.headerregistry import AddressHeader, HeaderRegistry
 from email.utils import parseaddr
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -21,6 +23,16 @@ logger = logging.getLogger(__name__)
 
 PREFIXES = ("DIGEST_", "SMTP_")
 _HEX_COLOR = re.compile(r"#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})")
+# What goes between the angle brackets of List-Id (RFC 2919): ASCII, domain-like.
+_LIST_ID = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9_-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9_-]+)*")
+# A URL from the settings is pasted into HTML attributes and headers as it is: none of
+# these may end the attribute, start a tag or split the value.
+_URL_FORBIDDEN = frozenset("\"'<>\\`")
+# Larger integers overflow the C functions some settings reach (zlib, sockets, sleeps).
+_LARGEST_INTEGER = 2**31 - 1
+# Durations beyond this overflow date arithmetic (now - DIGEST_MAX_AGE) long before any
+# use for them.
+_LONGEST = timedelta(days=3650)
 
 
 @dataclass(frozen=True)
@@ -163,12 +175,13 @@ class _Values:
             number = int(value.strip())
         except ValueError:
             raise self.fail(key, value, origin, "must be a whole number") from None
-        if number < minimum or (maximum is not None and number > maximum):
-            upper = f" and at most {maximum}" if maximum is not None else ""
-            raise self.fail(key, value, origin, f"must be at least {minimum}{upper}")
+        upper = _LARGEST_INTEGER if maximum is None else maximum
+        if number < minimum or number > upper:
+            raise self.fail(key, value, origin, f"must be at least {minimum} and at most {upper}")
         return number
 
-    def number(self, key: str, default: float, *, minimum: float = 0.0) -> float:
+    def number(self, key: str, default: float, *, minimum: float, maximum: float) -> float:
+        """Read a finite number in [minimum, maximum]; nan, inf and 1e400 are refused."""
         value, origin = self.raw(key)
         if value is None or not value.strip():
             return default
@@ -176,8 +189,12 @@ class _Values:
             number = float(value.strip())
         except ValueError:
             raise self.fail(key, value, origin, "must be a number") from None
-        if number < minimum:
-            raise self.fail(key, value, origin, f"must be at least {minimum:g}")
+        bounds = f"at least {minimum:g} and at most {maximum:g}"
+        # nan compares false with everything, so it would slip past the range check.
+        if not math.isfinite(number):
+            raise self.fail(key, value, origin, f"must be a finite number, {bounds}")
+        if not minimum <= number <= maximum:
+            raise self.fail(key, value, origin, f"must be {bounds}")
         return number
 
     def boolean(self, key: str, default: bool) -> bool:
@@ -227,16 +244,20 @@ class _Values:
             raise self.fail(key, raw or value, origin, "is not a known time zone") from None
         return value
 
-    def duration(self, key: str, default: str) -> timedelta:
+    def duration(self, key: str, default: str, *, maximum: timedelta = _LONGEST) -> timedelta:
         """Read a duration such as 90m, 6h or 1d; a bare number counts hours."""
         value = self.text(key, default)
         match = _DURATION.fullmatch(value.strip().lower())
         if not match:
             raw, origin = self.raw(key)
             raise self.fail(key, raw or value, origin, "must be a duration such as 30m, 6h or 1d")
-        amount = float(match.group(1))
         unit = match.group(2) or "h"
-        return timedelta(**{_UNITS[unit]: amount})
+        # Compared in seconds first: timedelta itself overflows on 99999999999d.
+        seconds = float(match.group(1)) * _SECONDS[unit]
+        if seconds > maximum.total_seconds():
+            raw, origin = self.raw(key)
+            raise self.fail(key, raw or value, origin, f"must be at most {_short(maximum)}")
+        return timedelta(seconds=seconds)
 
     def crontab(self, key: str, default: str) -> str:
         """Read a five-field crontab expression and check that it parses."""
@@ -259,12 +280,73 @@ class _Values:
             raise self.fail(key, raw or value, origin, "must be a hex colour such as #1d4ed8")
         return value.lower()
 
-    def url(self, key: str, default: str) -> str:
-        value = self.text(key, default, allow_empty=True)
-        if value and urlsplit(value).scheme.lower() not in ("http", "https"):
-            raw, origin = self.raw(key)
-            raise self.fail(key, raw or value, origin, "must be an http(s) URL or empty")
+    def url(self, key: str, default: str, *, required: bool = False, base: bool = False) -> str:
+        """Read an http(s) URL that is safe to paste into HTML and headers as it is.
+
+        With base, pages are appended to it: a query or fragment would swallow them, and
+        a trailing slash is dropped.
+        """
+        value = self.text(key, default, allow_empty=not required)
+        if not value:
+            return value
+        why = "" if required else " or empty"
+        raw, origin = self.raw(key)
+        if any(c in _URL_FORBIDDEN or c.isspace() or not c.isprintable() for c in value):
+            raise self.fail(
+                key,
+                raw or value,
+                origin,
+                "must be an http(s) URL without quotes, spaces, <, >, \\ or control characters",
+            )
+        try:
+            parts = urlsplit(value)
+        except ValueError:
+            raise self.fail(key, raw or value, origin, f"must be an http(s) URL{why}") from None
+        if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+            raise self.fail(key, raw or value, origin, f"must be an http(s) URL{why}")
+        if base and (parts.query or parts.fragment or value.endswith(("?", "#"))):
+            raise self.fail(
+                key, raw or value, origin, "must not have a query or fragment: pages follow it"
+            )
+        return value.rstrip("/") if base else value
+
+    def mailbox(self, key: str, default: str) -> str:
+        """Read one address, `Name <user@example.com>` or `user@example.com`."""
+        value = self.text(key, default)
+        raw, origin = self.raw(key)
+        example = "one address such as Digest <digest@example.com>"
+        try:
+            header = HeaderRegistry()("From", value)
+            found = header.addresses if isinstance(header, AddressHeader) else ()
+        except Exception:
+            # The standard library's header parser raises IndexError, AttributeError,
+            # TypeError and more on hostile input; each means the same: not an address.
+            raise self.fail(key, raw or value, origin, f"must be {example}") from None
+        if len(found) > 1:
+            raise self.fail(
+                key, raw or value, origin, f"names {len(found)} addresses: give {example}"
+            )
+        if header.defects or not found or not found[0].username or not found[0].domain:
+            raise self.fail(key, raw or value, origin, f"must be {example}")
+        address = found[0].addr_spec
+        if not address.isascii():
+            # Non-ASCII would need SMTPUTF8, which digest does not send.
+            raise self.fail(
+                key,
+                raw or value,
+                origin,
+                "the address must be ASCII: write an internationalised domain in its xn-- form",
+            )
         return value
+
+    def folder(self, key: str) -> Path | None:
+        """Read an optional path that must name an existing folder."""
+        path = self.optional_path(key)
+        if path is not None and not path.is_dir():
+            raw, origin = self.raw(key)
+            why = "is not a folder" if path.exists() else f"no such folder: {path}"
+            raise self.fail(key, raw or str(path), origin, why)
+        return path
 
     def weights(self, key: str) -> tuple[tuple[str, float], ...]:
         """Read name=weight pairs separated by commas, such as `Wire=0.5,Blog=2`."""
@@ -278,8 +360,10 @@ class _Values:
                 weight = float(number)
             except ValueError:
                 weight = -1.0
-            if not sep or not name.strip() or weight < 0:
-                raise self.fail(key, value, origin, f"'{part.strip()}' is not name=weight")
+            if not sep or not name.strip() or not 0 <= weight < math.inf:
+                raise self.fail(
+                    key, value, origin, f"'{part.strip()}' is not name=weight (0 or more)"
+                )
             pairs.append((name.strip(), weight))
         return tuple(pairs)
 
@@ -290,7 +374,14 @@ class _Values:
 
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd]?)")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _short(delta: timedelta) -> str:
+    """Return delta as the settings write it: 3650d, 6h, 30m."""
+    seconds = int(delta.total_seconds())
+    unit = next(u for u in "dhms" if u == "s" or seconds % _SECONDS[u] == 0)
+    return f"{seconds // _SECONDS[unit]}{unit}"
 
 
 def _resolve_sources(values: _Values, key: str, default: tuple[str, ...]) -> tuple[str, ...]:
@@ -309,8 +400,17 @@ def _list_id(values: _Values) -> str:
     """Return DIGEST_LIST_ID, or one made from the sender's domain."""
     given = values.text("DIGEST_LIST_ID", "", allow_empty=True)
     if given:
+        if not _LIST_ID.fullmatch(given):
+            raw, origin = values.raw("DIGEST_LIST_ID")
+            raise values.fail(
+                "DIGEST_LIST_ID",
+                raw or given,
+                origin,
+                "must be a domain-like name such as digest.example.com"
+                " (ASCII letters, digits, dots, hyphens, underscores)",
+            )
         return given
-    domain = parseaddr(values.text("DIGEST_FROM", "digest@example.com"))[1].rpartition("@")[2]
+    domain = parseaddr(values.mailbox("DIGEST_FROM", "digest@example.com"))[1].rpartition("@")[2]
     return f"digest.{domain or 'example.com'}"
 
 
@@ -341,12 +441,12 @@ def load_settings(
         db=v.path("DIGEST_DB", "digest.db"),
         outbox=v.path("DIGEST_OUTBOX", "outbox"),
         title=v.text("DIGEST_TITLE", "Daily Digest"),
-        sender=v.text("DIGEST_FROM", "Digest <digest@example.com>"),
+        sender=v.mailbox("DIGEST_FROM", "Digest <digest@example.com>"),
         max_items=v.integer("DIGEST_MAX_ITEMS", 10, minimum=1, maximum=500),
         highlights=v.integer("DIGEST_HIGHLIGHTS", 3, minimum=0, maximum=20),
         timezone=v.zone("DIGEST_TIMEZONE", "UTC"),
-        templates_dir=v.optional_path("DIGEST_TEMPLATES_DIR"),
-        base_url=v.text("DIGEST_BASE_URL", "http://127.0.0.1:8080").rstrip("/"),
+        templates_dir=v.folder("DIGEST_TEMPLATES_DIR"),
+        base_url=v.url("DIGEST_BASE_URL", "http://127.0.0.1:8080", required=True, base=True),
         language=v.text("DIGEST_LANGUAGE", "en"),
         host=v.text("DIGEST_HOST", "127.0.0.1"),
         port=v.integer("DIGEST_PORT", 8080, minimum=1, maximum=65535),
@@ -360,7 +460,7 @@ def load_settings(
         logo_height=v.integer("DIGEST_LOGO_HEIGHT", 50, minimum=1, maximum=600),
         postal_address=v.text("DIGEST_POSTAL_ADDRESS", "", allow_empty=True),
         env_file=env_file,
-        fetch_timeout=v.number("DIGEST_FETCH_TIMEOUT", 20.0, minimum=0.1),
+        fetch_timeout=v.number("DIGEST_FETCH_TIMEOUT", 20.0, minimum=0.1, maximum=3600),
         fetch_interval=v.duration("DIGEST_FETCH_INTERVAL", "30m"),
         fetch_max_bytes=v.integer("DIGEST_FETCH_MAX_BYTES", 10_000_000, minimum=1024),
         max_article_bytes=v.integer("DIGEST_MAX_ARTICLE_BYTES", 2_000_000, minimum=1024),
@@ -383,7 +483,7 @@ def load_settings(
         smtp_username=v.text("SMTP_USERNAME", "", allow_empty=True),
         smtp_password=v.secret("SMTP_PASSWORD"),
         smtp_security=v.choice("SMTP_SECURITY", "starttls", ("starttls", "ssl", "none")),
-        smtp_timeout=v.number("SMTP_TIMEOUT", 30.0, minimum=0.1),
+        smtp_timeout=v.number("SMTP_TIMEOUT", 30.0, minimum=0.1, maximum=3600),
         smtp_connections=v.integer("SMTP_CONNECTIONS", 2, minimum=1, maximum=32),
         smtp_rate=v.integer("SMTP_RATE", 0, minimum=0),
         smtp_max_attempts=v.integer("SMTP_MAX_ATTEMPTS", 5, minimum=1, maximum=20),

@@ -21,6 +21,18 @@ class LockHeld(DigestError):
     """Another process holds the lock."""
 
 
+class LockError(DigestError):
+    """The lock file cannot be made, written or read (a read-only or full disk)."""
+
+
+def _failed(path: Path, doing: str, err: OSError) -> LockError:
+    return LockError(
+        f"{path}: cannot {doing} the lock file: {err.strerror or err}",
+        hint="the run and scheduler locks live beside DIGEST_DB: its folder must be"
+        " writable by this user, on a disk with free space",
+    )
+
+
 class FileLock:
     """An exclusive flock on a file that records who holds it."""
 
@@ -30,8 +42,24 @@ class FileLock:
 
     def acquire(self, timeout: float = 0.0) -> bool:
         """Take the lock, waiting up to timeout seconds; return whether it was taken."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as err:
+            raise _failed(self.path, "open", err) from err
+        try:
+            taken = self._take(fd, timeout)
+        except OSError as err:
+            os.close(fd)
+            raise _failed(self.path, "write", err) from err
+        if not taken:
+            os.close(fd)
+            return False
+        self._fd = fd
+        return True
+
+    def _take(self, fd: int, timeout: float) -> bool:
+        """Flock fd within timeout and record this process in it; False if not taken."""
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -39,7 +67,6 @@ class FileLock:
                 break
             except BlockingIOError:
                 if time.monotonic() >= deadline:
-                    os.close(fd)
                     return False
                 time.sleep(0.05)
         record = {
@@ -47,9 +74,12 @@ class FileLock:
             "host": socket.gethostname(),
             "since": datetime.now(UTC).isoformat(timespec="seconds"),
         }
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(record).encode(), 0)
-        self._fd = fd
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps(record).encode(), 0)
+        except OSError:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            raise
         return True
 
     def release(self) -> None:
@@ -66,6 +96,12 @@ class FileLock:
             return json.loads(self.path.read_text() or "{}")  # type: ignore[no-any-return]
         if not self.path.exists():
             return None
+        try:
+            return self._read_holder()
+        except OSError as err:
+            raise _failed(self.path, "read", err) from err
+
+    def _read_holder(self) -> dict[str, object] | None:
         fd = os.open(self.path, os.O_RDONLY)
         try:
             try:

@@ -129,7 +129,7 @@ class Connection:
                     smtp.starttls(context=self.context)
                     smtp.ehlo()
                 if s.smtp_username:
-                    smtp.login(s.smtp_username, s.smtp_password)
+                    self._login(smtp)
             except BaseException:
                 _close_quietly(smtp)
                 raise
@@ -159,6 +159,20 @@ class Connection:
         self._smtp = smtp
         logger.debug("connected to %s", self._where())
         return smtp
+
+    def _login(self, smtp: smtplib.SMTP) -> None:
+        """Log in; credentials smtplib cannot send are refused without showing them."""
+        s = self.settings
+        try:
+            smtp.login(s.smtp_username, s.smtp_password)
+        except UnicodeEncodeError:
+            # smtplib sends ASCII only, and its error quotes a character and its position:
+            # from None, so that not even a traceback shows a piece of the password.
+            key = "SMTP_PASSWORD" if s.smtp_username.isascii() else "SMTP_USERNAME"
+            raise SmtpSetupError(
+                f"{self._where()}: {key} contains characters the server's login cannot carry",
+                hint=f"use an ASCII {key}: digest logs in with ASCII only",
+            ) from None
 
     def close(self) -> None:
         """Say QUIT if the server still listens, then close."""

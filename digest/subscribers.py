@@ -55,12 +55,23 @@ class ImportReport:
 
 
 def normalise_email(address: str) -> str:
-    """Return the address in normal form, or raise SubscriberError saying what is wrong."""
+    """Return the address in normal form, or raise SubscriberError saying what is wrong.
+
+    An internationalised domain is kept in its ASCII (IDNA, xn--) form: that is what
+    goes in the envelope and the To header, and one form per address keeps an import
+    from adding user@exämple.org again as user@xn--exmple-cua.org.
+    """
+    local = address.strip().rpartition("@")[0]
+    if not local.isascii():
+        # It could only travel over SMTPUTF8, which digest does not send.
+        raise SubscriberError(
+            "the part before the @ must be ASCII: digest does not send SMTPUTF8 mail"
+        )
     try:
         checked = validate_email(address.strip(), check_deliverability=False, allow_smtputf8=False)
     except EmailNotValidError as err:
         raise SubscriberError(str(err)) from None
-    return str(checked.normalized)
+    return str(checked.ascii_email or checked.normalized)
 
 
 def check_fields(name: str, topics: str, timezone: str) -> tuple[str, tuple[str, ...], str]:
@@ -108,7 +119,10 @@ def add_subscriber(
     sections: Sequence[str] = (),
 ) -> SubscriberChange:
     """Add or update one subscriber after checking the address and fields."""
-    address = normalise_email(email)
+    try:
+        address = normalise_email(email)
+    except SubscriberError as err:
+        raise SubscriberError(f"{email.strip()}: {err}") from None
     clean_name, parts, zone = check_fields(name, topics, timezone)
     warn_unknown_topics(address, parts, sections)
     return store.subscribers.upsert(address, clean_name, parts, zone, now, resubscribe=resubscribe)

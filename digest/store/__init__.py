@@ -24,14 +24,13 @@ class Store:
     """One database: its articles, editions, subscribers and delivery ledger."""
 
     def __init__(self, target: str | Path, *, readonly: bool = False) -> None:
-        self.db = Database(target)
+        self.db = Database(target, readonly=readonly)
         try:
             with translated(self.db):
                 if readonly:
                     migrate.require_current(self.db)
                 else:
-                    if self.db.path is not None:
-                        self.db.path.parent.mkdir(parents=True, exist_ok=True)
+                    _make_folder(self.db)
                     migrate.upgrade(self.db)
         except BaseException:
             self.db.close()
@@ -67,9 +66,21 @@ def upgrade_store(target: str | Path) -> tuple[str, str]:
                 "empty": "none (a new store)",
                 "legacy": f"the earlier release's version {found.legacy_version}",
             }.get(found.kind, found.revision or "?")
-            if db.path is not None:
-                db.path.parent.mkdir(parents=True, exist_ok=True)
+            _make_folder(db)
             migrate.upgrade(db)
             return before, migrate.head_revision()
     finally:
         db.close()
+
+
+def _make_folder(db: Database) -> None:
+    """Create the folder of a SQLite store, or raise a StoreError naming it."""
+    if db.path is None:
+        return
+    try:
+        db.path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise StoreError(
+            f"{db.path.parent}: cannot create the store's folder: {err.strerror or err}",
+            hint="set DIGEST_DB to a file in a folder this user may write",
+        ) from err

@@ -3,20 +3,27 @@
 SQLite is the embedded default; the URL form is kept for the databases that come later.
 A read never takes the write lock; a write is one transaction that, on SQLite, takes the
 lock up front (BEGIN IMMEDIATE) so that two writers queue instead of failing on upgrade.
+A read-only Database opens the file with mode=ro, so that a reader works on a store it
+may not write (a read-only file, folder or disk). What the disk or the server does to a
+block (a damaged file, no space, no permission, a lost connection) leaves it as a
+StoreError naming the store; a broken constraint stays the driver's error, a bug's.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
-from sqlalchemy import Connection, Engine, Table, create_engine, event
+from sqlalchemy import URL, Connection, Engine, Table, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DatabaseError, OperationalError, SQLAlchemyError
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from digest.errors import DigestError
@@ -50,40 +57,68 @@ def sqlite_url(path: Path) -> str:
     return f"sqlite+pysqlite:///{path}"
 
 
+def sqlite_readonly_url(path: Path) -> URL:
+    """Return the URL that opens the SQLite file at path for reading only.
+
+    A WAL store's reader needs the -shm file beside it, and makes it when it is missing.
+    Where it is missing and cannot be made (the folder is not writable), immutable=1
+    reads the file as it stands, without that file or any lock: no writer has the store
+    open then (it would have made the -shm file), and the commands that read are short.
+    """
+    query = {"mode": "ro", "uri": "true"}
+    shm = path.with_name(path.name + "-shm")
+    if not shm.exists() and not os.access(path.absolute().parent, os.W_OK):
+        query["immutable"] = "1"
+        wal = path.with_name(path.name + "-wal")
+        if wal.exists() and wal.stat().st_size:
+            logger.warning(
+                "%s: holds changes this reader cannot see, because %s is not writable",
+                wal,
+                path.absolute().parent,
+            )
+    # A URI path is percent-encoded: a ? or # in a folder name must not start the query.
+    database = "file:" + quote(str(path.absolute()), safe="/")
+    return URL.create("sqlite+pysqlite", database=database, query=query)
+
+
 class Database:
     """One store's engine; connections come from its pool, one per block."""
 
-    def __init__(self, target: str | Path) -> None:
+    def __init__(self, target: str | Path, *, readonly: bool = False) -> None:
         self.name = describe(target)
         self.path: Path | None = None
+        self.readonly = readonly
+        url: str | URL
         if isinstance(target, Path) or "://" not in str(target):
             self.path = Path(target)
-            url = sqlite_url(self.path)
+            url = sqlite_readonly_url(self.path) if readonly else sqlite_url(self.path)
         else:
             url = str(target)
         self.engine: Engine = create_engine(url, json_serializer=_json)
         self.dialect = self.engine.dialect.name
         if self.dialect == "sqlite":
-            event.listen(self.engine, "connect", _sqlite_connect)
+            connect = _sqlite_connect_readonly if readonly else _sqlite_connect
+            event.listen(self.engine, "connect", connect)
             event.listen(self.engine, "begin", _sqlite_begin)
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
         """Yield a connection for reading; whatever it began is rolled back at the end."""
-        with self.engine.connect() as conn:
+        with failures_of_the_disk(self), self.engine.connect() as conn:
             yield conn
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
         """Run the block in one write transaction, committed at its end."""
-        with self.engine.connect() as conn:
+        with failures_of_the_disk(self), self.engine.connect() as conn:
             conn.execution_options(digest_write=True)
             with conn.begin():
                 yield conn
 
     def connect(self) -> Connection:
         """Return a connection the caller keeps (a sender's, for its whole run)."""
-        return self.engine.connect()
+        with failures_of_the_disk(self):
+            return self.engine.connect()
 
     def insert(self, table: Table) -> Any:
         """Return the dialect's INSERT for table, which has on_conflict_do_* upserts."""
@@ -96,6 +131,43 @@ class Database:
         self.engine.dispose()
 
 
+# What to do about an SQLite error, by the start of its code's name.
+_HINTS = (
+    (
+        ("SQLITE_CORRUPT", "SQLITE_NOTADB"),
+        "the file is damaged or not a digest store: restore DIGEST_DB from a backup"
+        " (`sqlite3 FILE .recover` may save what is left)",
+    ),
+    (
+        ("SQLITE_READONLY",),
+        "this command writes: DIGEST_DB, and the folder it is in, must be writable by"
+        " this user (status, deliveries, sources, archive, subscribers list and export"
+        " only read)",
+    ),
+    (
+        ("SQLITE_CANTOPEN", "SQLITE_PERM", "SQLITE_AUTH"),
+        "check that DIGEST_DB's folder exists and that this user may read it, and to write,"
+        " create files in it",
+    ),
+    (("SQLITE_FULL",), "free some space on the disk that holds DIGEST_DB"),
+    (
+        ("SQLITE_IOERR",),
+        "a read or write of DIGEST_DB failed: check the disk's space, permissions and health",
+    ),
+    (
+        ("SQLITE_BUSY", "SQLITE_LOCKED"),
+        "another process held the store for too long: try again once it is done",
+    ),
+)
+_DEFAULT_HINT = "check DIGEST_DB points to a digest database"
+
+
+def _hint(orig: BaseException) -> str:
+    """Return what to do about a driver error, by its SQLite code where it has one."""
+    name = getattr(orig, "sqlite_errorname", "") or ""
+    return next((hint for codes, hint in _HINTS if name.startswith(codes)), _DEFAULT_HINT)
+
+
 @contextmanager
 def translated(db: Database) -> Iterator[None]:
     """Turn a driver error into a StoreError that names the store."""
@@ -103,9 +175,41 @@ def translated(db: Database) -> Iterator[None]:
         yield
     except SQLAlchemyError as err:
         orig = getattr(err, "orig", None) or err
-        raise StoreError(
-            f"{db.name}: {orig}", hint="check DIGEST_DB points to a digest database"
-        ) from err
+        raise StoreError(f"{db.name}: {orig}", hint=_hint(orig)) from err
+    except sqlite3.Error as err:
+        # A statement run on the driver connection raises the driver's own errors.
+        raise StoreError(f"{db.name}: {err}", hint=_hint(err)) from err
+
+
+def _of_the_disk(err: BaseException) -> bool:
+    """Tell whether err is the store's surroundings failing rather than a bug."""
+    # A damaged file is a bare DatabaseError; IntegrityError and its siblings are not.
+    if isinstance(err, OperationalError | sqlite3.OperationalError):
+        return True
+    return type(err) in (DatabaseError, sqlite3.DatabaseError)
+
+
+@contextmanager
+def failures_of_the_disk(db: Database) -> Iterator[None]:
+    """Turn a damaged, full, read-only or unreachable store into a StoreError naming it."""
+    try:
+        yield
+    except (SQLAlchemyError, sqlite3.Error) as err:
+        if not _of_the_disk(err):
+            raise
+        orig = getattr(err, "orig", None) or err
+        raise StoreError(f"{db.name}: {orig}", hint=_hint(orig)) from err
+
+
+def _sqlite_connect_readonly(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+    # As _sqlite_connect, without setting the journal mode: that writes the file, and a
+    # writer has set it already.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA query_only=ON")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    cursor.close()
 
 
 def _sqlite_connect(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
