@@ -352,7 +352,10 @@ def serve(ctx: Context, host: str | None, port: int | None) -> None:
     Example:
       digest serve --port 8080
     """
+    from dataclasses import replace
+
     from digest.send import require_secret
+    from digest.web import preview_enabled
     from digest.web import serve as serve_web
 
     settings = ctx.settings()
@@ -360,7 +363,9 @@ def serve(ctx: Context, host: str | None, port: int | None) -> None:
     require_secret(settings)
     host = host or settings.host
     port = port or settings.port
-    click.echo(f"Serving on http://{host}:{port}/preview and /archive/ (Ctrl-C to stop)")
+    on = preview_enabled(replace(settings, host=host))
+    pages = "/preview and /archive/" if on else "/archive/ (the preview is off here)"
+    click.echo(f"Serving on http://{host}:{port}: {pages} (Ctrl-C to stop)")
     serve_web(settings, host, port)
 
 

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, bindparam, update
 
 from digest.models import Outcome
-from digest.store.db import Database
+from digest.store.db import Database, failures_of_the_disk
 from digest.store.schema import UtcDateTime, deliveries, subscribers, to_micros
 
 logger = logging.getLogger(__name__)
@@ -99,6 +99,7 @@ class Recorder:
             )
         )
         self._mine = mine
+        self._db = db
         self._conn = db.connect()
         self._conn.execution_options(digest_write=True)
         self._fast: _SqliteSent | None = None
@@ -122,7 +123,13 @@ class Recorder:
         self, token: str, row: ClaimedRow, done: Outcome, policy: RetryPolicy, rng: random.Random
     ) -> bool:
         """Record how row's message ended, in its own commit; False if the row is no
-        longer token's."""
+        longer token's. A full or failing disk is a StoreError naming the store."""
+        with failures_of_the_disk(self._db):
+            return self._record(token, row, done, policy, rng)
+
+    def _record(
+        self, token: str, row: ClaimedRow, done: Outcome, policy: RetryPolicy, rng: random.Random
+    ) -> bool:
         if done.kind == "sent" and not row.maybe_sent:
             if self._fast is not None:
                 return self._fast.record(token, done)
