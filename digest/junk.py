@@ -29,11 +29,14 @@ _BOILERPLATE = re.compile(
 _WORD = re.compile(r"\w+")
 # Fewer words than this (title aside) cannot say anything a reader could use.
 MIN_WORDS = 4
+# Only the start of a text is scanned (about 15,000 words, more than nearly any article
+# has): what it is shows there, and a 10 MB body from a feed must not cost seconds.
+SCAN_CHARS = 100_000
 
 
 def junk_reason(title: str, text: str) -> str | None:
     """Return why title and text are not worth including, or None when they are."""
-    whole = f"{title}\n{text}".strip()
+    whole = f"{title}\n{text[:SCAN_CHARS]}"[:SCAN_CHARS].strip()
     if not title.strip():
         return "no title"
     match = _PLACEHOLDER.search(whole)
@@ -59,6 +62,7 @@ def title_problem(title: str) -> str | None:
 
 def is_boilerplate(text: str) -> bool:
     """Tell whether text is site furniture (cookie notices, menus) rather than a story."""
+    text = text[:SCAN_CHARS]
     # A menu: a row of short links between separators.
     pieces = [p.strip() for p in re.split(r"\s[|·»/]\s", text) if p.strip()]
     if len(pieces) >= 4 and sum(len(p.split()) for p in pieces) / len(pieces) <= 3:
@@ -73,7 +77,7 @@ def article_junk_reason(article: Article) -> str | None:
     """Return why article should not be in an edition, or None when it may be."""
     text = "\n".join(
         [*article.paragraphs, article.summary, *(hl.text for hl in article.highlights)]
-    ).strip()
+    ).strip()[:SCAN_CHARS]
     reason = title_problem(article.title) or junk_reason(article.title, text)
     if reason:
         return reason

@@ -85,7 +85,12 @@ def ingest(settings: Settings, store: Store, now: datetime) -> IngestReport:
         waiting = 0
 
     for result in sources.read_sources(
-        settings.sources, memory, fetch_options(settings), now, settings.fetch_interval
+        settings.sources,
+        memory,
+        fetch_options(settings),
+        now,
+        settings.fetch_interval,
+        max_file_bytes=settings.max_article_bytes,
     ):
         tracker.add(result)
         skipped.extend(result.skipped)

@@ -19,7 +19,7 @@ from pathlib import Path
 from digest.errors import SourceError
 from digest.models import FileRecord, Skipped, SourceHealth
 from digest.sources import feed, jsonfeed, markdown, text
-from digest.sources.base import Document, SourceResult
+from digest.sources.base import MAX_FILE_BYTES, Document, SourceResult, read_capped
 from digest.sources.fetch import FetchError, FetchOptions, fetch, redact
 
 __all__ = [
@@ -107,14 +107,15 @@ def _document(path: Path, data: bytes, mtime_ns: int, where: str = "") -> Docume
     )
 
 
-def read_path(path: Path) -> SourceResult:
-    """Read one file with the reader its suffix names."""
+def read_path(path: Path, max_bytes: int = MAX_FILE_BYTES) -> SourceResult:
+    """Read one file with the reader its suffix names, if it holds at most max_bytes."""
     reader = READERS.get(path.suffix.lower())
     if reader is None:
         raise SourceError(f"{path}: no reader for '{path.suffix}' files")
     try:
-        data = path.read_bytes()
-        mtime_ns = path.stat().st_mtime_ns
+        stat = path.stat()
+        data = read_capped(path, max_bytes, stat.st_size)
+        mtime_ns = stat.st_mtime_ns
     except OSError as err:
         raise SourceError(f"{path}: cannot read: {err.strerror or err}") from err
     return reader(_document(path, data, mtime_ns))
@@ -126,11 +127,13 @@ def read_sources(
     options: FetchOptions | None = None,
     now: datetime | None = None,
     interval: timedelta = timedelta(0),
+    max_file_bytes: int = MAX_FILE_BYTES,
 ) -> Iterator[SourceResult]:
     """Read every source; a broken one becomes a Skipped entry, never an exception.
 
     With memory (what the store recorded last time) unchanged files are not parsed
     again, feed URLs are fetched with conditional GET and not before interval has passed.
+    A local file larger than max_file_bytes is skipped unread.
     """
     memory = memory or SourceMemory()
     now = now or datetime.now(UTC)
@@ -146,7 +149,7 @@ def read_sources(
                 skipped=[problem], spec=spec, where=problem.where, error=problem.reason
             )
         for path in paths:
-            yield _guarded(spec, str(path), partial(_read_file, path, memory))
+            yield _guarded(spec, str(path), partial(_read_file, path, memory, max_file_bytes))
 
 
 def _guarded(spec: str, where: str, read: Callable[[], SourceResult]) -> SourceResult:
@@ -170,7 +173,7 @@ def _guarded(spec: str, where: str, read: Callable[[], SourceResult]) -> SourceR
     return result
 
 
-def _read_file(path: Path, memory: SourceMemory) -> SourceResult:
+def _read_file(path: Path, memory: SourceMemory, max_bytes: int = MAX_FILE_BYTES) -> SourceResult:
     """Read one local file, or reuse what it gave last time when it is unchanged."""
     reader = READERS.get(path.suffix.lower())
     if reader is None:
@@ -186,7 +189,7 @@ def _read_file(path: Path, memory: SourceMemory) -> SourceResult:
             and stat.st_mtime_ns < known.checked_ns - _RACY_NS
         ):
             return SourceResult(skipped=list(known.skipped), where=key, unchanged=known.articles)
-        data = path.read_bytes()
+        data = read_capped(path, max_bytes, stat.st_size)
     except OSError as err:
         raise SourceError(f"{path}: cannot read: {err.strerror or err}") from err
     digest = hashlib.sha256(data).hexdigest()

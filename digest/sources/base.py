@@ -7,7 +7,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+from digest.errors import SourceError
 from digest.models import Article, FileRecord, Skipped, canonical_url
+
+# The default of DIGEST_MAX_ARTICLE_BYTES: the largest local file a reader is given.
+MAX_FILE_BYTES = 2_000_000
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,30 @@ class SourceResult:
         return self.error is None
 
 
+def read_capped(path: Path, max_bytes: int = MAX_FILE_BYTES, size: int | None = None) -> bytes:
+    """Return the bytes of path; raise SourceError if it holds more than max_bytes.
+
+    size is the file's size if the caller has it from a stat already.
+    """
+    size = path.stat().st_size if size is None else size
+    if size > max_bytes:
+        # Refused before reading: a 50 MB file would cost a minute and gigabytes to parse.
+        raise SourceError(
+            f"{path}: file of {size:,} bytes, larger than {max_bytes:,}"
+            " (DIGEST_MAX_ARTICLE_BYTES); not read"
+        )
+    with path.open("rb") as file:
+        # One byte over the cap at most: a file growing since the stat is not read whole
+        # either, nor one whose size the file system does not know (a pipe, /proc).
+        data = file.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise SourceError(
+            f"{path}: file larger than {max_bytes:,} bytes (DIGEST_MAX_ARTICLE_BYTES)"
+            " as it was read; not read whole"
+        )
+    return data
+
+
 def _hash(*parts: str) -> str:
     return hashlib.sha256("\0".join(parts).encode("utf-8")).hexdigest()[:20]
 
@@ -75,20 +103,32 @@ def entry_id(source: str, guid: str | None, link: str | None, title: str, conten
 
 
 def to_utc(value: datetime | date) -> datetime:
-    """Return value as an aware UTC datetime; a naive one is taken to be UTC already."""
+    """Return value as an aware UTC datetime; a naive one is taken to be UTC already.
+
+    Raise ValueError for a date that leaves the calendar once moved to UTC, such as
+    9999-12-31T23:00-12:00.
+    """
     if not isinstance(value, datetime):
         return datetime(value.year, value.month, value.day, tzinfo=UTC)
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        # A ValueError like any other bad date, so that readers skip just that entry.
+        raise ValueError("out of range once converted to UTC") from None
 
 
 def parse_date(text: str) -> datetime | None:
-    """Parse an RFC 3339 / ISO 8601 date or datetime; None if it is not one."""
+    """Parse an RFC 3339 / ISO 8601 date or datetime; None if it is not one.
+
+    Raise ValueError for a well-formed date that is out of range in UTC.
+    """
     text = text.strip()
     if not text:
         return None
     try:
-        return to_utc(datetime.fromisoformat(text.replace("z", "Z")))
+        parsed = datetime.fromisoformat(text.replace("z", "Z"))
     except ValueError:
         return None
+    return to_utc(parsed)

@@ -8,7 +8,9 @@ rewriting are off because sanitize.py does both with nh3, once.
 from __future__ import annotations
 
 import calendar
+import codecs
 import logging
+import re
 import time
 from datetime import UTC, datetime
 from html import escape
@@ -20,13 +22,24 @@ import feedparser
 from digest.errors import SourceError
 from digest.models import Article, Skipped
 from digest.sources.base import Document, SourceResult, entry_id, to_utc
-from digest.sources.sanitize import absolute_url, clean_html, html_paragraphs, html_text
+from digest.sources.sanitize import absolute_url, clean_html, html_paragraphs, html_text, plain
 
 logger = logging.getLogger(__name__)
 
-# Not a problem with the feed: a server sent text/xml without a charset and the
-# document's own declaration was used, as it should be.
+# Not a malformed feed: a server sent text/xml without a charset and the document's own
+# declaration was used, as it should be. The same exception also says that a declared
+# encoding did not fit and a guess was used: _encoding_problem tells that case apart.
 _HARMLESS = (feedparser.CharacterEncodingOverride,)
+# The encoding an XML declaration names; only read from ASCII-compatible documents.
+_XML_ENCODING = re.compile(rb"""^\s*<\?xml[^>]*?\sencoding\s*=\s*["']([A-Za-z0-9._:-]+)["']""")
+_CHARSET = re.compile(r"""charset\s*=\s*["']?([A-Za-z0-9._:-]+)""", re.IGNORECASE)
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32-le"),
+    (codecs.BOM_UTF32_BE, "utf-32-be"),
+    (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
+)
 
 
 def _date(entry: Any, key: str) -> datetime | None:
@@ -36,7 +49,52 @@ def _date(entry: Any, key: str) -> datetime | None:
     if not parsed:
         return None
     # feedparser normalises to UTC in a struct_time; timegm reads it as UTC.
-    return to_utc(datetime.fromtimestamp(calendar.timegm(parsed), UTC))
+    try:
+        return to_utc(datetime.fromtimestamp(calendar.timegm(parsed), UTC))
+    except (ValueError, OverflowError, OSError):
+        # 9999-12-31T23:00-12:00 comes out of feedparser as the year 10000.
+        raise ValueError(f"'{key}' is out of range once converted to UTC") from None
+
+
+def _codec(name: str) -> str:
+    try:
+        return codecs.lookup(name).name
+    except LookupError:
+        return name.lower()
+
+
+def _declared(doc: Document) -> list[str]:
+    """Return the encodings the document claims, the strongest claim first."""
+    claims: list[str] = []
+    charset = _CHARSET.search(doc.content_type)
+    if charset:
+        claims.append(charset.group(1))
+    claims += [name for bom, name in _BOMS if doc.data.startswith(bom)][:1]
+    declaration = _XML_ENCODING.match(doc.data[:1024])
+    if declaration:
+        claims.append(declaration.group(1).decode("ascii"))
+    return claims
+
+
+def _encoding_problem(doc: Document, parsed: Any) -> str | None:
+    """Return why the text may be garbled: read in an encoding the feed does not claim."""
+    used = parsed.get("encoding") or ""
+    claims = _declared(doc)
+    said = f"declared as {claims[0]}" if claims else "no encoding declared (so UTF-8)"
+    # Without a declaration or a BOM, XML is UTF-8.
+    claims = claims or ["utf-8"]
+    if not used or _codec(used) in {_codec(c) for c in claims}:
+        return None
+    claimed = claims[0]
+    position = ""
+    try:
+        doc.data.decode(_codec(claimed))
+    except UnicodeDecodeError as err:
+        line = doc.data[: err.start].count(b"\n") + 1
+        position = f" (line {line}, byte {err.start})"
+    except LookupError:
+        pass
+    return f"{said} but not valid {claimed}{position}; read as {used}, so some letters may be wrong"
 
 
 def _looks_like_html(data: bytes) -> bool:
@@ -84,6 +142,10 @@ def read(doc: Document) -> SourceResult:
         warning = f"malformed feed, {len(entries)} entries read anyway: {_problem(parsed)}"
         logger.warning("%s: %s", doc.where, warning)
         result.warnings.append(warning)
+    garbled = _encoding_problem(doc, parsed)
+    if garbled:
+        logger.warning("%s: %s", doc.where, garbled)
+        result.warnings.append(garbled)
     channel = parsed.get("feed", {})
     base = doc.base_url or channel.get("link", "") or ""
     name = html_text(channel.get("title", "")) or urlsplit(doc.where).hostname or doc.where
@@ -158,9 +220,8 @@ def _article(doc: Document, entry: Any, feed_base: str, name: str, position: int
             summary = ""
     published = _date(entry, "published")
     updated = _date(entry, "updated")
-    tags = tuple(
-        dict.fromkeys(t.get("term", "").strip() for t in entry.get("tags") or [] if t.get("term"))
-    )
+    terms = (plain(t.get("term") or "").strip() for t in entry.get("tags") or [])
+    tags = tuple(dict.fromkeys(term for term in terms if term))
     return Article(
         id=entry_id(doc.where, entry.get("id"), link, title, "\n".join(paragraphs)),
         source=doc.where,

@@ -12,7 +12,7 @@ from digest.errors import SourceError
 from digest.models import Article, Skipped
 from digest.sources.base import Document, SourceResult, entry_id, parse_date
 from digest.sources.feed import headline
-from digest.sources.sanitize import absolute_url, clean_html, html_paragraphs, html_text
+from digest.sources.sanitize import absolute_url, clean_html, html_paragraphs, html_text, plain
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +50,10 @@ def read(doc: Document) -> SourceResult:
         raise SourceError(
             f"{doc.where}: line {err.lineno} column {err.colno}: not valid JSON: {err.msg}"
         ) from None
+    except RecursionError:
+        # json parses nested arrays and objects recursively: [[[[... 100,000 deep
+        # exhausts the stack. No feed is built like that.
+        raise SourceError(f"{doc.where}: not a JSON Feed: nested too deeply") from None
     if not isinstance(feed, dict):
         raise SourceError(f"{doc.where}: a JSON Feed is an object, not {_type_name(feed)}")
     version = feed.get("version")
@@ -59,7 +63,7 @@ def read(doc: Document) -> SourceResult:
     if not isinstance(items, list):
         raise SourceError(f"{doc.where}: 'items' must be a list, not {_type_name(items)}")
     title = feed.get("title")
-    name = title if isinstance(title, str) and title.strip() else doc.where
+    name = (plain(title).strip() if isinstance(title, str) else "") or doc.where
     base = doc.base_url or _base(feed)
     feed_author = _author(feed)
     result = SourceResult(where=doc.where)
@@ -89,7 +93,7 @@ def _author(holder: dict[str, Any]) -> str | None:
     candidates = authors if isinstance(authors, list) else [holder.get("author")]
     for author in candidates:
         if isinstance(author, dict) and isinstance(author.get("name"), str):
-            return str(author["name"]).strip() or None
+            return plain(author["name"]).strip() or None
     return None
 
 
@@ -97,7 +101,10 @@ def _date(item: dict[str, Any], key: str) -> datetime | None:
     text = _string(item, key)
     if text is None:
         return None
-    parsed = parse_date(text)
+    try:
+        parsed = parse_date(text)
+    except ValueError as err:
+        raise ValueError(f"'{key}' is {err}: {text!r}") from None
     if parsed is None:
         raise ValueError(f"'{key}' is not an RFC 3339 date: {text!r}")
     return parsed
@@ -121,7 +128,8 @@ def _article(
     if content_html:
         html = clean_html(content_html, base)
     elif content_text:
-        html = "".join(f"<p>{escape(p)}</p>" for p in content_text.split("\n\n") if p.strip())
+        paras = plain(content_text).split("\n\n")
+        html = "".join(f"<p>{escape(p)}</p>" for p in paras if p.strip())
     else:
         html = ""
     paragraphs, first_img = html_paragraphs(html)
@@ -150,7 +158,7 @@ def _article(
         author=_author(item) or feed_author,
         published=published or updated,
         updated=updated,
-        tags=tuple(dict.fromkeys(t.strip() for t in tags if t.strip())),
+        tags=tuple(dict.fromkeys(t for t in (plain(t).strip() for t in tags) if t)),
         summary=summary,
         image=absolute_url(image, base) if image else absolute_url(first_img, base),
         position=position,

@@ -26,7 +26,7 @@ import yaml
 from digest.errors import SourceError
 from digest.models import Article, Highlight, article_id
 from digest.sources.base import Document, SourceResult, entry_id, parse_date, to_utc
-from digest.sources.sanitize import absolute_url
+from digest.sources.sanitize import absolute_url, plain
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +40,20 @@ _LABEL = re.compile(r"^(?P<label>[^.:!?]{2,80}):\s+(?P<text>\S.*)$")
 BULLET = "•"
 # libyaml's safe loader when PyYAML was built with it: several times faster, same rules.
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+ALIASES_REFUSED = "front matter uses YAML aliases (&/*), which are not accepted"
+
+
+def _load(where: str, source: str) -> Any:
+    """Return the front matter's data, refusing aliases before anything is built from them."""
+    # An alias is a reference: nine nested ones of nine items each are a few hundred
+    # bytes of YAML and a list of 387 million strings once expanded (a "billion laughs").
+    # Front matter has no use for them, so the events are checked before construction.
+    for event in yaml.parse(source, Loader=_LOADER):
+        if isinstance(event, yaml.AliasEvent):
+            mark = event.start_mark
+            line = f"line {mark.line + 2}: " if mark is not None else ""
+            raise SourceError(f"{where}: {line}{ALIASES_REFUSED}")
+    return yaml.load(source, Loader=_LOADER)  # noqa: S506 (a safe loader)
 
 
 def _split(where: str, text: str) -> tuple[dict[str, Any], list[str], int]:
@@ -51,12 +65,15 @@ def _split(where: str, text: str) -> tuple[dict[str, Any], list[str], int]:
     if end is None:
         raise SourceError(f"{where}: line 1: front matter opened with '---' is never closed")
     try:
-        meta = yaml.load("\n".join(lines[1:end]), Loader=_LOADER)  # noqa: S506 (a safe loader)
+        meta = _load(where, "\n".join(lines[1:end]))
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         line = f"line {mark.line + 2}: " if mark is not None else ""
         problem = getattr(err, "problem", None) or str(err).splitlines()[0]
         raise SourceError(f"{where}: {line}broken front matter: {problem}") from None
+    except ValueError as err:
+        # Raised while building values, not parsing: 2026-02-30, a 5,000-digit number.
+        raise SourceError(f"{where}: broken front matter: {err}") from None
     if meta is None:
         meta = {}
     if not isinstance(meta, dict):
@@ -79,9 +96,14 @@ def _date(where: str, meta: dict[str, Any], key: str) -> datetime | None:
     value = meta.get(key)
     if value is None:
         return None
-    if isinstance(value, datetime | date):
-        return to_utc(value)
-    parsed = parse_date(str(value))
+    try:
+        if isinstance(value, datetime | date):
+            return to_utc(value)
+        parsed = parse_date(str(value))
+    except ValueError as err:
+        # The file is one article: it is skipped with the reason, like any other bad
+        # date, rather than dated by when it was first seen without its writer knowing.
+        raise SourceError(f"{where}: front matter '{key}' is {err}: {str(value)!r}") from None
     if parsed is None:
         raise SourceError(f"{where}: front matter '{key}' is not a date: {value!r}")
     return parsed
@@ -161,7 +183,8 @@ def read(doc: Document) -> SourceResult:
     except UnicodeDecodeError as err:
         line = doc.data[: err.start].count(b"\n") + 1
         raise SourceError(f"{where}: line {line}: not valid UTF-8 (byte {err.start})") from None
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    # Bidi controls go from the whole file: every field and paragraph is plain text.
+    text = plain(text).replace("\r\n", "\n").replace("\r", "\n")
     if not text.strip():
         raise SourceError(f"{where}: empty file")
     meta, body, _ = _split(where, text)
@@ -181,7 +204,8 @@ def read(doc: Document) -> SourceResult:
     # The file is the article: its path is its identity unless it names its canonical URL,
     # so an edit updates the article instead of making a new one.
     ident = entry_id(where, None, url, title, "") if url else article_id(where, "")
-    name = _text(where, meta, "source") or (doc.path.parent.name if doc.path else "") or where
+    folder = plain(doc.path.parent.name) if doc.path else ""
+    name = _text(where, meta, "source") or folder or where
     return SourceResult(
         articles=[
             Article(

@@ -17,6 +17,8 @@ from pathlib import Path
 from digest.errors import SourceError
 from digest.junk import junk_reason
 from digest.models import Article, Highlight, Skipped, article_id
+from digest.sources.base import MAX_FILE_BYTES, read_capped
+from digest.sources.sanitize import plain
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +89,8 @@ def read_text(
     path: Path, content: str, mtime: datetime | None = None
 ) -> tuple[list[Article], list[Skipped]]:
     """Parse content (the text of path) into the main article and its related ones."""
-    lines = content.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    # Bidi controls go from the whole file: titles, paragraphs and highlights are all text.
+    lines = plain(content).replace("\r\n", "\n").replace("\r", "\n").split("\n")
     start = next((i for i, line in enumerate(lines) if line.strip()), None)
     if start is None:
         raise SourceError(f"{path}: empty file")
@@ -108,7 +111,7 @@ def read_text(
         main = main[1:]  # the saved page repeats its title as the first paragraph
 
     source = str(path.resolve())
-    name = path.parent.name or path.stem
+    name = plain(path.parent.name or path.stem)
     paragraphs = tuple(b.text for b in main if not b.text.startswith(BULLET))
     bullets = tuple(_highlight(_bullet_text(b)) for b in main if b.text.startswith(BULLET))
     articles: list[Article] = []
@@ -171,11 +174,12 @@ def _short(text: str, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
-def read_file(path: Path) -> tuple[list[Article], list[Skipped]]:
+def read_file(path: Path, max_bytes: int = MAX_FILE_BYTES) -> tuple[list[Article], list[Skipped]]:
     """Read one seed-format file; raise SourceError if it is not a readable article."""
     try:
-        data = path.read_bytes()
-        mtime = datetime.fromtimestamp(path.stat().st_mtime, UTC)
+        stat = path.stat()
+        data = read_capped(path, max_bytes, stat.st_size)
+        mtime = datetime.fromtimestamp(stat.st_mtime, UTC)
     except OSError as err:
         raise SourceError(f"{path}: cannot read: {err.strerror or err}") from err
     return read_text(path, decode(path, data), mtime)
