@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import http.client
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
-from urllib.parse import urlsplit
 
 import pytest
 from browser import ARTIFACTS, chromium
 from smtpserver import Faults, Handler, SmtpServer
-from webserver import running
+from webserver import request, running
 
 from digest import pipeline
 from digest.config import Settings
@@ -30,21 +28,6 @@ def site(settings: Settings) -> Iterator[tuple[str, Settings]]:
     signed = replace(settings, secret_key=SECRET)
     with running(App(signed)) as url:
         yield url, replace(signed, base_url=url)
-
-
-def request(
-    url: str, method: str = "GET", body: bytes | None = None
-) -> tuple[int, dict[str, str], str]:
-    """Make one request without following redirects; return status, headers and body."""
-    parts = urlsplit(url)
-    conn = http.client.HTTPConnection(parts.netloc, timeout=30)
-    headers = {"Content-Type": "application/x-www-form-urlencoded"} if body is not None else {}
-    try:
-        conn.request(method, parts.path, body=body, headers=headers)
-        response = conn.getresponse()
-        return response.status, dict(response.getheaders()), response.read().decode()
-    finally:
-        conn.close()
 
 
 def add_readers(settings: Settings) -> dict[str, int]:

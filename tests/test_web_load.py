@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from feedserver import FeedServer
-from webserver import running
+from webserver import request, running
 
 from digest.config import Settings, load_settings
 from digest.store import Store
@@ -37,21 +37,6 @@ SLOW_SOCKETS = 150
 # A slow socket sends a header line a second, at most this many; the attack lasts this long.
 SLOW_LINES = 20
 ATTACK_SECONDS = 20.0
-
-
-def request(
-    url: str, method: str = "GET", body: bytes | None = None, timeout: float = ANSWER_WITHIN
-) -> tuple[int, dict[str, str], str]:
-    """Make one request on a new connection; return status, headers and body."""
-    parts = urlsplit(url)
-    conn = http.client.HTTPConnection(parts.netloc, timeout=timeout)
-    headers = {"Content-Type": "application/x-www-form-urlencoded"} if body is not None else {}
-    try:
-        conn.request(method, parts.path, body=body, headers=headers)
-        response = conn.getresponse()
-        return response.status, dict(response.getheaders()), response.read().decode()
-    finally:
-        conn.close()
 
 
 def subscribe(settings: Settings, count: int) -> list[int]:
@@ -74,7 +59,7 @@ def status_of(settings: Settings, subscriber_id: int) -> str:
 
 def assert_health(url: str) -> None:
     """GET /health and check its answer."""
-    status, _, body = request(f"{url}/health")
+    status, _, body = request(f"{url}/health", timeout=ANSWER_WITHIN)
     assert status == 200
     assert json.loads(body)["status"] == "ok"
 
@@ -82,7 +67,7 @@ def assert_health(url: str) -> None:
 def assert_one_click(url: str, settings: Settings, subscriber_id: int) -> None:
     """POST an RFC 8058 one-click unsubscribe and check that it took."""
     token = make_token(SECRET, settings.list_id, subscriber_id)
-    status, headers, page = request(f"{url}/unsubscribe/{token}", "POST", ONE_CLICK)
+    status, headers, page = request(f"{url}/unsubscribe/{token}", "POST", ONE_CLICK, ANSWER_WITHIN)
     assert status == 200 and "Location" not in headers
     assert "You are unsubscribed" in page
     assert status_of(settings, subscriber_id) == "unsubscribed"
@@ -333,6 +318,6 @@ def test_slow_previews_leave_unsubscribe_answering(
         assert all(h["Retry-After"] == str(PREVIEW_RETRY_AFTER) for h in busy)
         assert len(feed_server.hits("/slow.xml")) == 1  # one build at a time
         # Built once, then served from memory.
-        status, _, page = request(f"{url}/preview")
+        status, _, page = request(f"{url}/preview", timeout=ANSWER_WITHIN)
         assert status == 200 and "Hello," in page
         assert len(feed_server.hits("/slow.xml")) == 1

@@ -6,10 +6,12 @@ request deadline, so that the tests see what a deployment sees.
 
 from __future__ import annotations
 
+import http.client
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import urlsplit
 
 from waitress import wasyncore
 
@@ -34,3 +36,19 @@ def running(
         # poll() on the same sockets. An empty map then ends the loop.
         server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
         thread.join(5)
+
+
+def request(
+    url: str, method: str = "GET", body: bytes | None = None, timeout: float = 30.0
+) -> tuple[int, dict[str, str], str]:
+    """Make one request on a new connection, following no redirect; return status,
+    headers and body."""
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.netloc, timeout=timeout)
+    headers = {"Content-Type": "application/x-www-form-urlencoded"} if body is not None else {}
+    try:
+        conn.request(method, parts.path, body=body, headers=headers)
+        response = conn.getresponse()
+        return response.status, dict(response.getheaders()), response.read().decode()
+    finally:
+        conn.close()
