@@ -677,14 +677,54 @@ def test_a_clock_stepping_back_sends_nobody_twice_and_keeps_deferred_rows(
 
 # 8. Killed right after recording an edition: its rows were recorded with it
 
+
+def _killed_at(name: str) -> str:
+    """Return a script that runs `digest` and SIGKILLs itself when pipeline calls name."""
+    return (
+        "import os, signal\n"
+        "import digest.pipeline\n"
+        f"digest.pipeline.{name} = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)\n"
+        "from digest.cli import main\n"
+        "main()\n"
+    )
+
+
 # `digest run`, SIGKILLed by itself the moment its edition is recorded, before any send.
-_KILLED_BEFORE_SENDING = (
-    "import os, signal\n"
-    "import digest.pipeline\n"
-    "digest.pipeline.drain = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)\n"
-    "from digest.cli import main\n"
-    "main()\n"
-)
+_KILLED_BEFORE_SENDING = _killed_at("drain")
+
+
+def test_run_killed_while_rendering_makes_and_sends_the_edition_next_time(
+    tmp_path: Path,
+) -> None:
+    """SIGKILL `digest run` while it renders; nothing is recorded, the next run makes the
+    edition and sends it to everyone once."""
+    _write_articles(tmp_path / "src", 15, seed=12)
+    handler = Handler()
+    addresses = [f"r{n}@example.org" for n in range(5)]
+    db = tmp_path / "digest.db"
+    with SmtpServer(handler) as srv:
+        env = _env_file(tmp_path, srv.port)
+        with env.open("a") as out:
+            out.write(f"DIGEST_SOURCES={tmp_path / 'src'}\nDIGEST_DELIVERY=smtp\n")
+        with Store(db) as store:
+            store.subscribers.add_many(addresses, NOW)
+        killed = subprocess.run(
+            [sys.executable, "-c", _killed_at("render_edition"), "--env-file", str(env), "run"],
+            env=_clean_env(),
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert killed.returncode == -signal.SIGKILL, killed
+        with Store(db, readonly=True) as store:
+            assert store.editions.recent(limit=5) == []
+        _digest(env, tmp_path, "run")
+        with Store(db, readonly=True) as store:
+            (made,) = store.editions.recent(limit=5)
+            assert store.ledger.counts(made.id) == {"sent": len(addresses)}
+    assert _copies(handler).get(made.id) == Counter(dict.fromkeys(addresses, 1))
 
 
 def test_run_killed_after_recording_its_edition_still_sends_it(tmp_path: Path) -> None:
