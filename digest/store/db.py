@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -216,13 +217,32 @@ def _sqlite_connect(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
     # Transactions are begun by the "begin" listener, not by the driver's guesswork.
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
+    # First, so that everything after it waits for another connection instead of failing.
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     # WAL: readers never wait for a writer. NORMAL: a commit is safe from a killed
     # process; a power cut may lose the last commits, never the file.
-    cursor.execute("PRAGMA journal_mode=WAL")
+    _use_wal(cursor)
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     cursor.close()
+
+
+def _use_wal(cursor: Any) -> None:
+    """Put the file in WAL mode unless it is already (it stays so once set)."""
+    if str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal":
+        return
+    # Switching takes an exclusive lock, and SQLite answers "locked" at once rather than
+    # waiting through the busy timeout when another connection is opening the same new
+    # file: try again for a while.
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.05)
 
 
 def _sqlite_begin(conn: Connection) -> None:
