@@ -693,29 +693,40 @@ def _killed_at(name: str) -> str:
 _KILLED_BEFORE_SENDING = _killed_at("drain")
 
 
+def _run_killed(
+    tmp_path: Path, port: int, addresses: list[str], script: str, seed: int
+) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """Write 15 articles and a smtp .env, add addresses, and run `digest run` through
+    script, which kills itself; return the .env and what the process did."""
+    _write_articles(tmp_path / "src", 15, seed=seed)
+    env = _env_file(tmp_path, port)
+    with env.open("a") as out:
+        out.write(f"DIGEST_SOURCES={tmp_path / 'src'}\nDIGEST_DELIVERY=smtp\n")
+    with Store(tmp_path / "digest.db") as store:
+        store.subscribers.add_many(addresses, NOW)
+    killed = subprocess.run(
+        [sys.executable, "-c", script, "--env-file", str(env), "run"],
+        env=_clean_env(),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    return env, killed
+
+
 def test_run_killed_while_rendering_makes_and_sends_the_edition_next_time(
     tmp_path: Path,
 ) -> None:
     """SIGKILL `digest run` while it renders; nothing is recorded, the next run makes the
     edition and sends it to everyone once."""
-    _write_articles(tmp_path / "src", 15, seed=12)
     handler = Handler()
     addresses = [f"r{n}@example.org" for n in range(5)]
     db = tmp_path / "digest.db"
     with SmtpServer(handler) as srv:
-        env = _env_file(tmp_path, srv.port)
-        with env.open("a") as out:
-            out.write(f"DIGEST_SOURCES={tmp_path / 'src'}\nDIGEST_DELIVERY=smtp\n")
-        with Store(db) as store:
-            store.subscribers.add_many(addresses, NOW)
-        killed = subprocess.run(
-            [sys.executable, "-c", _killed_at("render_edition"), "--env-file", str(env), "run"],
-            env=_clean_env(),
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
+        env, killed = _run_killed(
+            tmp_path, srv.port, addresses, _killed_at("render_edition"), seed=12
         )
         assert killed.returncode == -signal.SIGKILL, killed
         with Store(db, readonly=True) as store:
@@ -730,25 +741,11 @@ def test_run_killed_while_rendering_makes_and_sends_the_edition_next_time(
 def test_run_killed_after_recording_its_edition_still_sends_it(tmp_path: Path) -> None:
     """SIGKILL `digest run` once its edition is recorded; the rows are there, the next
     run sends them."""
-    _write_articles(tmp_path / "src", 15, seed=11)
     handler = Handler()
     addresses = [f"r{n}@example.org" for n in range(5)]
     db = tmp_path / "digest.db"
     with SmtpServer(handler) as srv:
-        env = _env_file(tmp_path, srv.port)
-        with env.open("a") as out:
-            out.write(f"DIGEST_SOURCES={tmp_path / 'src'}\nDIGEST_DELIVERY=smtp\n")
-        with Store(db) as store:
-            store.subscribers.add_many(addresses, NOW)
-        killed = subprocess.run(
-            [sys.executable, "-c", _KILLED_BEFORE_SENDING, "--env-file", str(env), "run"],
-            env=_clean_env(),
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        env, killed = _run_killed(tmp_path, srv.port, addresses, _KILLED_BEFORE_SENDING, seed=11)
         with Store(db, readonly=True) as store:
             made = store.editions.recent(limit=5)
             rows = {record.id: store.ledger.counts(record.id) for record in made}
