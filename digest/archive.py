@@ -12,7 +12,7 @@ from digest.errors import DeliveryError
 from digest.models import EditionRecord
 from digest.outbox import write_atomic
 from digest.render import UNSUBSCRIBE_PLACEHOLDER, render_page, without_greeting_placeholder
-from digest.store import Store
+from digest.store import Store, store_exists
 
 logger = logging.getLogger(__name__)
 
@@ -24,7 +24,7 @@ EDITION_ID = re.compile(r"\d{4}-\d{2}-\d{2}(?:-\d+)?")
 def editions(settings: Settings) -> list[EditionRecord]:
     """Return every edition that has its page in the outbox, newest first."""
     # A fresh machine has no store yet: an empty archive, and a reader creates nothing.
-    if not settings.db.exists():
+    if not store_exists(settings.db):
         return []
     with Store(settings.db, readonly=True) as store:
         records = store.editions.recent(limit=100_000)

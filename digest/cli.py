@@ -104,6 +104,10 @@ def main(ctx: click.Context, env_file: Path | None, verbose: int) -> None:
 
 def shown(where: str | Path) -> str:
     """Return a path relative to the current folder when it lies below it."""
+    if isinstance(where, str) and "://" in where:
+        from digest.store.db import describe
+
+        return describe(where)
     text = str(where)
     cwd = str(Path.cwd())
     return text[len(cwd) + 1 :] if text.startswith(cwd + "/") else text
@@ -281,7 +285,7 @@ def status(ctx: Context) -> None:
 
     from digest.models import DueEdition, EditionRecord
     from digest.schedule import next_fire, scheduler_status
-    from digest.store import Store
+    from digest.store import Store, store_exists
 
     settings = ctx.settings()
     editions: list[EditionRecord] = []
@@ -289,7 +293,7 @@ def status(ctx: Context) -> None:
     still_open: dict[str, DueEdition] = {}
     # A fresh machine has no store yet: nothing made, nothing pending, and a status
     # command must not create one.
-    if settings.db.exists():
+    if store_exists(settings.db):
         with Store(settings.db, readonly=True) as store:
             editions = store.editions.recent(limit=10)
             sends = {record.id: store.ledger.counts(record.id) for record in editions}

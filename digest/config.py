@@ -40,7 +40,8 @@ class Settings:
     """Every setting digest uses; see config.example.env for each key."""
 
     sources: tuple[str, ...] = ("seeds/",)
-    db: Path = Path("digest.db")
+    # A SQLite file, or a postgresql:// URL (a str) naming a shared database.
+    db: Path | str = Path("digest.db")
     outbox: Path = Path("outbox")
     title: str = "Daily Digest"
     sender: str = "Digest <digest@example.com>"
@@ -214,6 +215,13 @@ class _Values:
             raw, origin = self.raw(key)
             raise self.fail(key, raw or "", origin, f"must be one of {', '.join(choices)}")
         return value
+
+    def store(self, key: str, default: str) -> Path | str:
+        """A database URL as it is, or a SQLite file path resolved like any path."""
+        value = self.text(key, default).strip()
+        if "://" in value:
+            return value
+        return self.path(key, default)
 
     def path(self, key: str, default: str) -> Path:
         value = self.text(key, default)
@@ -438,7 +446,7 @@ def load_settings(
     v = _Values(file_values, env, env_file)
     settings = Settings(
         sources=_resolve_sources(v, "DIGEST_SOURCES", ("seeds/",)),
-        db=v.path("DIGEST_DB", "digest.db"),
+        db=v.store("DIGEST_DB", "digest.db"),
         outbox=v.path("DIGEST_OUTBOX", "outbox"),
         title=v.text("DIGEST_TITLE", "Daily Digest"),
         sender=v.mailbox("DIGEST_FROM", "Digest <digest@example.com>"),

@@ -25,6 +25,7 @@ from digest.send import add_rows, deliver, drain, require_secret
 from digest.sources.fetch import USER_AGENT, FetchOptions, redact
 from digest.sources.health import HealthTracker, failing_for
 from digest.store import Store
+from digest.store.db import describe
 from digest.store.ledger import Audience
 
 logger = logging.getLogger(__name__)
@@ -145,8 +146,8 @@ def one_run_at_a_time(settings: Settings, timeout: float = RUN_LOCK_TIMEOUT) -> 
         logger.info("waiting for the run of process %s to finish", holder.get("pid", "?"))
         if not lock.acquire(timeout):
             raise LockHeld(
-                f"{settings.db}: another run (process {holder.get('pid', '?')}) has held the"
-                f" store for over {timeout:.0f} s",
+                f"{describe(settings.db)}: another run (process {holder.get('pid', '?')})"
+                f" has held the store for over {timeout:.0f} s",
                 hint="wait for it to finish, then run again",
             )
     try:

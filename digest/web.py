@@ -28,7 +28,7 @@ from digest.render import (
     template_path,
     without_greeting_placeholder,
 )
-from digest.store import Store
+from digest.store import Store, store_exists
 from digest.tokens import subscriber_from_token, well_formed
 
 logger = logging.getLogger(__name__)
@@ -247,7 +247,7 @@ class App:
     def _latest_edition(self) -> str:
         """Return the newest edition's id, or "" when none was made."""
         # Before the first run there is no store, and a page must not create one.
-        if not self.settings.db.exists():
+        if not store_exists(self.settings.db):
             return ""
         with Store(self.settings.db, readonly=True) as store:
             return ",".join(r.id for r in store.editions.recent(limit=1))
@@ -363,7 +363,7 @@ class App:
         if subscriber_id is None:
             return self._unsubscribe_page("404 Not Found", "error", "This link is not valid.")
         # A confirmation page only reads; only the POST that unsubscribes writes.
-        if method != "POST" and not self.settings.db.exists():
+        if method != "POST" and not store_exists(self.settings.db):
             return self._unsubscribe_page("404 Not Found", "error", "This link is not valid.")
         with Store(self.settings.db, readonly=method != "POST") as store:
             subscriber = store.subscribers.by_id(subscriber_id)

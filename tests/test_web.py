@@ -61,7 +61,7 @@ def test_pages_that_only_read_create_no_store(settings: Settings) -> None:
         assert get(f"{site}/unsubscribe/")[0] == 200
         token = make_token(secret, settings.list_id, 1)
         assert get(f"{site}/unsubscribe/{token}")[0] == 404
-    assert not settings.db.exists()
+    assert isinstance(settings.db, Path) and not settings.db.exists()
 
 
 def test_security_headers_on_every_page(site: str) -> None:

@@ -12,12 +12,12 @@ from types import TracebackType
 
 from digest.store import migrate
 from digest.store.articles import Articles, Change
-from digest.store.db import Database, StoreError, translated
+from digest.store.db import Database, StoreError, is_url, translated
 from digest.store.editions import Editions
 from digest.store.ledger import Ledger
 from digest.store.subscribers import SubscriberChange, Subscribers
 
-__all__ = ["Change", "Store", "StoreError", "SubscriberChange", "upgrade_store"]
+__all__ = ["Change", "Store", "StoreError", "SubscriberChange", "store_exists", "upgrade_store"]
 
 
 class Store:
@@ -54,6 +54,22 @@ class Store:
     def close(self) -> None:
         """Close the store's connections."""
         self.db.close()
+
+
+def store_exists(target: str | Path) -> bool:
+    """Tell whether there is a store to read at target, without creating one.
+
+    A SQLite store is its file; a database server's is its schema, which the first
+    command that writes makes. A server that cannot be reached is a StoreError.
+    """
+    if not is_url(target):
+        return Path(target).exists()
+    db = Database(target, readonly=True)
+    try:
+        with translated(db):
+            return migrate.status(db).kind != "empty"
+    finally:
+        db.close()
 
 
 def upgrade_store(target: str | Path) -> tuple[str, str]:
