@@ -1,4 +1,5 @@
-"""Sending an edition through the ledger, against a real SMTP server and real SQLite."""
+"""Sending an edition through the ledger, against a real SMTP server, each test on a real
+SQLite store and then on a real PostgreSQL one (conftest's db_target)."""
 
 from __future__ import annotations
 
@@ -71,10 +72,27 @@ def add_subscribers(store: Store, count: int) -> list[str]:
     return addresses
 
 
+# The store of each running test, by its tmp_path: what db_target gave it.
+_STORES: dict[Path, str | Path] = {}
+
+
+@pytest.fixture(autouse=True)
+def _store_of_the_test(tmp_path: Path, db_target: str | Path) -> Iterator[None]:
+    """Run each test once on SQLite and once on PostgreSQL."""
+    _STORES[tmp_path] = db_target
+    yield
+    del _STORES[tmp_path]
+
+
+def store_at(tmp_path: Path) -> str | Path:
+    """Return where the running test's store is (a SQLite file or a database URL)."""
+    return _STORES.get(tmp_path, tmp_path / "digest.db")
+
+
 def smtp_settings(tmp_path: Path, port: int, **changes: object) -> Settings:
-    """Return settings sending to 127.0.0.1:port in plain text, with a store in tmp_path."""
+    """Return settings sending to 127.0.0.1:port in plain text, with the test's store."""
     base = Settings(
-        db=tmp_path / "digest.db",
+        db=store_at(tmp_path),
         outbox=tmp_path / "outbox",
         secret_key=SECRET,
         base_url="https://news.example.org",
@@ -457,7 +475,7 @@ def test_unreachable_server_stops_and_loses_nothing(tmp_path: Path) -> None:
 def _env_file(tmp_path: Path, port: int) -> Path:
     env = tmp_path / "send.env"
     env.write_text(
-        f"DIGEST_DB={tmp_path / 'digest.db'}\nDIGEST_OUTBOX={tmp_path / 'outbox'}\n"
+        f"DIGEST_DB={store_at(tmp_path)}\nDIGEST_OUTBOX={tmp_path / 'outbox'}\n"
         f"DIGEST_SECRET_KEY={SECRET}\nSMTP_HOST=127.0.0.1\nSMTP_PORT={port}\n"
         "SMTP_SECURITY=none\nSMTP_TIMEOUT=5\nSMTP_CONNECTIONS=2\n"
     )
@@ -468,7 +486,12 @@ def _clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith(("DIGEST_", "SMTP_"))}
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
+# Three kill patterns on SQLite, one on PostgreSQL: the claims are the same statements.
+@pytest.mark.parametrize(
+    ("db_target", "seed"),
+    [("sqlite", 1), ("sqlite", 2), ("sqlite", 3), ("postgresql", 1)],
+    indirect=["db_target"],
+)
 def test_killed_send_resumes_and_sends_each_address_once(tmp_path: Path, seed: int) -> None:
     """SIGKILL `digest send` at random points; the rerun reaches everyone, at most the
     messages in flight (one per connection per kill) twice, with the same Message-ID."""
@@ -477,7 +500,7 @@ def test_killed_send_resumes_and_sends_each_address_once(tmp_path: Path, seed: i
     handler = Handler(Faults(delay=0.001))
     with SmtpServer(handler) as srv:
         env = _env_file(tmp_path, srv.port)
-        with Store(tmp_path / "digest.db") as store:
+        with Store(store_at(tmp_path)) as store:
             add_edition(store, "e1")
             store.subscribers.add_many((f"r{n}@example.org" for n in range(total)), NOW)
         command = [sys.executable, "-m", "digest", "--env-file", str(env), "send", "e1"]
@@ -525,6 +548,7 @@ def test_cli_run_with_smtp_delivery_then_deliveries(
             monkeypatch.delenv(key)
     server.handler.faults.rcpt["r1@example.org"] = ["550 5.1.1 no such user"]
     (tmp_path / ".env").write_text(
+        f"DIGEST_DB={store_at(tmp_path)}\n"
         f"DIGEST_SOURCES={seeds_dir}\nDIGEST_DELIVERY=smtp\nDIGEST_SECRET_KEY={SECRET}\n"
         f"SMTP_HOST=127.0.0.1\nSMTP_PORT={server.port}\nSMTP_SECURITY=none\n"
     )
@@ -559,6 +583,7 @@ def test_run_with_smtp_and_no_secret_makes_nothing(settings: Settings) -> None:
     """Refuse `digest run` with DIGEST_DELIVERY=smtp and no secret before making anything."""
     from digest import pipeline
 
+    settings = dataclasses.replace(settings, db=store_at(settings.outbox.parent))
     smtp = dataclasses.replace(settings, delivery="smtp", secret_key="")
     with pytest.raises(ConfigError, match="DIGEST_SECRET_KEY"):
         pipeline.run_edition(smtp, NOW)
