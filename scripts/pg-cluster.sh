@@ -28,7 +28,11 @@ as_owner() {
 case "$action" in
 start)
     mkdir -p "$dir"
-    [ "$(id -u)" -eq 0 ] && chown "$(id -u postgres 2>/dev/null || id -u nobody)" "$dir"
+    if [ "$(id -u)" -eq 0 ]; then
+        chown "$(id -u postgres 2>/dev/null || id -u nobody)" "$dir"
+        # The cluster's user must reach DIR through a folder mktemp made private.
+        chmod a+x "$(dirname "$dir")"
+    fi
     port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
     as_owner "$bindir/initdb" -D "$dir/data" -U digest --auth=trust -E UTF8 --no-sync >"$dir/initdb.log" 2>&1 \
         || { cat "$dir/initdb.log" >&2; exit 1; }
