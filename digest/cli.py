@@ -508,9 +508,14 @@ def _print_send_reports(reports: list[SendReport]) -> None:
 @main.command()
 @click.argument("edition", required=False)
 @click.option("--test", "test_address", metavar="ADDRESS", help="Send one copy to ADDRESS only.")
+@click.option(
+    "--worker",
+    is_flag=True,
+    help="Keep running: send whatever becomes due, on any number of machines at once.",
+)
 @pass_context
 @handle_errors
-def send(ctx: Context, edition: str | None, test_address: str | None) -> None:
+def send(ctx: Context, edition: str | None, test_address: str | None, worker: bool) -> None:
     """Send an edition (the newest by default) to every active subscriber over SMTP,
     then every older edition with rows due, oldest first.
 
@@ -518,13 +523,17 @@ def send(ctx: Context, edition: str | None, test_address: str | None) -> None:
     stopped or killed, and nobody receives the edition twice. Several `digest send`
     processes on one store share the work. Addresses that failed temporarily are tried
     again once their next attempt is due. SIGTERM or Ctrl-C finishes the messages in
-    flight and stops.
+    flight and stops. With --worker it keeps running and sends every edition's rows as
+    they become due (see "Running on several machines" in the README).
 
     \b
     Example:
       digest send 2026-11-28
     """
     settings = ctx.settings()
+    if worker:
+        _send_worker(settings)
+        return
     if test_address is not None:
         from digest.send import send_test
         from digest.store import Store
@@ -551,6 +560,16 @@ def send(ctx: Context, edition: str | None, test_address: str | None) -> None:
     finally:
         line.done()
     _print_send_reports(reports)
+
+
+def _send_worker(settings: Settings) -> None:
+    from digest.worker import work
+
+    stop = threading.Event()
+    _on_signal_stop(stop)
+    click.echo("Worker started; SIGTERM or Ctrl-C finishes the messages in flight and stops.")
+    totals = work(settings, stop=stop, on_report=_print_send_report)
+    click.echo(f"Worker stopped: {totals.sent} sent, {totals.failed} failed.")
 
 
 @main.command()

@@ -105,6 +105,12 @@ class Settings:
     smtp_retry_delay: timedelta = timedelta(minutes=5)
     smtp_retry_for: timedelta = timedelta(days=2)
     smtp_ca_file: Path | None = None
+    # Messages a minute to one receiving domain, over every sender together (0: no limit).
+    smtp_domain_rate: int = 0
+    # How long a sender's claim on ledger rows holds without renewal.
+    send_lease: timedelta = timedelta(minutes=2)
+    # How often `digest send --worker` looks for due rows when nothing wakes it sooner.
+    worker_poll: timedelta = timedelta(seconds=30)
 
     @property
     def zone(self) -> ZoneInfo:
@@ -498,6 +504,9 @@ def load_settings(
         smtp_retry_delay=v.duration("SMTP_RETRY_DELAY", "5m"),
         smtp_retry_for=v.duration("SMTP_RETRY_FOR", "2d"),
         smtp_ca_file=v.optional_path("SMTP_CA_FILE"),
+        smtp_domain_rate=v.integer("SMTP_DOMAIN_RATE", 0, minimum=0),
+        send_lease=v.duration("DIGEST_SEND_LEASE", "2m", maximum=timedelta(days=1)),
+        worker_poll=v.duration("DIGEST_WORKER_POLL", "30s", maximum=timedelta(days=1)),
     )
     for key in v.unknown_keys():
         logger.warning("%s: unknown setting %s is ignored", env_file or "environment", key)

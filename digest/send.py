@@ -24,7 +24,7 @@ from digest.config import Settings
 from digest.errors import ConfigError, DeliveryError
 from digest.mail import MessageTemplate, RenderedContent, list_id_header
 from digest.models import Progress, SendReport
-from digest.sender import LEASE, SendRun, TransportFactory, run_threads
+from digest.sender import SendRun, TransportFactory, run_threads
 from digest.smtp import Connection, Result, send_with_retries
 from digest.store import Store
 from digest.tokens import make_token, unsubscribe_url
@@ -103,7 +103,7 @@ def deliver(
     retry_delay: float = 1.0,
     zones: Collection[str] | None = None,
     add: bool = True,
-    lease: timedelta = LEASE,
+    lease: timedelta | None = None,
 ) -> SendReport:
     """Send edition_id's due rows; with add, first give active subscribers their rows.
 
@@ -111,6 +111,7 @@ def deliver(
     stop set, each thread finishes its message in flight, records it, and the call
     returns. With zones, only subscribers in those time zones are added now (add_rows).
     retry_delay is the first wait of the quick reconnects after a dropped connection.
+    lease is how long a claim holds without renewal (DIGEST_SEND_LEASE by default).
     """
     require_secret(settings)
     now = clock()
@@ -137,7 +138,7 @@ def deliver(
     run = SendRun(settings, store, edition_id, templates, stop, progress, total, clock)
     run.resumed = resumed
     if total:
-        run_threads(run, transport or Connection, lease, retry_delay)
+        run_threads(run, transport or Connection, lease or settings.send_lease, retry_delay)
     store.ledger.close_edition(edition_id, clock())
     if run.paused:
         logger.warning("edition %s: %s", edition_id, run.paused)

@@ -33,7 +33,8 @@ TransportFactory = Callable[[Settings], Connection]
 # Rows a sending thread claims at a time: a subscriber who leaves meanwhile is left out
 # from the next batch on.
 BATCH = 50
-# How long a claim holds without renewal; the heartbeat renews it three times as often.
+# How long a claim holds without renewal (DIGEST_SEND_LEASE's default); the heartbeat
+# renews it three times as often.
 LEASE = timedelta(minutes=2)
 # The same temporary reply to this many messages in a row means the server, not the
 # addresses: the send pauses instead of deferring the whole list one by one.
@@ -141,32 +142,53 @@ class SendRun:
 
 
 class Heartbeat:
-    """Renews the leases of a send's claims while its threads work."""
+    """Renews the leases of a send's claims while its threads work, and knows until when
+    each claim holds by this process's own clock.
+
+    A claim is used only while a quarter of its lease is left: a sender that was paused
+    (SIGSTOP, a swapped-out machine) or cut off from the database past its lease finds
+    its claim expired by its own count, and leaves the rows to whoever took them over
+    rather than sending them again. What it records is fenced by the claim's token too.
+    """
 
     def __init__(self, run: SendRun, lease: timedelta) -> None:
         self.run = run
         self.lease = lease
         self.tokens: set[str] = set()
         self.lost: set[str] = set()
+        # token -> time.monotonic() at which its lease runs out, as far as this
+        # process knows (counted from before the claim or renewal was asked for).
+        self.until: dict[str, float] = {}
+        self.margin = lease.total_seconds() / 4
         self._lock = threading.Lock()
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._beat, name="send-lease", daemon=True)
         self._thread.start()
 
-    def hold(self, token: str) -> None:
-        """Start renewing token."""
+    def hold(self, token: str, since: float) -> None:
+        """Start renewing token, claimed at time.monotonic() since (or later)."""
         with self._lock:
             self.tokens.add(token)
+            self.until[token] = since + self.lease.total_seconds()
 
     def drop(self, token: str) -> None:
         """Stop renewing token."""
         with self._lock:
             self.tokens.discard(token)
+            self.until.pop(token, None)
+
+    def holds(self, token: str) -> bool:
+        """Tell whether token's rows are still this sender's to send."""
+        with self._lock:
+            if token in self.lost:
+                return False
+            return time.monotonic() < self.until.get(token, 0.0) - self.margin
 
     def _beat(self) -> None:
         while not self._done.wait(self.lease.total_seconds() / 3):
             with self._lock:
                 tokens = set(self.tokens)
+            asked = time.monotonic()
             try:
                 held = self.run.store.ledger.renew(
                     self.run.edition_id, tokens, self.run.clock(), self.lease
@@ -178,6 +200,8 @@ class Heartbeat:
                 # A claim with no row left may simply be done; a claim still worked on
                 # but no longer held was taken over: its sender stops using it.
                 self.lost |= (tokens - held) & self.tokens
+                for token in held & self.tokens:
+                    self.until[token] = asked + self.lease.total_seconds()
 
     def close(self) -> None:
         """Stop the heartbeat."""
@@ -195,6 +219,7 @@ def _worker(
     try:
         connection = factory(run.settings)
         while not run.halted():
+            since = time.monotonic()
             claim = run.store.ledger.claim(run.edition_id, run.clock(), lease, BATCH, owner)
             if claim is None:
                 # Rows a sender of this host that died meanwhile still holds are taken
@@ -202,7 +227,7 @@ def _worker(
                 if run.store.ledger.release_dead(run.clock()):
                     continue
                 return
-            beat.hold(claim.token)
+            beat.hold(claim.token, since)
             recorded = 0
             try:
                 recorded = _send_claim(run, beat, connection, recorder, claim, quick)
@@ -230,9 +255,16 @@ def _send_claim(
     """Send the rows of claim in order; return how many outcomes were recorded."""
     recorded = 0
     for row in claim.rows:
-        if run.halted() or claim.token in beat.lost:
-            if claim.token in beat.lost:
-                logger.warning("edition %s: a claim was taken over; leaving it", run.edition_id)
+        if run.halted():
+            return recorded
+        # Looked at before each message: never send a row whose lease may have run out.
+        if not beat.holds(claim.token):
+            logger.warning(
+                "edition %s: a batch's lease ran out or was taken over; leaving its %d"
+                " rows not yet sent to their new owner",
+                run.edition_id,
+                len(claim.rows) - recorded,
+            )
             return recorded
         if row.interrupted:
             with run.lock:

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # A throw-away PostgreSQL cluster for the tests: `pg-cluster.sh start DIR` makes one in
 # DIR (data folder and socket inside it), listening on 127.0.0.1 on a free port, and
-# prints its URL; `pg-cluster.sh stop DIR` stops it and removes DIR. initdb and pg_ctl
+# prints its URL; `pg-cluster.sh restart DIR` restarts it (the tests' database outage);
+# `pg-cluster.sh stop DIR` stops it and removes DIR. initdb and pg_ctl
 # refuse to run as root, so as root the cluster runs as the `postgres` system user
 # (which the Debian packages create), or else as `nobody`.
 set -euo pipefail
-action="${1:?usage: pg-cluster.sh start|stop DIR}"
-dir="${2:?usage: pg-cluster.sh start|stop DIR}"
+action="${1:?usage: pg-cluster.sh start|restart|stop DIR}"
+dir="${2:?usage: pg-cluster.sh start|restart|stop DIR}"
 bindir="${PG_BINDIR:-}"
 if [ -z "$bindir" ]; then
     if command -v pg_ctl >/dev/null 2>&1; then
@@ -43,12 +44,16 @@ start)
     echo "$port" >"$dir/port"
     echo "postgresql://digest@127.0.0.1:$port/postgres"
     ;;
+restart)
+    # Every connection is cut, as when the database server restarts under the senders.
+    as_owner "$bindir/pg_ctl" -D "$dir/data" -m fast -w -t 60 restart >/dev/null
+    ;;
 stop)
     [ -d "$dir/data" ] && as_owner "$bindir/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null 2>&1 || true
     rm -rf "$dir"
     ;;
 *)
-    echo "usage: pg-cluster.sh start|stop DIR" >&2
+    echo "usage: pg-cluster.sh start|restart|stop DIR" >&2
     exit 2
     ;;
 esac

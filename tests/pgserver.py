@@ -1,7 +1,8 @@
 """A real PostgreSQL for the tests, and a fresh database in it for each test.
 
 DIGEST_TEST_PG names a server the tests may create databases on (`.ci/run` starts a
-throw-away cluster with scripts/pg-cluster.sh and sets it). Without it, a session whose
+throw-away cluster with scripts/pg-cluster.sh and sets it, and DIGEST_TEST_PG_DIR to the
+cluster's folder, which lets a test restart the server). Without it, a session whose
 machine has PostgreSQL installed starts such a cluster itself, the same way, and stops
 it at the end. Without either, the PostgreSQL half of a test is skipped, which under
 CI=true is a failure (strict_ci.py).
@@ -24,6 +25,10 @@ from sqlalchemy.engine import make_url
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "pg-cluster.sh"
 _counter = itertools.count()
+# Taken out of the environment at once: every digest process a test starts would warn
+# about DIGEST_ keys it does not know.
+_GIVEN = os.environ.pop("DIGEST_TEST_PG", "").strip()
+_folder: list[str] = [os.environ.pop("DIGEST_TEST_PG_DIR", "").strip()]
 
 
 def installed() -> bool:
@@ -36,14 +41,14 @@ def installed() -> bool:
 @contextmanager
 def server() -> Iterator[str | None]:
     """Yield the URL of a server to make test databases on, or None when there is none."""
-    given = os.environ.get("DIGEST_TEST_PG", "").strip()
-    if given:
-        yield given
+    if _GIVEN:
+        yield _GIVEN
         return
     if not installed():
         yield None
         return
     folder = Path(tempfile.mkdtemp(prefix="digest-pg-")) / "cluster"
+    _folder[0] = str(folder)
     started = subprocess.run(
         ["bash", str(SCRIPT), "start", str(folder)],
         capture_output=True,
@@ -58,6 +63,15 @@ def server() -> Iterator[str | None]:
     finally:
         subprocess.run(["bash", str(SCRIPT), "stop", str(folder)], timeout=60, check=False)
         shutil.rmtree(folder.parent, ignore_errors=True)
+
+
+def restart() -> bool:
+    """Restart the test server, cutting every connection; False when it is not ours."""
+    folder = _folder[0]
+    if not folder:
+        return False
+    subprocess.run(["bash", str(SCRIPT), "restart", folder], timeout=120, check=True)
+    return True
 
 
 def admin(url: str) -> psycopg.Connection[tuple[object, ...]]:
