@@ -19,8 +19,9 @@ from digest.audience import Templates
 from digest.clock import Clock
 from digest.config import Settings
 from digest.errors import DeliveryError
+from digest.limits import DomainRates, overall
 from digest.models import Outcome, Progress
-from digest.smtp import Connection, RateLimiter, Result, SmtpSetupError, send_with_retries
+from digest.smtp import Connection, Result, SmtpSetupError, send_with_retries
 from digest.store import Store
 from digest.store.claims import Claim, ClaimedRow, Recorder, RetryPolicy
 from digest.store.ledger import owner_name
@@ -72,7 +73,9 @@ class SendRun:
         self.clock = clock
         self.policy = retry_policy(settings)
         self.rng = random.Random()
-        self.limiter = RateLimiter(settings.smtp_rate)
+        # Shared with every other sender on the store, through its buckets.
+        self.limiter = overall(store, settings.smtp_rate)
+        self.domains = DomainRates(store, settings.smtp_domain_rate)
         self.lock = threading.Lock()
         self.sent = self.failed = self.deferred = self.resumed = 0
         self.started = time.monotonic()
@@ -306,6 +309,7 @@ def _one(
         return Outcome(edition_id, sid, "skipped", run.clock(), error=reason), 0
     data, msg_id = made
     s = run.settings
+    run.domains.wait(row.email, run.halt)
     try:
         result, tries = send_with_retries(
             connection,

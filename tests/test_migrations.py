@@ -234,13 +234,19 @@ def _key(table: Table, row: dict[str, Any]) -> tuple[Any, ...]:
     return tuple(row[c.name] for c in table.primary_key.columns)
 
 
+# Tables that revisions after 0001 added: no legacy store has them.
+LATER_TABLES = {"rate_buckets"}
+
+
 def test_legacy_upgrade_keeps_every_row(old_store: Path) -> None:
     """Convert a copy of the fixture: every row of every table, values converted."""
-    old = {t.name: _old_rows(old_store, t.name) for t in schema.metadata.tables.values()}
+    # Tables later revisions added are not in the earlier release's store.
+    tables = [t for t in schema.metadata.tables.values() if t.name not in LATER_TABLES]
+    old = {t.name: _old_rows(old_store, t.name) for t in tables}
     Store(old_store).close()
     database = Database(old_store)
     assert migrate.current_revision(database) == migrate.head_revision()
-    for table in schema.metadata.tables.values():
+    for table in tables:
         new = {_key(table, row): row for row in _new_rows(database, table)}
         assert len(new) == len(old[table.name]), table.name
         for before in old[table.name]:

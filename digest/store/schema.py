@@ -18,6 +18,7 @@ from sqlalchemy import (
     Date,
     DateTime,
     Dialect,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -252,4 +253,14 @@ deliveries = Table(
         sqlite_where=OPEN,
         postgresql_where=OPEN,
     ),
+)
+
+# Token buckets shared by every sender: "all" for SMTP_RATE, "domain:<name>" for
+# SMTP_DOMAIN_RATE. Senders take tokens in chunks, so a bucket is written once per chunk.
+rate_buckets = Table(
+    "rate_buckets",
+    metadata,
+    Column("key", Text, primary_key=True),
+    Column("tokens", Float, nullable=False),
+    Column("updated", UtcDateTime, nullable=False),
 )
