@@ -626,6 +626,33 @@ def db() -> None:
     """
 
 
+@db.command("copy")
+@click.option("--to", "target", required=True, metavar="URL", help="The empty store to fill.")
+@pass_context
+@handle_errors
+def db_copy(ctx: Context, target: str) -> None:
+    """Copy this store (DIGEST_DB) with every article, edition, subscriber and delivery
+    into a new, empty one, such as a PostgreSQL database, and check the counts.
+
+    Then point DIGEST_DB at the new store. The copy is one transaction: on any failure
+    the target is left as it was.
+
+    \b
+    Example:
+      digest db copy --to postgresql://digest:secret@db.example.org/digest
+    """
+    from digest.store.copy import copy_store
+
+    settings = ctx.settings()
+    counts = copy_store(settings.db, target)
+    for table, count in counts.items():
+        click.echo(f"  {table}: {count} rows")
+    click.echo(
+        f"Copied {shown(settings.db)} to {shown(target)}: {sum(counts.values())} rows,"
+        " every table's count checked."
+    )
+
+
 @db.command("upgrade")
 @pass_context
 @handle_errors

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from sqlalchemy import URL, Connection, Engine, Table, create_engine, event
+from sqlalchemy import URL, Connection, Engine, Table, create_engine, event, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import (
@@ -194,6 +194,20 @@ class Database:
         if self.dialect == "postgresql":
             return postgresql.insert(table)
         return sqlite.insert(table)
+
+    def reset_keys(self, conn: Connection, table: Table) -> None:
+        """After rows were inserted with their keys given, let new rows' keys follow.
+
+        SQLite takes the next rowid from the largest one; PostgreSQL's sequence must be
+        moved past what was copied.
+        """
+        if self.dialect != "postgresql":
+            return
+        for column in table.primary_key.columns:
+            if column.autoincrement is True:
+                largest = select(func.max(column)).scalar_subquery()
+                sequence = func.pg_get_serial_sequence(table.name, column.name)
+                conn.execute(select(func.setval(sequence, func.coalesce(largest, 0) + 1, False)))
 
     def close(self) -> None:
         """Close every pooled connection."""
