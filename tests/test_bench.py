@@ -6,6 +6,7 @@ The figures at these sizes mean nothing and are not checked.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -74,3 +75,20 @@ def test_highlights_bench_runs(tiny_corpus: Path) -> None:
     out = run_bench("highlights.py", str(tiny_corpus))
     assert "2 articles from" in out
     assert all(name in out for name in ("ours", "lead-3", "textrank"))
+
+
+def test_workers_bench_runs(pg_server: str | None) -> None:
+    if pg_server is None:
+        pytest.skip("PostgreSQL is not installed and DIGEST_TEST_PG is not set")
+    done = subprocess.run(
+        [sys.executable, str(BENCH / "workers.py"), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+        env={**os.environ, "DIGEST_BENCH_PG": pg_server},
+    )
+    assert done.returncode == 0, done.stderr
+    assert "ratio 2 workers / 1:" in done.stdout
+    assert "database transactions per message:" in done.stdout
+    assert "ratio SQLite 2 processes / 1:" in done.stdout
