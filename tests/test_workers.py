@@ -167,7 +167,7 @@ def test_a_killed_worker_is_taken_over(pg_url: str, smtp: SmtpServer) -> None:
 def test_a_worker_paused_past_its_lease_sends_nothing_it_lost(
     pg_url: str, smtp: SmtpServer
 ) -> None:
-    """SIGSTOP one worker for three leases, then SIGCONT it: the others took its rows;
+    """SIGSTOP one worker for three leases, then SIGCONT it: the other took its rows;
     on waking it finds its lease expired and sends none of them, so that only what it
     had in flight when stopped may arrive twice."""
     addresses = _prepare(pg_url, 1000)
@@ -176,12 +176,12 @@ def test_a_worker_paused_past_its_lease_sends_nothing_it_lost(
     with workers(_env(pg_url, smtp.port), 2) as procs:
         _wait(lambda: len(smtp.handler.received) >= 200, procs, 120)
         procs[0].send_signal(signal.SIGSTOP)
+        # Past its lease: its rows lapse and the other worker takes them over (and may
+        # finish the whole list meanwhile; the stopped one must still send none of it).
         time.sleep(3 * LEASE_S)
-        stopped_at = len(smtp.handler.received)
         procs[0].send_signal(signal.SIGCONT)
         _wait(_settled(pg_url, 1000), procs, 120)
         errs = _stop_all(procs)
-    assert stopped_at < 1000, "the other worker finished before the pause ended"
     _check_copies(smtp.handler, addresses, CONNECTIONS)
     # It left the batches it had lost: by its own count of the lease, or fenced off
     # when it came to record a message it had in flight.
