@@ -147,9 +147,8 @@ def test_three_workers_send_5000_each_exactly_once(pg_url: str, smtp: SmtpServer
     addresses = _prepare(pg_url, 5000)
     with workers(_env(pg_url, smtp.port), 3) as procs:
         _wait(_settled(pg_url, 5000), procs, 240)
-        errs = _stop_all(procs)
+        _stop_all(procs)
     assert _check_copies(smtp.handler, addresses, 0) == 0
-    assert all("Worker stopped" not in e for e in errs)
 
 
 def test_a_killed_worker_is_taken_over(pg_url: str, smtp: SmtpServer) -> None:
