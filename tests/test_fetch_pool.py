@@ -7,6 +7,8 @@ by timing anything; the certificates come from a throw-away CA made by trustme.
 
 from __future__ import annotations
 
+import importlib
+import ipaddress
 import ssl
 import threading
 from collections.abc import Callable, Iterator
@@ -18,11 +20,13 @@ from pathlib import Path
 import pytest
 import trustme
 from _sources import ingest, source_settings
-from feedserver import FeedServer, serving
+from feedserver import FakeDNS, FeedServer, serving
 
 from digest.sources import SourceResult, read_sources
 from digest.sources.connection import Pool
-from digest.sources.fetch import FetchOptions, fetch
+from digest.sources.fetch import FetchError, FetchOptions, FetchRefused, fetch, fetch_untrusted
+
+fetch_module = importlib.import_module("digest.sources.fetch")
 
 # Long enough that no test here ever meets it: a barrier that is not reached fails first.
 OPTIONS = FetchOptions(timeout=20.0)
@@ -272,3 +276,34 @@ def test_a_broken_feed_fails_only_itself_among_concurrent_ones(
     assert [s.where for s in report.skipped] == urls[1:4]
     assert "HTTP 500" in report.skipped[0].reason
     assert "connection refused" in report.skipped[1].reason
+
+
+def test_a_kept_connection_is_reused_only_past_the_address_check(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Check every look-up before reuse; never reuse a connection for another address."""
+    dns = FakeDNS()
+    monkeypatch.setattr("socket.getaddrinfo", dns)
+
+    def only_127_0_0_1_is_public(
+        address: ipaddress.IPv4Address | ipaddress.IPv6Address,
+    ) -> str | None:
+        return None if str(address) == "127.0.0.1" else "a private address"
+
+    monkeypatch.setattr(fetch_module, "refusal", only_127_0_0_1_is_public)
+    with watched(Seen()) as seen, Pool() as pool:
+        port = seen.url.rsplit(":", 1)[1]
+        url = f"http://feeds.test:{port}/feed.xml"
+        dns.answers["feeds.test"] = ["127.0.0.1", "127.0.0.2", "127.0.0.1", "127.0.0.3"]
+        fetch_untrusted(url, OPTIONS, pool=pool)  # kept, to 127.0.0.1
+        with pytest.raises(FetchRefused, match=r"resolves to 127\.0\.0\.2, a private address"):
+            fetch_untrusted(url, OPTIONS, pool=pool)
+        fetch_untrusted(url, OPTIONS, pool=pool)  # 127.0.0.1 again: the kept connection
+        assert (len(seen.requests), seen.connections()) == (2, 1)
+        # Allowed now, but the kept connection goes to 127.0.0.1: a new one is made, to
+        # 127.0.0.3, where nothing listens.
+        monkeypatch.setattr(fetch_module, "refusal", lambda a: None)
+        with pytest.raises(FetchError, match="connection refused"):
+            fetch_untrusted(url, OPTIONS, pool=pool)
+    assert len(seen.requests) == 2
+    dns.release()

@@ -165,11 +165,12 @@ class Connection(http.client.HTTPConnection):
         wrapper = self.sock
         if not isinstance(wrapper, _DeadlineSocket):
             return False
+        poller = select.poll()
         try:
-            readable, _, _ = select.select([wrapper.sock], [], [], 0)
+            poller.register(wrapper.sock, select.POLLIN)
+            return not poller.poll(0)
         except (OSError, ValueError):
             return False
-        return not readable
 
 
 class Pool:
