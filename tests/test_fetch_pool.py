@@ -241,21 +241,22 @@ def test_no_more_feeds_in_flight_than_the_concurrency() -> None:
 
 
 def test_results_come_in_source_order_whoever_answers_first() -> None:
-    """Hand results out in DIGEST_SOURCES order although the first feed answers last."""
+    """Hand results out in DIGEST_SOURCES order although the first feed answers last, and
+    go on fetching the others, two at a time, while it keeps everyone waiting."""
     last_asked = threading.Event()
 
     def hold(path: str) -> int:
         if path == "/feed0.xml":
             return 200 if last_asked.wait(WAIT) else 503
-        if path == "/feed3.xml":
+        if path == "/feed7.xml":
             last_asked.set()
         return 200
 
     with watched(Seen(hold=hold)) as seen:
-        urls = [f"{seen.url}/feed{n}.xml" for n in range(4)]
-        results = read(urls, concurrency=4)
+        urls = [f"{seen.url}/feed{n}.xml" for n in range(8)]
+        results = read(urls, concurrency=2)
     assert [r.where for r in results] == urls
-    assert [r.articles[0].title for r in results] == [f"Story of feed{n}" for n in range(4)]
+    assert [r.articles[0].title for r in results] == [f"Story of feed{n}" for n in range(8)]
 
 
 def test_a_broken_feed_fails_only_itself_among_concurrent_ones(

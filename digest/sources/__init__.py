@@ -48,6 +48,8 @@ Reader = Callable[[Document], SourceResult]
 # A file modified within this long of its last check may have changed without its mtime
 # showing it (coarse file-system clocks), so it is hashed again instead of trusted.
 _RACY_NS = 2_000_000_000
+# How many feed fetches, per fetch thread, may be started before the reader takes them.
+_AHEAD = 4
 
 
 def _read_text(doc: Document) -> SourceResult:
@@ -157,9 +159,9 @@ def read_sources(
         fetch_one = partial(
             _fetch_url, memory=memory, options=options, now=now, interval=interval, pool=pool
         )
-        # Fetched but not yet parsed answers wait in memory: twice the threads is enough
-        # to keep every thread busy while the reader parses.
-        ahead = _Ahead(urls, workers * 2, lambda url: threads.submit(fetch_one, url))
+        # Answers are parsed in order, so fetched ones wait in memory behind a slow feed:
+        # four times the threads lets the others go on meanwhile, and bounds that memory.
+        ahead = _Ahead(urls, workers * _AHEAD, lambda url: threads.submit(fetch_one, url))
         try:
             yield from _read_all(specs, memory, max_file_bytes, ahead)
         finally:
