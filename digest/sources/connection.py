@@ -119,7 +119,7 @@ class _DeadlineReader(io.RawIOBase):
         super().close()
 
 
-class Connection(http.client.HTTPConnection):
+class FeedConnection(http.client.HTTPConnection):
     """HTTP or HTTPS to addresses resolved and checked beforehand, never looked up again.
 
     With TLS the certificate is verified against the host name of the URL
@@ -179,7 +179,7 @@ class Pool:
     def __init__(self, max_idle_per_origin: int = MAX_IDLE_PER_ORIGIN) -> None:
         self._lock = threading.Lock()
         self._tls: ssl.SSLContext | None = None
-        self._idle: dict[Origin, list[Connection]] = {}
+        self._idle: dict[Origin, list[FeedConnection]] = {}
         self._max_idle = max_idle_per_origin
         self._closed = False
 
@@ -194,11 +194,11 @@ class Pool:
 
     def connection(
         self, origin: Origin, addresses: list[AddrInfo], deadline: Deadline
-    ) -> tuple[Connection, bool]:
+    ) -> tuple[FeedConnection, bool]:
         """Return a connection to origin at one of addresses, and whether it was kept from
         an earlier request (the caller retries once on a fresh one if a kept one fails)."""
         allowed = {str(info[4][0]) for info in addresses}
-        found: Connection | None = None
+        found: FeedConnection | None = None
         with self._lock:
             idle = self._idle.get(origin, [])
             for conn in reversed(idle):
@@ -213,17 +213,19 @@ class Pool:
             found.close()
         return self.fresh(origin, addresses, deadline), False
 
-    def fresh(self, origin: Origin, addresses: list[AddrInfo], deadline: Deadline) -> Connection:
+    def fresh(
+        self, origin: Origin, addresses: list[AddrInfo], deadline: Deadline
+    ) -> FeedConnection:
         """Return a new, not yet connected connection (it connects on its first request)."""
         tls = self.tls_context() if origin[0] == "https" else None
-        return Connection(origin, addresses, deadline, tls)
+        return FeedConnection(origin, addresses, deadline, tls)
 
-    def keep(self, conn: Connection) -> None:
+    def keep(self, conn: FeedConnection) -> None:
         """Take back a connection whose response was read to the end, for the next request."""
         with self._lock:
             idle = self._idle.setdefault(conn.origin, [])
             if self._closed or len(idle) >= self._max_idle or not conn.peer:
-                extra: Connection | None = conn
+                extra: FeedConnection | None = conn
             else:
                 idle.append(conn)
                 extra = None

@@ -17,6 +17,11 @@ One deadline (DIGEST_FETCH_TIMEOUT) bounds everything: the DNS look-up, the conn
 TLS handshake, sending the request and every read of the status line, headers and body.
 Each socket read gets the time that is left, so a server dripping a byte at a time
 cannot hold a fetch past the deadline.
+
+The sockets themselves, the TLS context and the connections kept between requests are
+connection.py's: a run passes one Pool to all its fetches. A kept connection is taken
+only after the new request's look-up and check, and only when it goes to one of the
+addresses that passed.
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ from urllib.parse import parse_qsl, quote, urlencode, urljoin, urlsplit, urlunsp
 
 from digest import __version__
 from digest.errors import SourceError
-from digest.sources.connection import AddrInfo, Connection, Deadline, Pool
+from digest.sources.connection import AddrInfo, Deadline, FeedConnection, Pool
 
 logger = logging.getLogger(__name__)
 
@@ -418,7 +423,7 @@ def _exchange(
 _STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError, ssl.SSLEOFError)
 
 
-def _send(connection: Connection, target: _Target, headers: dict[str, str]) -> HTTPResponse:
+def _send(connection: FeedConnection, target: _Target, headers: dict[str, str]) -> HTTPResponse:
     try:
         connection.request("GET", target.path, headers=headers)
         return connection.getresponse()
