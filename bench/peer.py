@@ -236,11 +236,10 @@ def rss2email(install: bool) -> Path | None:
     if not install:
         return None
     subprocess.run([sys.executable, "-m", "venv", "--clear", str(home)], check=True)
-    subprocess.run(
-        [str(home / "bin" / "pip"), "install", "--quiet", RSS2EMAIL],
-        check=True,
-        capture_output=True,
-    )
+    pip = [str(home / "bin" / "pip"), "install", "--quiet", RSS2EMAIL]
+    done = subprocess.run(pip, capture_output=True, text=True, check=False)
+    if done.returncode != 0 or not r2e.exists():
+        raise RuntimeError(f"could not install {RSS2EMAIL} into {home}: {done.stderr[-2000:]}")
     return r2e
 
 
