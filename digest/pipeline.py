@@ -130,6 +130,7 @@ def fetch_options(settings: Settings) -> FetchOptions:
         max_bytes=settings.fetch_max_bytes,
         user_agent=settings.user_agent or USER_AGENT,
         allow_private=settings.fetch_allow_private,
+        concurrency=settings.fetch_concurrency,
     )
 
 

@@ -44,6 +44,12 @@ def test_dedup_bench_runs() -> None:
     assert "LSH / pairwise" in out
 
 
+def test_peer_bench_runs() -> None:
+    out = run_bench("peer.py", "--quick")
+    assert "10 feeds at 100 ms: digest wall:" in out
+    assert "10 feeds at 100 ms: digest CPU:" in out
+
+
 def test_ingest_bench_runs() -> None:
     out = run_bench("ingest.py", "--articles", "40", "--feeds", "3", "--items", "4")
     assert "feeds" in out and "unchanged" in out
