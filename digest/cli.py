@@ -477,6 +477,8 @@ def _print_send_report(report: SendReport) -> None:
         )
     if report.paused:
         click.echo(f"  Paused: {report.paused}.")
+    for line in report.held:
+        click.echo(f"  Held back: {line}.")
     if report.stopped:
         click.echo(
             f"  Stopped: run `digest send {report.edition_id}` again to send the rest;"

@@ -104,6 +104,9 @@ class Settings:
     smtp_retry_delay: timedelta = timedelta(minutes=5)
     smtp_retry_for: timedelta = timedelta(days=2)
     smtp_ca_file: Path | None = None
+    # A mailbox something reads for unsubscribe requests by mail (empty: no mailto: in
+    # List-Unsubscribe, only the one-click URL).
+    unsubscribe_mailto: str = ""
 
     @property
     def zone(self) -> ZoneInfo:
@@ -414,6 +417,13 @@ def _list_id(values: _Values) -> str:
     return f"digest.{domain or 'example.com'}"
 
 
+def _optional_mailbox(values: _Values, key: str) -> str:
+    """Return the bare address of an optional mailbox setting, or "" when it is not set."""
+    if not values.text(key, "", allow_empty=True):
+        return ""
+    return parseaddr(values.mailbox(key, ""))[1]
+
+
 def load_settings(
     env_file: Path | None = None, environ: Mapping[str, str] | None = None
 ) -> Settings:
@@ -490,7 +500,10 @@ def load_settings(
         smtp_retry_delay=v.duration("SMTP_RETRY_DELAY", "5m"),
         smtp_retry_for=v.duration("SMTP_RETRY_FOR", "2d"),
         smtp_ca_file=v.optional_path("SMTP_CA_FILE"),
+        unsubscribe_mailto=_optional_mailbox(v, "DIGEST_UNSUBSCRIBE_MAILTO"),
     )
     for key in v.unknown_keys():
-        logger.warning("%s: unknown setting %s is ignored", env_file or "environment", key)
+        # A key in both places is read from the environment; blame the file only for its own.
+        where = env_file if key in v.file_values and key not in env else "the environment"
+        logger.warning("%s: unknown setting %s is ignored", where, key)
     return settings

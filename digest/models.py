@@ -328,6 +328,8 @@ class SendReport:
     paused: str = ""
     # When the earliest deferred row is tried next.
     next_attempt_at: datetime | None = None
+    # Domains held back after a policy refusal (5.7.x), one line each.
+    held: tuple[str, ...] = ()
 
     @property
     def remaining(self) -> int:

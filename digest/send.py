@@ -67,6 +67,7 @@ def _template(
         list_id=list_id_header(settings.title, settings.list_id, settings.sender),
         base_url=settings.base_url,
         now=now,
+        unsubscribe_mailto=settings.unsubscribe_mailto,
     )
 
 
@@ -141,6 +142,8 @@ def deliver(
     store.ledger.close_edition(edition_id, clock())
     if run.paused:
         logger.warning("edition %s: %s", edition_id, run.paused)
+    for hold in run.holds.holds():
+        logger.warning("edition %s: %s", edition_id, hold.line())
     due = [d for d in store.ledger.due_editions(clock()) if d.edition_id == edition_id]
     report = SendReport(
         edition_id,
@@ -153,6 +156,7 @@ def deliver(
         deferred_now=run.deferred,
         paused=run.paused,
         next_attempt_at=due[0].next_attempt_at if due else None,
+        held=tuple(hold.line() for hold in run.holds.holds()),
     )
     if run.error is not None:
         if isinstance(run.error, DeliveryError):

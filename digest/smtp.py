@@ -24,8 +24,17 @@ logger = logging.getLogger(__name__)
 # sent; transient (a 4xx, or the connection failed before the message was given);
 # permanent (a 5xx); unsure (the message was given, but no final reply came).
 ReplyKind = Literal["sent", "transient", "permanent", "unsure"]
-# Replies to RCPT that say the mailbox does not exist: bounce at once, no second chance.
+# Replies to RCPT that may say the mailbox does not exist; without an enhanced status
+# code (RFC 3463) only their text tells, so the text must say so too.
 _NO_SUCH_MAILBOX = {550, 551, 553}
+_NO_SUCH_USER = re.compile(
+    r"no such (user|mailbox|recipient|address)|user(name)? (unknown|not found)"
+    r"|unknown (user|recipient|mailbox)|(recipient|mailbox|address|user) (does not|doesn't)"
+    r" exist|(mailbox|recipient|address) not found|invalid (recipient|mailbox)",
+    re.IGNORECASE,
+)
+# The enhanced status code at the start of a reply's text: class.subject.detail.
+_ENHANCED = re.compile(r"\s*([245])\.(\d{1,3})\.(\d{1,3})\b")
 # A line of the message that starts with a dot gets a second one (RFC 5321, 4.5.2).
 _DOT_LINE = re.compile(rb"(?m)^\.")
 # How long the server may take to answer the end of a message.
@@ -45,6 +54,9 @@ class Result:
     error: str = ""
     # A 5xx to RCPT saying the mailbox does not exist.
     no_such_mailbox: bool = False
+    # A 5.7.x: the server refuses the sender (a blocklisted IP, a policy), not the
+    # address; every address at that domain would get the same.
+    policy: bool = False
 
 
 def tls_context(settings: Settings) -> ssl.SSLContext:
@@ -283,9 +295,23 @@ class Connection:
                 self.drop()
             return Result("transient", code, text)
         if 500 <= code < 600:
-            return Result("permanent", code, text, rcpt and code in _NO_SUCH_MAILBOX)
+            return classify_permanent(code, _text(reply), rcpt=rcpt)
         self.drop()
         return Result("transient", code, text or "unexpected reply")
+
+
+def classify_permanent(code: int, reply: str, *, rcpt: bool) -> Result:
+    """Classify a 5xx reply: a policy refusal (5.7.x), a mailbox that does not exist
+    (5.1.x, or a bare 550/551/553 whose text says so), or another permanent failure."""
+    text = f"{code} {reply}".strip()
+    enhanced = _ENHANCED.match(reply)
+    if enhanced is not None and enhanced.group(2) == "7":
+        return Result("permanent", code, text, policy=True)
+    if enhanced is not None:
+        gone = enhanced.group(2) == "1"
+    else:
+        gone = code in _NO_SUCH_MAILBOX and _NO_SUCH_USER.search(reply) is not None
+    return Result("permanent", code, text, no_such_mailbox=rcpt and gone)
 
 
 def envelope_address(address: str) -> tuple[str, bool]:

@@ -123,9 +123,9 @@ def test_every_subscriber_gets_one_personal_copy(tmp_path: Path, server: SmtpSer
             assert msg["To"] == f"{sub.name} <{sub.email}>"
             assert msg["List-Id"] == '"Daily Digest" <digest.example.com>'
             assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
-            web, mailto = (p.strip(" <>") for p in msg["List-Unsubscribe"].split(","))
+            # No DIGEST_UNSUBSCRIBE_MAILTO: the one-click URL only.
+            web = msg["List-Unsubscribe"].strip(" <>")
             assert web.startswith("https://news.example.org/unsubscribe/")
-            assert mailto.startswith("mailto:digest@example.com")
             token = web.rsplit("/", 1)[1]
             assert subscriber_from_token(SECRET, settings.list_id, token) == sub.id
             assert sub.email not in msg["List-Unsubscribe"]
@@ -250,6 +250,33 @@ def test_550_fails_once_and_is_left_out_next_time(tmp_path: Path, server: SmtpSe
         add_edition(store, "e2", NOW + timedelta(days=1))
     assert send(settings, "e2").counts == {"sent": 2}
     assert server.handler.attempts["r1@example.org"] == 1
+
+
+def test_a_policy_refusal_holds_the_domain_back_and_bounces_nobody(
+    tmp_path: Path, server: SmtpServer
+) -> None:
+    """Defer a 5.7.1 (a blocklisted IP) and the rest of its domain; bounce no one; say so."""
+    blocked = [f"b{n}@blocked.example.net" for n in range(3)]
+    server.handler.faults.rcpt[blocked[0]] = ["550 5.7.1 client host blocked"] * 9
+    settings = smtp_settings(tmp_path, server.port, smtp_connections=1)
+    with Store(settings.db) as store:
+        add_edition(store, "e1")
+        for address in blocked:
+            store.subscribers.upsert(address, "", (), "", NOW)
+        add_subscribers(store, 2)
+    report = send(settings)
+    assert report.counts == {"sent": 2, "pending": 3}
+    assert server.handler.recipients() == {"r0@example.org": 1, "r1@example.org": 1}
+    assert server.handler.attempts[blocked[0]] == 1
+    assert server.handler.attempts[blocked[1]] == server.handler.attempts[blocked[2]] == 0
+    assert report.held == (
+        "blocked.example.net refused the sender (550 5.7.1 client host blocked);"
+        " 3 addresses wait for a later send, none marked bounced",
+    )
+    with Store(settings.db) as store:
+        for address in blocked:
+            sub = store.subscribers.by_email(address)
+            assert sub is not None and sub.status == "active"
 
 
 def test_repeated_hard_failures_bounce(tmp_path: Path, server: SmtpServer) -> None:
