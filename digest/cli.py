@@ -19,11 +19,10 @@ from typing import Any, TypeVar
 
 import click
 
-from digest import __version__, pipeline
+from digest import __version__
 from digest.config import Settings, load_settings
 from digest.errors import ConfigError, DeliveryError, DigestError
 from digest.models import IngestReport, Progress, SendReport
-from digest.sources.fetch import redact
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -110,6 +109,8 @@ def shown(where: str | Path) -> str:
 
 
 def _print_skipped(report: IngestReport) -> None:
+    from digest.sources.fetch import redact
+
     for item in report.skipped:
         click.echo(f"  skipped {shown(item.where)}: {item.reason}")
     for source in report.failing:
@@ -131,6 +132,8 @@ def run(ctx: Context) -> None:
     Example:
       digest run
     """
+    from digest import pipeline
+
     settings = ctx.settings()
     stop = threading.Event()
     line = _ProgressLine()
@@ -177,6 +180,8 @@ def preview(ctx: Context, out: Path | None, open_browser: bool) -> None:
     Example:
       digest preview --open
     """
+    from digest import pipeline
+
     settings = ctx.settings()
     result = pipeline.preview(settings, out)
     if result.edition is None or result.folder is None:
@@ -199,6 +204,8 @@ def ingest(ctx: Context) -> None:
     Example:
       digest ingest
     """
+    from digest import pipeline
+
     settings = ctx.settings()
     report = pipeline.ingest_only(settings)
     click.echo(
@@ -522,6 +529,8 @@ def send(ctx: Context, edition: str | None, test_address: str | None) -> None:
     Example:
       digest send 2026-11-28
     """
+    from digest import pipeline
+
     settings = ctx.settings()
     if test_address is not None:
         from digest.send import send_test

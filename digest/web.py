@@ -375,7 +375,7 @@ class App:
             body = read_body(environ)
             if body is None:
                 return self._unsubscribe_page("413 Content Too Large", "error", "Too much data.")
-            form = parse_qs(body.decode("utf-8", "replace"))
+            form = parse_form(environ.get("CONTENT_TYPE", ""), body)
             if form.get("List-Unsubscribe") == ["One-Click"]:
                 how = "one-click"
             elif form.get("confirm") == ["unsubscribe"]:
@@ -399,6 +399,28 @@ class App:
             },
         )
         return _html(status, page)
+
+
+def parse_form(content_type: str, body: bytes) -> dict[str, list[str]]:
+    """Return the fields of a form posted as application/x-www-form-urlencoded or as
+    multipart/form-data (which RFC 8058 says one-click senders SHOULD use)."""
+    if content_type.split(";", 1)[0].strip().lower() != "multipart/form-data":
+        return parse_qs(body.decode("utf-8", "replace"))
+    from email import policy
+    from email.parser import BytesParser
+
+    head = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode("latin-1", "replace")
+    message = BytesParser(policy=policy.HTTP).parsebytes(head + body)
+    fields: dict[str, list[str]] = {}
+    if not message.is_multipart():
+        return fields
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if isinstance(name, str) and part.get_filename() is None:
+            payload = part.get_payload(decode=True)
+            value = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else ""
+            fields.setdefault(name, []).append(value)
+    return fields
 
 
 def read_body(environ: Environ) -> bytes | None:
