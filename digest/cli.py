@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import logging
 import signal
 import sys
@@ -138,6 +137,7 @@ def run(ctx: Context) -> None:
     stop = threading.Event()
     line = _ProgressLine()
     if settings.delivery == "smtp":
+        _preflight(settings)
         _on_signal_stop(stop)
     try:
         result = pipeline.run_edition(settings, stop=stop, progress=line)
@@ -550,6 +550,7 @@ def send(ctx: Context, edition: str | None, test_address: str | None) -> None:
             raise DeliveryError(f"{address}: {result.error}")
         click.echo(f"Sent a test copy of edition {edition} to {address}; the ledger is unchanged.")
         return
+    _preflight(settings)
     stop = threading.Event()
     _on_signal_stop(stop)
     line = _ProgressLine()
@@ -604,6 +605,53 @@ def deliveries(ctx: Context, edition: str | None, show_all: bool) -> None:
             click.echo(f"  {row.status:8} {row.email}  tries {row.attempts}  {when}{note}{error}")
 
 
+def _preflight(settings: Settings) -> None:
+    """Run `digest check`'s checks but the SMTP round trip; print warnings, stop on errors."""
+    from digest.check import before_send, has_errors
+
+    findings = [f for f in before_send(settings) if f.level != "ok"]
+    for finding in findings:
+        click.echo(finding.line(), err=True)
+    if has_errors(findings):
+        raise ConfigError(
+            "not safe to send to real people yet; nothing was made or sent",
+            hint="fix the errors above; `digest check` tests the SMTP server too",
+        )
+
+
+@main.command()
+@click.option("--new-secret", is_flag=True, help="Print a fresh DIGEST_SECRET_KEY and exit.")
+@pass_context
+@handle_errors
+def check(ctx: Context, new_secret: bool) -> None:
+    """Say whether this configuration is ready to send to real people, line by line.
+
+    Each line is ok, warning or error with the key to change; the SMTP server is asked
+    to accept the sender (then RSET: nothing is sent). Exits 1 on any error.
+
+    \b
+    Example:
+      digest check
+    """
+    from digest import check as preflight
+
+    if new_secret:
+        click.echo(preflight.new_secret())
+        return
+    findings = preflight.run_checks(ctx.settings())
+    for finding in findings:
+        click.echo(finding.line())
+    counts = {level: sum(f.level == level for f in findings) for level in ("error", "warning")}
+    click.echo(f"{plural(counts['error'], 'error')}, {plural(counts['warning'], 'warning')}.")
+    if counts["error"]:
+        sys.exit(1)
+
+
+def plural(count: int, word: str, words: str = "") -> str:
+    """Return "1 item", "2 items": count and word in the number it takes."""
+    return f"{count} {word if count == 1 else words or word + 's'}"
+
+
 @main.group()
 def db() -> None:
     """Look after the store's schema: see its version, bring it up to date.
@@ -636,191 +684,9 @@ def db_upgrade(ctx: Context) -> None:
         click.echo(f"{shown(settings.db)}: schema upgraded from {before} to revision {after}.")
 
 
-@main.group()
-def subscribers() -> None:
-    """Manage the subscriber list: import, add, remove, list, export.
-
-    \b
-    Example:
-      digest subscribers import subscribers.csv
-    """
-
-
-def _section_names(settings: Settings) -> tuple[str, ...]:
-    """Return the sections topics can name: none when no sections are configured."""
-    if not settings.sections:
-        return ()
-    return (*settings.sections, settings.default_section)
-
-
-@subscribers.command(name="import")
-@click.argument("file", type=click.Path(path_type=Path, dir_okay=False, exists=True))
-@click.option("--resubscribe", is_flag=True, help="Re-activate unsubscribed or bounced addresses.")
-@pass_context
-@handle_errors
-def subscribers_import(ctx: Context, file: Path, resubscribe: bool) -> None:
-    """Import a CSV file with a header row: email, and optionally name, topics, timezone.
-
-    Known addresses are updated, never duplicated; unsubscribed ones stay unsubscribed
-    unless --resubscribe is given. Bad rows are listed by line number and left out.
-
-    \b
-    Example:
-      digest subscribers import subscribers.csv
-    """
-    from digest.store import Store
-    from digest.subscribers import import_csv
-
-    settings = ctx.settings()
-    with Store(settings.db) as store:
-        report = import_csv(
-            store, file, _utcnow(), resubscribe=resubscribe, sections=_section_names(settings)
-        )
-    click.echo(
-        f"Imported {shown(file)}: {report.new} new, {report.updated} updated,"
-        f" {report.unchanged} unchanged, {report.kept} left unsubscribed or bounced,"
-        f" {len(report.rejected)} rejected."
-    )
-    for bad in report.rejected:
-        click.echo(f"  line {bad.line}: {bad.email or '(empty)'}: {bad.reason}")
-
-
-@subscribers.command(name="add")
-@click.argument("email")
-@click.option("--name", default="", help="The subscriber's name.")
-@click.option("--topics", default="", help="Comma-separated topics.")
-@click.option("--timezone", default="", help="An IANA time zone such as Europe/Berlin.")
-@click.option("--resubscribe", is_flag=True, help="Re-activate an unsubscribed address.")
-@pass_context
-@handle_errors
-def subscribers_add(
-    ctx: Context, email: str, name: str, topics: str, timezone: str, resubscribe: bool
-) -> None:
-    """Add one subscriber, or update the one with this address.
-
-    \b
-    Example:
-      digest subscribers add ada@example.org --name "Ada Lovelace" --topics science
-    """
-    from digest.store import Store
-    from digest.subscribers import add_subscriber, normalise_email
-
-    settings = ctx.settings()
-    with Store(settings.db) as store:
-        change = add_subscriber(
-            store,
-            email,
-            _utcnow(),
-            name=name,
-            topics=topics,
-            timezone=timezone,
-            resubscribe=resubscribe,
-            sections=_section_names(settings),
-        )
-    words = {
-        "new": "Added",
-        "updated": "Updated",
-        "unchanged": "Already subscribed:",
-        "kept": "Not re-activated (use --resubscribe):",
-    }
-    # The stored form: an internationalised domain is kept in its xn-- form.
-    click.echo(f"{words[change]} {normalise_email(email)}")
-
-
-@subscribers.command(name="remove")
-@click.argument("email")
-@click.option("--forget", is_flag=True, help="Delete the address and its history instead.")
-@pass_context
-@handle_errors
-def subscribers_remove(ctx: Context, email: str, forget: bool) -> None:
-    """Unsubscribe an address (kept, so that an import does not add it back).
-
-    \b
-    Example:
-      digest subscribers remove ada@example.org
-    """
-    from digest.store import Store
-    from digest.subscribers import SubscriberError, normalise_email
-
-    settings = ctx.settings()
-    given = email.strip()
-    try:
-        stored = normalise_email(given)
-    except SubscriberError:
-        # An address an earlier release let in may fail today's checks: look it up as is.
-        stored = given
-    with Store(settings.db) as store:
-        sub = store.subscribers.by_email(stored) or store.subscribers.by_email(given)
-        if sub is None:
-            raise SubscriberError(f"{given} is not on the list")
-        if forget:
-            store.subscribers.delete(sub.id)
-            click.echo(f"Forgot {sub.email} and its delivery history.")
-        elif store.subscribers.set_status(sub.id, "unsubscribed", _utcnow()):
-            click.echo(f"Unsubscribed {sub.email}.")
-        else:
-            click.echo(f"{sub.email} was already unsubscribed.")
-
-
-@subscribers.command(name="list")
-@click.option(
-    "--status",
-    type=click.Choice(["active", "unsubscribed", "bounced"]),
-    help="Only subscribers with this status.",
-)
-@pass_context
-@handle_errors
-def subscribers_list(ctx: Context, status: str | None) -> None:
-    """List subscribers with their status, name and topics.
-
-    \b
-    Example:
-      digest subscribers list --status bounced
-    """
-    from digest.store import Store
-
-    settings = ctx.settings()
-    with Store(settings.db, readonly=True) as store:
-        counts = store.subscribers.counts()
-        for sub in store.subscribers.iter(status):  # type: ignore[arg-type]
-            topics = f"  [{', '.join(sub.topics)}]" if sub.topics else ""
-            name = f"  {sub.name}" if sub.name else ""
-            click.echo(f"{sub.status:12} {sub.email}{name}{topics}")
-    summary = ", ".join(f"{counts.get(s, 0)} {s}" for s in ("active", "unsubscribed", "bounced"))
-    click.echo(f"{sum(counts.values())} subscribers: {summary}.")
-
-
-@subscribers.command(name="export")
-@click.argument("file", type=click.Path(path_type=Path, dir_okay=False), default="-")
-@pass_context
-@handle_errors
-def subscribers_export(ctx: Context, file: Path) -> None:
-    """Write the whole list as CSV (the import's columns plus status and times).
-
-    \b
-    Example:
-      digest subscribers export subscribers.csv
-    """
-    from digest.store import Store
-    from digest.subscribers import SubscriberError, export_csv
-
-    settings = ctx.settings()
-    with Store(settings.db, readonly=True) as store:
-        if str(file) == "-":
-            buffer = io.StringIO()
-            export_csv(store.subscribers.iter(), buffer)
-            click.echo(buffer.getvalue(), nl=False)
-            return
-        try:
-            with file.open("w", encoding="utf-8", newline="") as handle:
-                count = export_csv(store.subscribers.iter(), handle)
-        except OSError as err:
-            raise SubscriberError(
-                f"{file}: cannot write the subscriber list: {err.strerror or err}",
-                hint="name a file in a folder this user may write, on a disk with free space",
-            ) from err
-    click.echo(f"Wrote {count} subscribers to {shown(file)}")
-
-
 def _utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+# The subscriber commands live in their own module; importing it adds them to main.
+import digest.cli_subscribers  # noqa: E402, F401

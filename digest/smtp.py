@@ -378,3 +378,98 @@ def send_with_retries(
             return result, attempt
         if stop is None:
             time.sleep(delay)
+
+
+@dataclass(frozen=True)
+class ProbeStep:
+    """One step of a probe of the SMTP server: the setting it depends on, and how it went."""
+
+    key: str
+    ok: bool
+    text: str
+
+
+def probe(settings: Settings, sender: str) -> list[ProbeStep]:
+    """Connect, secure and log in as a send would, offer MAIL FROM for sender, then RSET
+    and QUIT: nothing is sent. Stop at the first step that fails."""
+    s = settings
+    where = f"{s.smtp_host}:{s.smtp_port}"
+    steps: list[ProbeStep] = []
+    try:
+        context = tls_context(s) if s.smtp_security != "none" else None
+    except SmtpSetupError as err:
+        return [ProbeStep("SMTP_CA_FILE", False, str(err))]
+    smtp: smtplib.SMTP | None = None
+    key = "SMTP_HOST"
+    try:
+        if s.smtp_security == "ssl":
+            smtp = smtplib.SMTP_SSL(
+                s.smtp_host, s.smtp_port, timeout=s.smtp_timeout, context=context
+            )
+        else:
+            smtp = smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=s.smtp_timeout)
+        code, reply = smtp.ehlo()
+        greeting = _text(reply.splitlines()[0] if reply else b"")
+        steps.append(ProbeStep(key, True, f"{where} answers ({code} {greeting})"))
+        key = "SMTP_SECURITY"
+        if s.smtp_security == "starttls":
+            if not smtp.has_extn("starttls"):
+                steps.append(ProbeStep(key, False, f"{where} does not offer STARTTLS"))
+                return steps
+            smtp.starttls(context=context)
+            smtp.ehlo()
+            steps.append(ProbeStep(key, True, "starttls: STARTTLS offered, certificate verified"))
+        elif s.smtp_security == "ssl":
+            steps.append(ProbeStep(key, True, "ssl: TLS from the start, certificate verified"))
+        if s.smtp_username:
+            key = "SMTP_PASSWORD"
+            try:
+                smtp.login(s.smtp_username, s.smtp_password)
+            except UnicodeEncodeError:
+                bad = "SMTP_PASSWORD" if s.smtp_username.isascii() else "SMTP_USERNAME"
+                steps.append(ProbeStep(bad, False, "holds characters the login cannot carry"))
+                return steps
+            steps.append(ProbeStep(key, True, f"login as {s.smtp_username!r} accepted"))
+        key = "DIGEST_FROM"
+        code, reply = smtp.mail(sender)
+        if code != 250:
+            wants_login = code == 530 and not s.smtp_username
+            steps.append(
+                ProbeStep(
+                    "SMTP_USERNAME" if wants_login else key,
+                    False,
+                    f"MAIL FROM:<{sender}> refused: {code} {_text(reply)}"
+                    + ("; the server wants a login" if wants_login else ""),
+                )
+            )
+        else:
+            steps.append(ProbeStep(key, True, f"MAIL FROM:<{sender}> accepted (then RSET)"))
+        smtp.rset()
+    except ssl.SSLCertVerificationError as err:
+        steps.append(
+            ProbeStep(
+                "SMTP_CA_FILE", False, f"{where}: certificate not trusted: {err.verify_message}"
+            )
+        )
+    except smtplib.SMTPAuthenticationError as err:
+        steps.append(
+            ProbeStep(
+                "SMTP_PASSWORD",
+                False,
+                f"login as {s.smtp_username!r} refused: {err.smtp_code} {_text(err.smtp_error)}",
+            )
+        )
+    except smtplib.SMTPNotSupportedError as err:
+        steps.append(ProbeStep(key, False, f"{where}: {err}"))
+    except (OSError, smtplib.SMTPException) as err:
+        if key == "SMTP_HOST":
+            steps.append(ProbeStep(key, False, f"{where} does not answer: {err}"))
+        else:
+            steps.append(ProbeStep(key, False, f"{where}: {type(err).__name__}: {err}"))
+    finally:
+        if smtp is not None:
+            try:
+                smtp.quit()
+            except (smtplib.SMTPException, OSError):
+                _close_quietly(smtp)
+    return steps

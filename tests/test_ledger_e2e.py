@@ -46,7 +46,7 @@ from digest.store import Store
 # The list of the big tests: long enough that a send lasts a few seconds.
 TOTAL = 2000
 HOST = socket.gethostname()
-DOMAIN = "example.com"  # of the default DIGEST_FROM, which names every Message-ID
+DOMAIN = "news.digest-check.net"  # of DIGEST_FROM (test_send.SENDABLE), in every Message-ID
 _EDITION_OF = re.compile(r"<digest\.(.+)\.[0-9a-f]{24}@")
 _SENT_IN_RUN = re.compile(r"\((\d+) sent in this run")
 _MESSAGE_ID = re.compile(rb"^Message-ID:[ \t]*(<[^>\r\n]+>)", re.IGNORECASE | re.MULTILINE)
