@@ -372,8 +372,13 @@ def serve(ctx: Context, host: str | None, port: int | None) -> None:
     port = port or settings.port
     on = preview_enabled(replace(settings, host=host))
     pages = "/preview and /archive/" if on else "/archive/ (the preview is off here)"
-    click.echo(f"Serving on http://{host}:{port}: {pages} (Ctrl-C to stop)")
-    serve_web(settings, host, port)
+    # Said once the port is bound: a port in use is one error line, exit 2.
+    serve_web(
+        settings,
+        host,
+        port,
+        lambda: click.echo(f"Serving on http://{host}:{port}: {pages} (Ctrl-C to stop)"),
+    )
 
 
 @main.command(name="archive")

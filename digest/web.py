@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import ipaddress
 import json
@@ -20,6 +21,7 @@ from waitress.server import BaseWSGIServer, create_server
 
 from digest import archive, pipeline, sources
 from digest.config import Settings
+from digest.errors import ConfigError
 from digest.models import RenderedEdition
 from digest.render import (
     UNSUBSCRIBE_PLACEHOLDER,
@@ -589,13 +591,39 @@ def make_server(
     return server
 
 
-def serve(settings: Settings, host: str, port: int) -> None:
-    """Serve the application with waitress until interrupted."""
+def listen(settings: Settings, host: str, port: int) -> tuple[App, Any]:
+    """Bind host:port for the application; the server is not started yet (call .run()).
+
+    A port out of range, an address in use or one this host does not have is a
+    ConfigError naming it, before anything says it is serving.
+    """
+    if not 1 <= port <= 65535:
+        raise ConfigError(f"port {port}: must be 1 to 65535 (--port or DIGEST_PORT)")
     # The address actually listened on decides DIGEST_PREVIEW=auto, --host included.
     settings = replace(settings, host=host, port=port)
     raise_fd_limit()
     app = App(settings)
-    server = make_server(app, host, port)
+    try:
+        server = make_server(app, host, port)
+    except OSError as err:
+        why = "already in use" if err.errno == errno.EADDRINUSE else err.strerror or str(err)
+        raise ConfigError(
+            f"cannot listen on {host}:{port}: {why} (choose another --port or DIGEST_PORT,"
+            " or stop what listens there)"
+        ) from err
+    except ValueError as err:  # waitress: a host it cannot resolve
+        raise ConfigError(f"cannot listen on {host}:{port}: {err}") from err
+    return app, server
+
+
+def serve(
+    settings: Settings, host: str, port: int, listening: Callable[[], None] | None = None
+) -> None:
+    """Serve the application with waitress until interrupted; call listening once bound."""
+    app, server = listen(settings, host, port)
+    settings = app.settings
+    if listening is not None:
+        listening()
     logger.warning(
         "serving on http://%s:%d (links use %s); preview %s",
         host,

@@ -447,7 +447,7 @@ def test_serve_without_a_secret_key_refuses_to_start(
     """Refuse `digest serve` without DIGEST_SECRET_KEY: every unsubscribe link would 404."""
     started: list[tuple[str, int]] = []
 
-    def fake_serve(settings: Settings, host: str, port: int) -> None:
+    def fake_serve(settings: Settings, host: str, port: int, *listening: object) -> None:
         started.append((host, port))
 
     monkeypatch.setattr("digest.web.serve", fake_serve)

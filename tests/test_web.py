@@ -249,3 +249,31 @@ def test_connection_limit_fits_the_file_descriptors(monkeypatch: pytest.MonkeyPa
     assert connection_limit() == 256 - web.FD_RESERVE
     monkeypatch.setattr(resource, "getrlimit", lambda _: (resource.RLIM_INFINITY,) * 2)
     assert connection_limit() == 1000
+
+
+@pytest.mark.parametrize("case", ["in use", "out of range"])
+def test_serve_on_a_bad_port_is_one_line_and_exit_2(case: str, tmp_path: Path) -> None:
+    """Say in one line that the port is in use or out of range; never "Serving on"."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DIGEST_", "SMTP_"))}
+    env |= {"DIGEST_SECRET_KEY": "s" * 8 + "-a-test-secret", "DIGEST_DB": str(tmp_path / "d.db")}
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1] if case == "in use" else 99999
+        done = subprocess.run(
+            [sys.executable, "-m", "digest", "serve", "--port", str(port)],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "Serving on" not in done.stdout
+    (line,) = done.stderr.splitlines()
+    expected = "already in use" if case == "in use" else "must be 1 to 65535"
+    assert line.startswith("error: ") and str(port) in line and expected in line
