@@ -21,7 +21,7 @@ from waitress.server import BaseWSGIServer, create_server
 
 from digest import archive, pipeline, sources
 from digest.config import Settings
-from digest.errors import ConfigError
+from digest.errors import ConfigError, SourceError
 from digest.models import RenderedEdition
 from digest.render import (
     UNSUBSCRIBE_PLACEHOLDER,
@@ -30,6 +30,7 @@ from digest.render import (
     template_path,
     without_greeting_placeholder,
 )
+from digest.sources.fetch import fetch
 from digest.store import Store
 from digest.tokens import subscriber_from_token, well_formed
 
@@ -63,6 +64,9 @@ CLEANUP_INTERVAL = 5
 PREVIEW_WAIT = 3.0
 PREVIEW_RETRY_AFTER = 5
 WIDTHS = ((375, "Phone"), (800, "Desktop"))
+# Seconds between fetches of the URL feeds for the live preview's fingerprint: the page
+# asks every second, and a feed should not be fetched that often.
+FEED_CHECK_INTERVAL = 60.0
 SECURITY_HEADERS = [
     (
         "Content-Security-Policy",
@@ -124,6 +128,10 @@ class App:
         self._preview_lock = threading.Lock()
         self._preview_waiter = threading.Lock()
         self._preview: tuple[str, RenderedEdition | None] | None = None
+        # When the URL feeds were last fetched for the version, and what they held.
+        self._feeds: tuple[float, str] = (0.0, "")
+        self._feeds_lock = threading.Lock()
+        self.feed_check_interval = FEED_CHECK_INTERVAL
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         """Answer one request."""
@@ -244,7 +252,35 @@ class App:
                 continue
             h.update(f"{path}\0{stat.st_mtime_ns}\0{stat.st_size}\n".encode())
         h.update(self._latest_edition().encode())
+        h.update(self._feeds_fingerprint().encode())
         return h.hexdigest()[:16]
+
+    def _feeds_fingerprint(self) -> str:
+        """Return a fingerprint of the URL feeds' bodies, fetched at most every
+        FEED_CHECK_INTERVAL seconds, so that the live preview notices their new items.
+
+        One check at a time: a request arriving meanwhile gets the last fingerprint
+        rather than waiting for the feeds.
+        """
+        urls = [spec for spec in self.settings.sources if sources.is_url(spec)]
+        if not urls or not self._feeds_lock.acquire(blocking=False):
+            return self._feeds[1]
+        try:
+            checked, _ = self._feeds
+            if checked and time.monotonic() - checked < self.feed_check_interval:
+                return self._feeds[1]
+            h = hashlib.sha256()
+            options = pipeline.fetch_options(self.settings)
+            for url in urls:
+                try:
+                    body = fetch(url, options).data
+                except SourceError as err:
+                    body = str(err).encode()
+                h.update(url.encode() + b"\0" + hashlib.sha256(body).digest())
+            self._feeds = (time.monotonic(), h.hexdigest())
+            return self._feeds[1]
+        finally:
+            self._feeds_lock.release()
 
     def _latest_edition(self) -> str:
         """Return the newest edition's id, or "" when none was made."""

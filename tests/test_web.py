@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from feedserver import FeedServer
 from webserver import running
 
 from digest import pipeline, web
@@ -277,3 +278,48 @@ def test_serve_on_a_bad_port_is_one_line_and_exit_2(case: str, tmp_path: Path) -
     (line,) = done.stderr.splitlines()
     expected = "already in use" if case == "in use" else "must be 1 to 65535"
     assert line.startswith("error: ") and str(port) in line and expected in line
+
+
+def _rss(*titles: str) -> str:
+    items = "".join(
+        f"<item><title>{t}</title><link>https://news.digest-check.net/{n}</link>"
+        f"<description>{t}: the council met on Friday and agreed on the plan.</description>"
+        "<pubDate>Sat, 28 Nov 2026 06:00:00 GMT</pubDate></item>"
+        for n, t in enumerate(titles)
+    )
+    head = '<?xml version="1.0"?><rss version="2.0"><channel><title>Wire</title>'
+    return f"{head}{items}</channel></rss>"
+
+
+def test_preview_records_nothing_and_notices_new_items_in_url_feeds(
+    tmp_path: Path, feed_server: FeedServer
+) -> None:
+    """Read the feeds into a throw-away copy, leaving the store as it was, and change the
+    fingerprint when a URL feed gains an item."""
+    from digest.config import load_settings
+    from digest.store import Store
+
+    url = feed_server.add("/feed.xml", _rss("Council agrees on the bridge plan"))
+    settings = load_settings(
+        None,
+        {
+            "DIGEST_SOURCES": url,
+            "DIGEST_DB": str(tmp_path / "digest.db"),
+            "DIGEST_OUTBOX": str(tmp_path / "outbox"),
+        },
+    )
+    app = App(settings)
+    app.feed_check_interval = 0.0
+    with running(app) as site:
+        first = get(f"{site}/preview/version")[2]
+        assert "Council agrees on the bridge plan" in get(f"{site}/preview/email.html")[2]
+        assert not settings.db.exists()
+        pipeline.run_edition(settings, NOW)
+        with Store(settings.db, readonly=True) as store:
+            before = len(store.articles.eligible_with_first_seen())
+        feed_server.add("/feed.xml", _rss("Council agrees on the bridge plan", "Storm closes port"))
+        second = get(f"{site}/preview/version")[2]
+        assert second != first
+        assert "Storm closes port" in get(f"{site}/preview/email.html")[2]
+    with Store(settings.db, readonly=True) as store:
+        assert len(store.articles.eligible_with_first_seen()) == before
