@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from digest.cli import Context, _utcnow, handle_errors, main, pass_context, shown
+from digest.cli import Context, _utcnow, handle_errors, main, pass_context, plural, shown
 from digest.config import Settings
 
 
@@ -30,14 +30,20 @@ def _section_names(settings: Settings) -> tuple[str, ...]:
 
 @subscribers.command(name="import")
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False, exists=True))
-@click.option("--resubscribe", is_flag=True, help="Re-activate unsubscribed or bounced addresses.")
+@click.option(
+    "--resubscribe",
+    is_flag=True,
+    help="Re-activate bounced addresses and those an operator removed (never those who"
+    " unsubscribed themselves).",
+)
 @pass_context
 @handle_errors
 def subscribers_import(ctx: Context, file: Path, resubscribe: bool) -> None:
     """Import a CSV file with a header row: email, and optionally name, topics, timezone.
 
     Known addresses are updated, never duplicated; unsubscribed ones stay unsubscribed
-    unless --resubscribe is given. Bad rows are listed by line number and left out.
+    unless --resubscribe is given, and those who unsubscribed themselves stay so even
+    then. Bad rows are listed by line number and left out.
 
     \b
     Example:
@@ -53,9 +59,14 @@ def subscribers_import(ctx: Context, file: Path, resubscribe: bool) -> None:
         )
     click.echo(
         f"Imported {shown(file)}: {report.new} new, {report.updated} updated,"
-        f" {report.unchanged} unchanged, {report.kept} left unsubscribed or bounced,"
+        f" {report.unchanged} unchanged, {report.kept + report.own} left unsubscribed or bounced,"
         f" {len(report.rejected)} rejected."
     )
+    if report.own:
+        click.echo(
+            f"  {plural(report.own, 'address', 'addresses')} left unsubscribed: they"
+            " unsubscribed themselves, and only their own new sign-up brings them back."
+        )
     for bad in report.rejected:
         click.echo(f"  line {bad.line}: {bad.email or '(empty)'}: {bad.reason}")
 
@@ -97,6 +108,8 @@ def subscribers_add(
         "updated": "Updated",
         "unchanged": "Already subscribed:",
         "kept": "Not re-activated (use --resubscribe):",
+        "own": "Not re-activated (they unsubscribed themselves; only their own sign-up"
+        " brings them back):",
     }
     # The stored form: an internationalised domain is kept in its xn-- form.
     click.echo(f"{words[change]} {normalise_email(email)}")
@@ -131,7 +144,7 @@ def subscribers_remove(ctx: Context, email: str, forget: bool) -> None:
         if forget:
             store.subscribers.delete(sub.id)
             click.echo(f"Forgot {sub.email} and its delivery history.")
-        elif store.subscribers.set_status(sub.id, "unsubscribed", _utcnow()):
+        elif store.subscribers.set_status(sub.id, "unsubscribed", _utcnow(), ended_by="operator"):
             click.echo(f"Unsubscribed {sub.email}.")
         else:
             click.echo(f"{sub.email} was already unsubscribed.")

@@ -192,6 +192,9 @@ class SourceHealth:
 
 
 SubscriberStatus = Literal["active", "unsubscribed", "bounced"]
+# Who ended a subscription: only an operator's removal (and a bounce) may be undone by an
+# operator; a subscriber's own unsubscribe needs their own new opt-in.
+EndedBy = Literal["subscriber", "bounce", "operator"]
 SUBSCRIBER_STATUSES: tuple[SubscriberStatus, ...] = ("active", "unsubscribed", "bounced")
 
 # A ledger row's life: pending → sending → sent, failed or bounced; skipped when the
@@ -211,6 +214,15 @@ class Subscriber:
     status: SubscriberStatus
     created: datetime
     updated: datetime
+    ended_by: EndedBy | None = None
+
+    @property
+    def operator_may_resubscribe(self) -> bool:
+        """Return whether --resubscribe may re-activate this address: an operator's removal
+        or a bounce, never the subscriber's own unsubscribe (or one of unknown origin)."""
+        if self.status == "bounced":
+            return True
+        return self.status == "unsubscribed" and self.ended_by == "operator"
 
 
 @dataclass(frozen=True)

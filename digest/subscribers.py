@@ -47,6 +47,8 @@ class ImportReport:
     unchanged: int = 0
     # Unsubscribed or bounced addresses whose status the import left as it was.
     kept: int = 0
+    # Unsubscribed through their own link, so not re-activated by --resubscribe.
+    own: int = 0
     rejected: list[Rejected] = field(default_factory=list)
 
     def count(self, change: SubscriberChange) -> None:

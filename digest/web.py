@@ -420,7 +420,9 @@ class App:
                 how = "the confirmation page"
             else:
                 return self._unsubscribe_page("400 Bad Request", "error", "Unknown request.")
-            if store.subscribers.set_status(subscriber_id, "unsubscribed", self.clock()):
+            if store.subscribers.set_status(
+                subscriber_id, "unsubscribed", self.clock(), ended_by="subscriber"
+            ):
                 logger.warning("subscriber %d unsubscribed through %s", subscriber_id, how)
         return self._unsubscribe_page("200 OK", "done")
 

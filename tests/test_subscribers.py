@@ -88,12 +88,53 @@ def test_unsubscribed_stays_unsubscribed_unless_asked(tmp_path: Path, store: Sto
     import_csv(store, path, NOW)
     ada = store.subscribers.by_email("ada@example.org")
     assert ada is not None
-    assert store.subscribers.set_status(ada.id, "unsubscribed", NOW) is True
-    assert store.subscribers.set_status(ada.id, "unsubscribed", NOW) is False
+    assert store.subscribers.set_status(ada.id, "unsubscribed", NOW, "operator") is True
+    assert store.subscribers.set_status(ada.id, "unsubscribed", NOW, "operator") is False
     assert import_csv(store, path, NOW).kept == 1
     assert store.subscribers.by_id(ada.id).status == "unsubscribed"  # type: ignore[union-attr]
     assert import_csv(store, path, NOW, resubscribe=True).updated == 1
     assert store.subscribers.by_id(ada.id).status == "active"  # type: ignore[union-attr]
+
+
+def test_resubscribe_undoes_only_an_operators_removal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Re-activate an address an operator removed and a bounced one with --resubscribe,
+    never one that unsubscribed through its own link; record who ended each."""
+    monkeypatch.chdir(tmp_path)
+    for key in list(os.environ):
+        if key.startswith(("DIGEST_", "SMTP_")):
+            monkeypatch.delenv(key)
+    path = tmp_path / "list.csv"
+    path.write_text("email\nada@example.org\nbob@example.org\ncy@example.org\n")
+    runner = CliRunner()
+    assert runner.invoke(main, ["subscribers", "import", str(path)]).exit_code == 0
+    with Store(tmp_path / "digest.db") as store:
+        ada, bob, cy = (
+            store.subscribers.by_email(f"{n}@example.org") for n in ("ada", "bob", "cy")
+        )
+        assert ada is not None and bob is not None and cy is not None
+        # Ada used her own link (what the web page's POST records); Cy bounced.
+        store.subscribers.set_status(ada.id, "unsubscribed", NOW, ended_by="subscriber")
+        store.subscribers.set_status(cy.id, "bounced", NOW, ended_by="bounce")
+    assert runner.invoke(main, ["subscribers", "remove", "bob@example.org"]).exit_code == 0
+    with Store(tmp_path / "digest.db") as store:
+        ended = {s.email: s.ended_by for s in store.subscribers.iter()}
+    assert ended == {"ada@example.org": "subscriber", "bob@example.org": "operator",
+                     "cy@example.org": "bounce"}  # fmt: skip
+    result = runner.invoke(main, ["subscribers", "import", "--resubscribe", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "2 updated" in result.output and "1 left unsubscribed or bounced" in result.output
+    assert "1 address left unsubscribed: they unsubscribed themselves" in result.output
+    with Store(tmp_path / "digest.db") as store:
+        now = {s.email: (s.status, s.ended_by) for s in store.subscribers.iter()}
+    assert now == {
+        "ada@example.org": ("unsubscribed", "subscriber"),
+        "bob@example.org": ("active", None),
+        "cy@example.org": ("active", None),
+    }
+    again = runner.invoke(main, ["subscribers", "add", "ada@example.org", "--resubscribe"])
+    assert "Not re-activated (they unsubscribed themselves" in again.output
 
 
 def test_header_row_must_name_email(tmp_path: Path, store: Store) -> None:

@@ -161,6 +161,10 @@ def test_one_click_posted_as_multipart_form_data(site: tuple[str, Settings]) -> 
     assert status == 200 and "You are unsubscribed" in page
     assert status_of(settings, ids["ada@example.org"]) == "unsubscribed"
     assert status_of(settings, ids["grace@example.org"]) == "active"
+    with Store(settings.db) as store:
+        ada = store.subscribers.by_id(ids["ada@example.org"])
+    # Recorded as the subscriber's own: `--resubscribe` cannot undo it.
+    assert ada is not None and ada.ended_by == "subscriber"
 
 
 def test_without_a_secret_no_link_works(settings: Settings) -> None:
