@@ -145,7 +145,7 @@ def run(ctx: Context) -> None:
         line.done()
     report = result.ingest
     click.echo(
-        f"Read {report.total} articles ({report.new} new, {report.updated} updated), "
+        f"Read {plural(report.total, 'article')} ({report.new} new, {report.updated} updated), "
         f"{len(report.skipped)} skipped."
     )
     _print_skipped(report)
@@ -155,7 +155,7 @@ def run(ctx: Context) -> None:
             _print_send_report(sent)
         return
     click.echo(
-        f"Edition {result.edition.id}: {len(result.edition.items)} items, "
+        f"Edition {result.edition.id}: {plural(len(result.edition.items), 'item')}, "
         f'subject "{result.rendered.subject if result.rendered else ""}"'
     )
     for name in ("digest.html", "digest.txt", "digest.eml"):
@@ -188,7 +188,7 @@ def preview(ctx: Context, out: Path | None, open_browser: bool) -> None:
         click.echo(f"Nothing to preview: {result.reason}.")
         return
     html = result.folder / "digest.html"
-    click.echo(f"Preview of {len(result.edition.items)} items: {shown(html)}")
+    click.echo(f"Preview of {plural(len(result.edition.items), 'item')}: {shown(html)}")
     click.echo(f"  text part: {shown(result.folder / 'digest.txt')}")
     if open_browser:
         webbrowser.open(html.resolve().as_uri())
@@ -209,12 +209,15 @@ def ingest(ctx: Context) -> None:
     settings = ctx.settings()
     report = pipeline.ingest_only(settings)
     click.echo(
-        f"Read {report.total} articles: {report.new} new, {report.updated} updated, "
+        f"Read {plural(report.total, 'article')}: {report.new} new, {report.updated} updated, "
         f"{report.unchanged} unchanged, {len(report.skipped)} skipped."
     )
     _print_skipped(report)
     for item in report.junk:
         click.echo(f"  junk {shown(item.where)}: {item.reason}")
+    if report.all_failed:
+        click.echo("error: every source failed: nothing could be read (see above)", err=True)
+        sys.exit(1)
 
 
 @main.command()
@@ -305,18 +308,20 @@ def status(ctx: Context) -> None:
             }
     if editions:
         click.echo("Last editions:")
+        # Columns: ids differ in length (2026-11-28, 2026-11-28-2), counts in width.
+        width = max(len(record.id) for record in editions)
+        order = ("sent", "failed", "bounced", "skipped", "pending", "sending")
         for record in editions:
-            due = f", due {record.due_date}" if record.due_date else ""
+            due = f"  due {record.due_date}" if record.due_date else ""
             counts = sends[record.id]
-            sent = (
-                "  " + ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
-                if counts
-                else "  not sent"
-            )
+            states = sorted(counts, key=lambda s: order.index(s) if s in order else len(order))
+            sent = ", ".join(f"{counts[state]} {state}" for state in states) or "not sent"
             click.echo(
-                f"  {record.id}  {record.item_count:3d} items  made"
-                f" {record.created:%Y-%m-%d %H:%M} UTC{due}{sent}"
+                f"  {record.id:<{width}}  {plural(record.item_count, 'item'):>9}  made"
+                f" {record.created:%Y-%m-%d %H:%M} UTC  {sent}{due}"
             )
+    elif not settings.db.exists():
+        click.echo(f"No edition made yet: there is no store at {shown(settings.db)}.")
     else:
         click.echo("No edition made yet.")
     if still_open:
@@ -401,8 +406,8 @@ def archive_command(ctx: Context, out: Path) -> None:
 
     written = write_archive(ctx.settings(), out)
     click.echo(
-        f"Wrote {len(written)} files to {shown(out)}/ (index.html, feed.xml and one page"
-        " per edition)"
+        f"Wrote {plural(len(written), 'file')} to {shown(out)}/ (index.html, feed.xml and"
+        " one page per edition)"
     )
 
 
@@ -594,7 +599,7 @@ def deliveries(ctx: Context, edition: str | None, show_all: bool) -> None:
         summary = ", ".join(
             f"{counts.get(s, 0)} {s}" for s in order if counts.get(s) or s == "sent"
         )
-        click.echo(f"Edition {edition}: {total} subscribers: {summary}.")
+        click.echo(f"Edition {edition}: {plural(total, 'subscriber')}: {summary}.")
         statuses = None if show_all else ("failed", "bounced", "skipped", "pending", "sending")
         for row in store.ledger.rows(edition, statuses):  # type: ignore[arg-type]
             when = f"{row.updated:%Y-%m-%d %H:%M}" if row.updated else ""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
 
 import click
@@ -175,7 +176,7 @@ def subscribers_list(ctx: Context, status: str | None) -> None:
             name = f"  {sub.name}" if sub.name else ""
             click.echo(f"{sub.status:12} {sub.email}{name}{topics}")
     summary = ", ".join(f"{counts.get(s, 0)} {s}" for s in ("active", "unsubscribed", "bounced"))
-    click.echo(f"{sum(counts.values())} subscribers: {summary}.")
+    click.echo(f"{plural(sum(counts.values()), 'subscriber')}: {summary}.")
 
 
 @subscribers.command(name="export")
@@ -200,11 +201,14 @@ def subscribers_export(ctx: Context, file: Path) -> None:
             click.echo(buffer.getvalue(), nl=False)
             return
         try:
-            with file.open("w", encoding="utf-8", newline="") as handle:
+            # The list is personal data: readable by its owner only, like the store.
+            fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            os.fchmod(fd, 0o600)
+            with open(fd, "w", encoding="utf-8", newline="") as handle:
                 count = export_csv(store.subscribers.iter(), handle)
         except OSError as err:
             raise SubscriberError(
                 f"{file}: cannot write the subscriber list: {err.strerror or err}",
                 hint="name a file in a folder this user may write, on a disk with free space",
             ) from err
-    click.echo(f"Wrote {count} subscribers to {shown(file)}")
+    click.echo(f"Wrote {plural(count, 'subscriber')} to {shown(file)}")

@@ -127,6 +127,8 @@ class IngestReport:
     failing: tuple[SourceHealth, ...] = field(default_factory=tuple)
     # Articles read and stored but left out of editions as placeholders or boilerplate.
     junk: tuple[Skipped, ...] = field(default_factory=tuple)
+    # Every source was read and every one failed: nothing could be read at all.
+    all_failed: bool = False
 
     @property
     def total(self) -> int:

@@ -110,7 +110,13 @@ def ingest(settings: Settings, store: Store, now: datetime) -> IngestReport:
             source.failing_since.date() if source.failing_since else "?",
             source.last_error,
         )
-    report = IngestReport(skipped=tuple(skipped), failing=failing, junk=tuple(junk), **counts)
+    # A source not due yet (DIGEST_FETCH_INTERVAL) has no record this run, so it counts
+    # as not failed.
+    all_failed = bool(health) and len(health) == len(tracker.tallies)
+    all_failed = all_failed and all(h.failing_since is not None for h in health)
+    report = IngestReport(
+        skipped=tuple(skipped), failing=failing, junk=tuple(junk), all_failed=all_failed, **counts
+    )
     logger.info(
         "ingested %d articles: %d new, %d updated, %d unchanged, %d skipped",
         report.total,

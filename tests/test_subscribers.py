@@ -137,12 +137,68 @@ def test_resubscribe_undoes_only_an_operators_removal(
     assert "Not re-activated (they unsubscribed themselves" in again.output
 
 
+def test_an_exported_list_is_readable_by_its_owner_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Write `subscribers export FILE` with mode 0600: it holds every address."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DIGEST_DB", str(tmp_path / "digest.db"))
+    runner = CliRunner()
+    assert runner.invoke(main, ["subscribers", "add", "ada@example.org"]).exit_code == 0
+    (tmp_path / "list.csv").write_text("old")
+    (tmp_path / "list.csv").chmod(0o644)
+    result = runner.invoke(main, ["subscribers", "export", "list.csv"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "list.csv").stat().st_mode & 0o777 == 0o600
+    assert "ada@example.org" in (tmp_path / "list.csv").read_text()
+
+
 def test_header_row_must_name_email(tmp_path: Path, store: Store) -> None:
     """Refuse a file without an email column, saying what the header should be."""
     path = tmp_path / "list.csv"
     path.write_text("address,name\nada@example.org,Ada\n")
-    with pytest.raises(SubscriberError, match="'email' column"):
+    with pytest.raises(SubscriberError, match="'email' column") as info:
         import_csv(store, path, NOW)
+    assert "found 'address', 'name' (comma-separated)" in str(info.value)
+
+
+MAILCHIMP = (
+    '"Email Address","First Name","Last Name","MEMBER_RATING","OPTIN_TIME","TIMEZONE"\n'
+    '"ada@example.org","Ada","Lovelace","2","2026-01-02 10:00:00","Europe/London"\n'
+    '"grace@example.org","Grace","","3","2026-01-03 11:00:00",""\n'
+)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        MAILCHIMP,
+        "E-mail;Name;Topics\nada@example.org;Ada Lovelace;\ngrace@example.org;Grace;\n",
+        "email\tfirst_name\tlast_name\nada@example.org\tAda\tLovelace\ngrace@example.org\tGrace\t\n",
+    ],
+    ids=["mailchimp", "semicolons", "tabs"],
+)
+def test_common_exports_and_delimiters_are_understood(
+    text: str, tmp_path: Path, store: Store
+) -> None:
+    """Import a Mailchimp export, a semicolon-separated and a tab-separated file."""
+    path = tmp_path / "export.csv"
+    path.write_text(text, encoding="utf-8")
+    report = import_csv(store, path, NOW)
+    assert (report.new, report.rejected) == (2, [])
+    ada = store.subscribers.by_email("ada@example.org")
+    assert ada is not None and ada.name == "Ada Lovelace"
+    grace = store.subscribers.by_email("grace@example.org")
+    assert grace is not None and grace.name == "Grace"
+
+
+def test_a_semicolon_file_without_email_names_what_it_found(tmp_path: Path, store: Store) -> None:
+    """Name the headers found and the delimiter read, not a misleading 'email' demand."""
+    path = tmp_path / "list.csv"
+    path.write_text("Adresse;Vorname\nada@example.org;Ada\n", encoding="utf-8")
+    with pytest.raises(SubscriberError) as info:
+        import_csv(store, path, NOW)
+    assert "found 'Adresse', 'Vorname' (semicolon-separated)" in str(info.value)
 
 
 @pytest.mark.parametrize(
