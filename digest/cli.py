@@ -270,6 +270,9 @@ def schedule(ctx: Context) -> None:
     from digest.schedule import serve
 
     settings = ctx.settings()
+    if settings.delivery == "smtp":
+        # Every tick would send: refuse to start with settings not safe to send.
+        _preflight(settings)
     # A long-running service: its log says when each run happened and what it did.
     _setup_logging(max(ctx.verbose, 1), timestamps=True)
     click.echo(f"Scheduling '{settings.schedule}' in {settings.timezone}; Ctrl-C to stop.")

@@ -129,7 +129,7 @@ class App:
         self._preview_waiter = threading.Lock()
         self._preview: tuple[str, RenderedEdition | None] | None = None
         # When the URL feeds were last fetched for the version, and what they held.
-        self._feeds: tuple[float, str] = (0.0, "")
+        self._feeds: tuple[float, str] = (time.monotonic(), "")
         self._feeds_lock = threading.Lock()
         self.feed_check_interval = FEED_CHECK_INTERVAL
 
@@ -256,19 +256,26 @@ class App:
         return h.hexdigest()[:16]
 
     def _feeds_fingerprint(self) -> str:
-        """Return a fingerprint of the URL feeds' bodies, fetched at most every
-        FEED_CHECK_INTERVAL seconds, so that the live preview notices their new items.
+        """Return a fingerprint of the URL feeds' bodies, so that the live preview notices
+        their new items.
 
-        One check at a time: a request arriving meanwhile gets the last fingerprint
-        rather than waiting for the feeds.
+        The feeds are fetched in a thread of their own, at most every
+        feed_check_interval seconds (the first time that long after the server started:
+        the first build reads them anyway), and never while a request waits: a request
+        gets the fingerprint of the last check that finished.
         """
         urls = [spec for spec in self.settings.sources if sources.is_url(spec)]
-        if not urls or not self._feeds_lock.acquire(blocking=False):
-            return self._feeds[1]
+        due = time.monotonic() - self._feeds[0] >= self.feed_check_interval
+        if urls and due and self._feeds_lock.acquire(blocking=False):
+            checker = threading.Thread(
+                target=self._check_feeds, args=(urls,), name="preview-feeds", daemon=True
+            )
+            checker.start()
+        return self._feeds[1]
+
+    def _check_feeds(self, urls: list[str]) -> None:
+        """Fetch urls and record their fingerprint (a thread started by _feeds_fingerprint)."""
         try:
-            checked, _ = self._feeds
-            if checked and time.monotonic() - checked < self.feed_check_interval:
-                return self._feeds[1]
             h = hashlib.sha256()
             options = pipeline.fetch_options(self.settings)
             for url in urls:
@@ -278,7 +285,6 @@ class App:
                     body = str(err).encode()
                 h.update(url.encode() + b"\0" + hashlib.sha256(body).digest())
             self._feeds = (time.monotonic(), h.hexdigest())
-            return self._feeds[1]
         finally:
             self._feeds_lock.release()
 

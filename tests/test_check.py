@@ -213,3 +213,15 @@ def test_digest_check_command(
     assert bad.stdout.splitlines()[-1] == "2 errors, 0 warnings."
     secret = runner.invoke(main, ["check", "--new-secret"]).output.strip()
     assert len(secret) >= 32 and looks_random(secret)
+
+
+def test_the_scheduler_does_not_start_with_settings_unsafe_to_send(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Refuse `digest schedule` with DIGEST_DELIVERY=smtp when a check is an error."""
+    monkeypatch.chdir(tmp_path)
+    env = {"DIGEST_DELIVERY": "smtp", "DIGEST_DB": str(tmp_path / "digest.db")}
+    result = CliRunner().invoke(main, ["schedule"], env=env)
+    assert result.exit_code == 2, result.output
+    assert "error   DIGEST_SECRET_KEY: is not set" in result.output
+    assert "Scheduling" not in result.output

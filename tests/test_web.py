@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import urllib.error
 import urllib.request
 import xml.etree.ElementTree as ET
@@ -311,14 +312,26 @@ def test_preview_records_nothing_and_notices_new_items_in_url_feeds(
     app = App(settings)
     app.feed_check_interval = 0.0
     with running(app) as site:
-        first = get(f"{site}/preview/version")[2]
+
+        def settled() -> str:
+            # The feeds are checked in a thread: wait for the fingerprint to hold still.
+            last = get(f"{site}/preview/version")[2]
+            for _ in range(100):
+                time.sleep(0.2)
+                now = get(f"{site}/preview/version")[2]
+                if now == last:
+                    return now
+                last = now
+            raise AssertionError("the preview's version never settled")
+
+        first = settled()
         assert "Council agrees on the bridge plan" in get(f"{site}/preview/email.html")[2]
         assert not settings.db.exists()
         pipeline.run_edition(settings, NOW)
         with Store(settings.db, readonly=True) as store:
             before = len(store.articles.eligible_with_first_seen())
         feed_server.add("/feed.xml", _rss("Council agrees on the bridge plan", "Storm closes port"))
-        second = get(f"{site}/preview/version")[2]
+        second = settled()
         assert second != first
         assert "Storm closes port" in get(f"{site}/preview/email.html")[2]
     with Store(settings.db, readonly=True) as store:
