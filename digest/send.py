@@ -38,7 +38,7 @@ def require_secret(settings: Settings) -> None:
         raise ConfigError(
             "DIGEST_SECRET_KEY is not set: unsubscribe links cannot be signed",
             hint="set DIGEST_SECRET_KEY to a long random string, e.g. the output of"
-            ' python3 -c "import secrets; print(secrets.token_urlsafe(32))"',
+            " `digest check --new-secret`",
         )
 
 
