@@ -21,7 +21,7 @@ from waitress.server import BaseWSGIServer, create_server
 
 from digest import archive, pipeline, sources
 from digest.config import Settings
-from digest.errors import ConfigError, SourceError
+from digest.errors import ConfigError
 from digest.models import RenderedEdition
 from digest.render import (
     UNSUBSCRIBE_PLACEHOLDER,
@@ -30,9 +30,9 @@ from digest.render import (
     template_path,
     without_greeting_placeholder,
 )
-from digest.sources.fetch import fetch
 from digest.store import Store
 from digest.tokens import subscriber_from_token, well_formed
+from digest.webparts import FeedWatch, parse_form
 
 logger = logging.getLogger(__name__)
 
@@ -64,9 +64,6 @@ CLEANUP_INTERVAL = 5
 PREVIEW_WAIT = 3.0
 PREVIEW_RETRY_AFTER = 5
 WIDTHS = ((375, "Phone"), (800, "Desktop"))
-# Seconds between fetches of the URL feeds for the live preview's fingerprint: the page
-# asks every second, and a feed should not be fetched that often.
-FEED_CHECK_INTERVAL = 60.0
 SECURITY_HEADERS = [
     (
         "Content-Security-Policy",
@@ -128,10 +125,11 @@ class App:
         self._preview_lock = threading.Lock()
         self._preview_waiter = threading.Lock()
         self._preview: tuple[str, RenderedEdition | None] | None = None
-        # When the URL feeds were last fetched for the version, and what they held.
-        self._feeds: tuple[float, str] = (time.monotonic(), "")
-        self._feeds_lock = threading.Lock()
-        self.feed_check_interval = FEED_CHECK_INTERVAL
+        # The URL feeds' state, for the fingerprint: local files have their times.
+        self.feeds = FeedWatch(
+            [spec for spec in settings.sources if sources.is_url(spec)],
+            pipeline.fetch_options(settings),
+        )
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         """Answer one request."""
@@ -252,41 +250,8 @@ class App:
                 continue
             h.update(f"{path}\0{stat.st_mtime_ns}\0{stat.st_size}\n".encode())
         h.update(self._latest_edition().encode())
-        h.update(self._feeds_fingerprint().encode())
+        h.update(self.feeds.fingerprint().encode())
         return h.hexdigest()[:16]
-
-    def _feeds_fingerprint(self) -> str:
-        """Return a fingerprint of the URL feeds' bodies, so that the live preview notices
-        their new items.
-
-        The feeds are fetched in a thread of their own, at most every
-        feed_check_interval seconds (the first time that long after the server started:
-        the first build reads them anyway), and never while a request waits: a request
-        gets the fingerprint of the last check that finished.
-        """
-        urls = [spec for spec in self.settings.sources if sources.is_url(spec)]
-        due = time.monotonic() - self._feeds[0] >= self.feed_check_interval
-        if urls and due and self._feeds_lock.acquire(blocking=False):
-            checker = threading.Thread(
-                target=self._check_feeds, args=(urls,), name="preview-feeds", daemon=True
-            )
-            checker.start()
-        return self._feeds[1]
-
-    def _check_feeds(self, urls: list[str]) -> None:
-        """Fetch urls and record their fingerprint (a thread started by _feeds_fingerprint)."""
-        try:
-            h = hashlib.sha256()
-            options = pipeline.fetch_options(self.settings)
-            for url in urls:
-                try:
-                    body = fetch(url, options).data
-                except SourceError as err:
-                    body = str(err).encode()
-                h.update(url.encode() + b"\0" + hashlib.sha256(body).digest())
-            self._feeds = (time.monotonic(), h.hexdigest())
-        finally:
-            self._feeds_lock.release()
 
     def _latest_edition(self) -> str:
         """Return the newest edition's id, or "" when none was made."""
@@ -445,28 +410,6 @@ class App:
             },
         )
         return _html(status, page)
-
-
-def parse_form(content_type: str, body: bytes) -> dict[str, list[str]]:
-    """Return the fields of a form posted as application/x-www-form-urlencoded or as
-    multipart/form-data (which RFC 8058 says one-click senders SHOULD use)."""
-    if content_type.split(";", 1)[0].strip().lower() != "multipart/form-data":
-        return parse_qs(body.decode("utf-8", "replace"))
-    from email import policy
-    from email.parser import BytesParser
-
-    head = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode("latin-1", "replace")
-    message = BytesParser(policy=policy.HTTP).parsebytes(head + body)
-    fields: dict[str, list[str]] = {}
-    if not message.is_multipart():
-        return fields
-    for part in message.iter_parts():
-        name = part.get_param("name", header="content-disposition")
-        if isinstance(name, str) and part.get_filename() is None:
-            payload = part.get_payload(decode=True)
-            value = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else ""
-            fields.setdefault(name, []).append(value)
-    return fields
 
 
 def read_body(environ: Environ) -> bytes | None:

@@ -310,7 +310,7 @@ def test_preview_records_nothing_and_notices_new_items_in_url_feeds(
         },
     )
     app = App(settings)
-    app.feed_check_interval = 0.0
+    app.feeds.interval = 0.0
     with running(app) as site:
 
         def settled() -> str:
