@@ -112,6 +112,9 @@ class Settings:
     send_lease: timedelta = timedelta(minutes=2)
     # How often `digest send --worker` looks for due rows when nothing wakes it sooner.
     worker_poll: timedelta = timedelta(seconds=30)
+    # A mailbox something reads for unsubscribe requests by mail (empty: no mailto: in
+    # List-Unsubscribe, only the one-click URL).
+    unsubscribe_mailto: str = ""
 
     @property
     def zone(self) -> ZoneInfo:
@@ -429,6 +432,13 @@ def _list_id(values: _Values) -> str:
     return f"digest.{domain or 'example.com'}"
 
 
+def _optional_mailbox(values: _Values, key: str) -> str:
+    """Return the bare address of an optional mailbox setting, or "" when it is not set."""
+    if not values.text(key, "", allow_empty=True):
+        return ""
+    return parseaddr(values.mailbox(key, ""))[1]
+
+
 def load_settings(
     env_file: Path | None = None, environ: Mapping[str, str] | None = None
 ) -> Settings:
@@ -509,7 +519,10 @@ def load_settings(
         smtp_domain_rate=v.integer("SMTP_DOMAIN_RATE", 0, minimum=0),
         send_lease=v.duration("DIGEST_SEND_LEASE", "2m", maximum=timedelta(days=1)),
         worker_poll=v.duration("DIGEST_WORKER_POLL", "30s", maximum=timedelta(days=1)),
+        unsubscribe_mailto=_optional_mailbox(v, "DIGEST_UNSUBSCRIBE_MAILTO"),
     )
     for key in v.unknown_keys():
-        logger.warning("%s: unknown setting %s is ignored", env_file or "environment", key)
+        # A key in both places is read from the environment; blame the file only for its own.
+        where = env_file if key in v.file_values and key not in env else "the environment"
+        logger.warning("%s: unknown setting %s is ignored", where, key)
     return settings

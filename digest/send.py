@@ -38,7 +38,7 @@ def require_secret(settings: Settings) -> None:
         raise ConfigError(
             "DIGEST_SECRET_KEY is not set: unsubscribe links cannot be signed",
             hint="set DIGEST_SECRET_KEY to a long random string, e.g. the output of"
-            ' python3 -c "import secrets; print(secrets.token_urlsafe(32))"',
+            " `digest check --new-secret`",
         )
 
 
@@ -67,6 +67,7 @@ def _template(
         list_id=list_id_header(settings.title, settings.list_id, settings.sender),
         base_url=settings.base_url,
         now=now,
+        unsubscribe_mailto=settings.unsubscribe_mailto,
     )
 
 
@@ -142,6 +143,8 @@ def deliver(
     store.ledger.close_edition(edition_id, clock())
     if run.paused:
         logger.warning("edition %s: %s", edition_id, run.paused)
+    for hold in run.holds.holds():
+        logger.warning("edition %s: %s", edition_id, hold.line())
     due = [d for d in store.ledger.due_editions(clock()) if d.edition_id == edition_id]
     report = SendReport(
         edition_id,
@@ -154,6 +157,7 @@ def deliver(
         deferred_now=run.deferred,
         paused=run.paused,
         next_attempt_at=due[0].next_attempt_at if due else None,
+        held=tuple(hold.line() for hold in run.holds.holds()),
     )
     if run.error is not None:
         if isinstance(run.error, DeliveryError):

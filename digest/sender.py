@@ -19,6 +19,7 @@ from digest.audience import Templates
 from digest.clock import Clock
 from digest.config import Settings
 from digest.errors import DeliveryError
+from digest.holds import DomainHolds
 from digest.limits import DomainRates, overall
 from digest.models import Outcome, Progress
 from digest.smtp import Connection, Result, SmtpSetupError, send_with_retries
@@ -83,6 +84,8 @@ class SendRun:
         self.paused = ""
         self._streak: tuple[int, int] = (0, 0)  # (reply code, how many in a row)
         self.envelope_from = parseaddr(settings.sender)[1]
+        # Domains whose server refused the sender (5.7.x): their rows wait, unsent.
+        self.holds = DomainHolds()
 
     def halted(self) -> bool:
         """Return whether the threads should take no new message."""
@@ -308,6 +311,10 @@ def _one(
         reason = f"none of their topics ({', '.join(row.topics)}) is in this edition"
         return Outcome(edition_id, sid, "skipped", run.clock(), error=reason), 0
     data, msg_id = made
+    held = run.holds.reason(row.email)
+    if held is not None:
+        why = f"not tried: the domain refused the sender earlier in this send ({held})"
+        return Outcome(edition_id, sid, "deferred", run.clock(), msg_id, why), 0
     s = run.settings
     run.domains.wait(row.email, run.halt)
     try:
@@ -338,6 +345,10 @@ def _outcome(
     edition_id, sid = row.edition_id, row.subscriber_id
     if result.outcome == "sent":
         return Outcome(edition_id, sid, "sent", now, msg_id, tries=tries)
+    if result.outcome == "permanent" and result.policy:
+        logger.warning("subscriber %d: the sender was refused: %s", sid, result.error)
+        run.holds.hold(row.email, result.error)
+        return Outcome(edition_id, sid, "deferred", now, msg_id, result.error, tries)
     if result.outcome == "permanent":
         logger.warning("subscriber %d: refused: %s", sid, result.error)
         return Outcome(

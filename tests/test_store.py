@@ -528,7 +528,7 @@ def test_an_unsubscribed_address_is_kept_unless_resubscribed(store: Store) -> No
     store.subscribers.upsert("a@example.org", "A", (), "", NOW)
     sub = store.subscribers.by_email("a@example.org")
     assert sub is not None
-    assert store.subscribers.set_status(sub.id, "unsubscribed", NOW) is True
+    assert store.subscribers.set_status(sub.id, "unsubscribed", NOW, "operator") is True
     assert store.subscribers.upsert("a@example.org", "A", (), "", NOW) == "kept"
     assert store.subscribers.upsert("a@example.org", "New name", (), "", NOW) == "kept"
     kept = store.subscribers.by_id(sub.id)

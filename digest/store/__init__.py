@@ -7,6 +7,8 @@ write lock. Each aggregate has its own module and is an attribute of the store.
 
 from __future__ import annotations
 
+import contextlib
+import os
 from pathlib import Path
 from types import TracebackType
 
@@ -102,3 +104,7 @@ def _make_folder(db: Database) -> None:
             f"{db.path.parent}: cannot create the store's folder: {err.strerror or err}",
             hint="set DIGEST_DB to a file in a folder this user may write",
         ) from err
+    # The store holds subscriber addresses: readable by its owner only. SQLite gives its
+    # -wal and -shm files the database file's mode, so creating it 0600 covers them too.
+    with contextlib.suppress(FileExistsError, OSError):
+        os.close(os.open(db.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))

@@ -206,6 +206,9 @@ subscribers = Table(
     Column("hard_failures", Integer, nullable=False, server_default=text("0")),
     Column("created", UtcDateTime, nullable=False),
     Column("updated", UtcDateTime, nullable=False),
+    # Who ended the subscription, while it is not active: subscriber, bounce or operator
+    # (NULL: active, or unsubscribed before this was recorded).
+    Column("ended_by", String, nullable=True),
     Index("subscribers_status", "status", "id"),
 )
 
