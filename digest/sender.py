@@ -275,9 +275,10 @@ def _send_claim(
         if row.interrupted:
             with run.lock:
                 run.resumed += 1
-        done, code = _one(run, connection, row, quick)
+        done, code = _one(run, connection, row, quick, lambda: beat.holds(claim.token))
         if done is None:
-            # The server cannot be reached: not the address's fault, so no deferral.
+            # The server cannot be reached, or the claim ran out while this message was
+            # under way: neither is the address's fault, so no deferral.
             return recorded
         if not recorder.record(claim.token, row, done, run.policy, run.rng):
             logger.warning(
@@ -292,7 +293,11 @@ def _send_claim(
 
 
 def _one(
-    run: SendRun, connection: Connection, row: ClaimedRow, quick: float
+    run: SendRun,
+    connection: Connection,
+    row: ClaimedRow,
+    quick: float,
+    still_ours: Callable[[], bool],
 ) -> tuple[Outcome | None, int]:
     """Build and send one subscriber's message; return its outcome and the reply code.
 
@@ -327,6 +332,7 @@ def _one(
             retry_delay=quick,
             limiter=run.limiter,
             stop=run.halt,
+            still_ours=still_ours,
         )
     except SmtpSetupError:
         raise
@@ -335,6 +341,14 @@ def _one(
         connection.drop()
         reason = f"could not be sent: {type(err).__name__}: {err}"
         return Outcome(edition_id, sid, "failed", run.clock(), msg_id, reason, 1), 0
+    if result.outcome == "abandoned":
+        logger.warning(
+            "edition %s: a batch's lease ran out while subscriber %d's message was under"
+            " way; it was withdrawn before its end, and the row left to its new owner",
+            edition_id,
+            sid,
+        )
+        return None, 0
     return _outcome(run, connection, row, result, tries, msg_id), result.code
 
 

@@ -13,6 +13,7 @@ import smtplib
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -23,7 +24,9 @@ logger = logging.getLogger(__name__)
 
 # sent; transient (a 4xx, or the connection failed before the message was given);
 # permanent (a 5xx); unsure (the message was given, but no final reply came).
-ReplyKind = Literal["sent", "transient", "permanent", "unsure"]
+# "abandoned": the sender gave the message up before its end went, because the row was
+# no longer its own to send (its claim ran out); the server keeps nothing of it.
+ReplyKind = Literal["sent", "transient", "permanent", "unsure", "abandoned"]
 # Replies to RCPT that may say the mailbox does not exist; without an enhanced status
 # code (RFC 3463) only their text tells, so the text must say so too.
 _NO_SUCH_MAILBOX = {550, 551, 553}
@@ -201,8 +204,19 @@ class Connection:
             _close_quietly(self._smtp)
             self._smtp = None
 
-    def send_once(self, sender: str, recipient: str, data: bytes) -> Result:
-        """Try one delivery of data; classify the reply. Setup errors are raised."""
+    def send_once(
+        self,
+        sender: str,
+        recipient: str,
+        data: bytes,
+        still_ours: Callable[[], bool] | None = None,
+    ) -> Result:
+        """Try one delivery of data; classify the reply. Setup errors are raised.
+
+        still_ours, when given, is asked once more after the server said 354, the last
+        moment at which the message can be withdrawn: a sender paused in the middle of
+        a transaction (SIGSTOP, a swapped-out machine) must not finish a message whose
+        row another sender has taken over meanwhile."""
         self.unreachable = False
         try:
             try:
@@ -210,7 +224,7 @@ class Connection:
             except (OSError, smtplib.SMTPException):
                 self.unreachable = True
                 raise
-            return self._transaction(smtp, sender, recipient, data)
+            return self._transaction(smtp, sender, recipient, data, still_ours)
         except smtplib.SMTPSenderRefused as err:
             # A refused sender says nothing about the recipient: never count it against them.
             if 500 <= err.smtp_code < 600:
@@ -235,7 +249,14 @@ class Connection:
             self.drop()
             return Result("transient", 0, f"{type(err).__name__}: {err}")
 
-    def _transaction(self, smtp: smtplib.SMTP, sender: str, recipient: str, data: bytes) -> Result:
+    def _transaction(
+        self,
+        smtp: smtplib.SMTP,
+        sender: str,
+        recipient: str,
+        data: bytes,
+        still_ours: Callable[[], bool] | None,
+    ) -> Result:
         """MAIL, RCPT and DATA, waiting for the final reply as long as RFC 5321 allows."""
         envelope, utf8 = envelope_address(recipient)
         options = [f"SIZE={len(data)}"] if smtp.has_extn("size") else []
@@ -265,6 +286,11 @@ class Connection:
                 if code != 421:
                     smtp.rset()
                 return self._classify(code, reply, rcpt=False)
+            if still_ours is not None and not still_ours():
+                # Past 354 only a dropped connection withdraws the message: without its
+                # final dot the server delivers nothing.
+                self.drop()
+                return Result("abandoned", 0, "the row was no longer this sender's to send")
             body = _DOT_LINE.sub(b"..", data)
             if not body.endswith(b"\r\n"):
                 body += b"\r\n"
@@ -351,6 +377,7 @@ def send_with_retries(
     retry_delay: float,
     limiter: RateLimiter | None = None,
     stop: threading.Event | None = None,
+    still_ours: Callable[[], bool] | None = None,
 ) -> tuple[Result, int]:
     """Send data, retrying temporary failures with back-off; return the result and tries."""
     attempt = 0
@@ -358,7 +385,7 @@ def send_with_retries(
         attempt += 1
         if limiter is not None:
             limiter.wait(stop)
-        result = connection.send_once(sender, recipient, data)
+        result = connection.send_once(sender, recipient, data, still_ours)
         # A 4xx reply is the address's to wait out, in minutes; only a connection that
         # failed before the message went is worth another quick try.
         quick = result.outcome == "transient" and result.code == 0

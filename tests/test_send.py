@@ -629,7 +629,7 @@ def test_send_and_run_stop_on_a_preflight_error_and_print_warnings(
         if key.startswith(("DIGEST_", "SMTP_")):
             monkeypatch.delenv(key)
     env = _env_file(tmp_path, server.port)
-    with Store(tmp_path / "digest.db") as store:
+    with Store(store_at(tmp_path)) as store:
         add_edition(store, "e1")
         add_subscribers(store, 2)
     runner = CliRunner()
@@ -641,10 +641,10 @@ def test_send_and_run_stop_on_a_preflight_error_and_print_warnings(
         assert "error   DIGEST_BASE_URL: http://127.0.0.1:8080 is not https://" in stopped.output
         assert "error: not safe to send to real people yet" in stopped.output
     assert server.handler.received == []
-    with Store(tmp_path / "digest.db") as store:
+    with Store(store_at(tmp_path)) as store:
         assert store.ledger.counts("e1") == {}
         assert [r.id for r in store.editions.recent(limit=5)] == ["e1"]
-    with Store(tmp_path / "digest.db") as store:
+    with Store(store_at(tmp_path)) as store:
         add_edition(store, "e2", NOW + timedelta(days=1), extra="x" * 110_000)
     sent = runner.invoke(main, ["--env-file", str(env), "send", "e2"])
     assert sent.exit_code == 0, sent.output

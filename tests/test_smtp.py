@@ -295,3 +295,27 @@ def test_only_mailbox_level_refusals_count_as_no_such_mailbox(
     """Bounce at once only for 5.1.x or a bare 550 that says so; 5.7.x is a policy."""
     result = classify_permanent(code, reply, rcpt=True)
     assert (result.outcome, result.no_such_mailbox, result.policy) == ("permanent", gone, policy)
+
+
+def test_a_message_whose_row_is_no_longer_ours_is_withdrawn_before_its_end(
+    server: SmtpServer,
+) -> None:
+    """Asked after 354 whether the row is still this sender's, a no drops the connection
+    before the final dot: the server delivers nothing, and the next message goes."""
+    connection = Connection(plain(server.port))
+    asked: list[str] = []
+
+    def no() -> bool:
+        asked.append("asked")
+        return False
+
+    try:
+        gone = connection.send_once("d@example.com", "r@example.org", MESSAGE, still_ours=no)
+        kept = connection.send_once(
+            "d@example.com", "s@example.org", MESSAGE, still_ours=lambda: True
+        )
+    finally:
+        connection.close()
+    assert gone.outcome == "abandoned" and asked == ["asked"]
+    assert kept.outcome == "sent"
+    assert server.handler.recipients() == {"s@example.org": 1}
