@@ -238,15 +238,21 @@ def check_security(settings: Settings) -> list[Finding]:
     ]
 
 
-def is_local(host: str) -> bool:
-    """Return whether host is this machine: localhost, a loopback address or its own name."""
+def is_loopback(host: str) -> bool:
+    """Return whether host is a loopback address (or localhost); "" and 0.0.0.0 are not."""
     name = host.strip().strip("[]").lower()
     if name == "localhost" or name.endswith(".localhost"):
         return True
     try:
         return ipaddress.ip_address(name).is_loopback
     except ValueError:
-        return name in {socket.gethostname().lower(), socket.getfqdn().lower()}
+        return False
+
+
+def is_local(host: str) -> bool:
+    """Return whether host is this machine: localhost, a loopback address or its own name."""
+    name = host.strip().strip("[]").lower()
+    return is_loopback(name) or name in {socket.gethostname().lower(), socket.getfqdn().lower()}
 
 
 def sample_edition(settings: Settings, now: datetime | None = None) -> Edition:

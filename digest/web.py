@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import errno
 import hashlib
-import ipaddress
 import json
 import logging
 import threading
@@ -20,6 +19,7 @@ from waitress.channel import HTTPChannel
 from waitress.server import BaseWSGIServer, create_server
 
 from digest import archive, pipeline, sources
+from digest.check import is_loopback
 from digest.config import Settings
 from digest.errors import ConfigError
 from digest.models import RenderedEdition
@@ -101,17 +101,6 @@ def preview_enabled(settings: Settings) -> bool:
     if settings.preview != "auto":
         return settings.preview == "on"
     return is_loopback(settings.host)
-
-
-def is_loopback(host: str) -> bool:
-    """Return whether host is a loopback address (or localhost); "" and 0.0.0.0 are not."""
-    name = host.strip().strip("[]").lower()
-    if name == "localhost" or name.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
 
 
 class App:

@@ -18,10 +18,11 @@ from webserver import running
 
 from digest import pipeline, web
 from digest.archive import write_archive
+from digest.check import is_loopback
 from digest.config import Settings
 from digest.render import GREETING_PLACEHOLDER, UNSUBSCRIBE_PLACEHOLDER
 from digest.tokens import make_token
-from digest.web import App, connection_limit, is_loopback, preview_enabled
+from digest.web import App, connection_limit, preview_enabled
 
 NOW = datetime(2026, 11, 28, 7, 0, tzinfo=UTC)
 
