@@ -15,6 +15,7 @@ from digest.store.articles import Articles, Change
 from digest.store.db import Database, StoreError, translated
 from digest.store.editions import Editions
 from digest.store.ledger import Ledger
+from digest.store.retention import Retention
 from digest.store.subscribers import SubscriberChange, Subscribers
 
 __all__ = ["Change", "Store", "StoreError", "SubscriberChange", "upgrade_store"]
@@ -39,6 +40,7 @@ class Store:
         self.editions = Editions(self.db)
         self.subscribers = Subscribers(self.db)
         self.ledger = Ledger(self.db)
+        self.retention = Retention(self.db)
 
     def __enter__(self) -> Store:
         return self
