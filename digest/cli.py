@@ -287,6 +287,7 @@ def status(ctx: Context) -> None:
     editions: list[EditionRecord] = []
     sends: dict[str, dict[str, int]] = {}
     still_open: dict[str, DueEdition] = {}
+    size = None
     # A fresh machine has no store yet: nothing made, nothing pending, and a status
     # command must not create one.
     if settings.db.exists():
@@ -296,6 +297,7 @@ def status(ctx: Context) -> None:
             still_open = {
                 row.edition_id: row for row in store.ledger.due_editions(datetime.now(UTC))
             }
+            size = store.retention.size()
     if editions:
         click.echo("Last editions:")
         for record in editions:
@@ -324,6 +326,19 @@ def status(ctx: Context) -> None:
             click.echo(f"  {row.edition_id}: {row.open_rows} open, {row.due_rows} due now{when}")
     else:
         click.echo("Pending deliveries: none")
+    if size is not None:
+        click.echo(
+            f"Store: {size.articles} articles ({size.waiting} not in an edition),"
+            f" {size.files} source files, {size.editions} editions"
+        )
+        pruned = size.last_pruned
+        click.echo(
+            f"Last pruned: {pruned.at:%Y-%m-%d %H:%M} UTC ({pruned.articles} articles,"
+            f" {pruned.files} source files removed; DIGEST_RETENTION is"
+            f" {settings.retention.total_seconds() / 86400:g} days)"
+            if pruned
+            else "Last pruned: never"
+        )
     upcoming = next_fire(settings, datetime.now(UTC))
     when = upcoming.isoformat(timespec="minutes") if upcoming else "never"
     click.echo(f"Next run: {when} ('{settings.schedule}' in {settings.timezone})")
