@@ -84,7 +84,10 @@ class Articles:
         records = [_file_row(f) for f in files]
         with self.db.write() as conn:
             matcher = _Matcher(conn, batch, assess)
-            changes = [matcher.save(article, now) for article in batch]
+            changes = [
+                matcher.save(article, link, now)
+                for article, link in zip(batch, matcher.links, strict=True)
+            ]
             matcher.flush(conn)
             if records:
                 stmt = self.db.insert(source_files)
@@ -320,7 +323,9 @@ class _Matcher:
     def __init__(self, conn: Connection, batch: list[Article], assess: Assess | None) -> None:
         self.assess = assess
         ids = sorted({a.id for a in batch})
-        links = sorted({c for a in batch if (c := _canonical(a)) is not None})
+        # Each article's canonical link, worked out once: it showed in a large ingest.
+        self.links = [_canonical(a) for a in batch]
+        links = sorted({c for c in self.links if c is not None})
         columns = (
             articles.c.id,
             articles.c.source,
@@ -342,9 +347,13 @@ class _Matcher:
         self.inserts: dict[str, dict[str, Any]] = {}
         self.updates: dict[str, dict[str, Any]] = {}
 
-    def save(self, article: Article, now: datetime) -> tuple[Change, str | None]:
-        """Match article and note what storing it changes; return that and its verdict."""
-        canonical = _canonical(article)
+    def save(
+        self, article: Article, canonical: str | None, now: datetime
+    ) -> tuple[Change, str | None]:
+        """Match article (whose canonical link is given) and note what storing it changes.
+
+        Return the change and the article's junk verdict.
+        """
         row = self.by_id.get(article.id)
         if row is None and canonical:
             # Only across sources: inside one feed, two entries with their own guids may
