@@ -3,6 +3,11 @@
 Order of the steps: too old and junk are dropped for good (with a logged reason);
 near-duplicates are merged into the best-ranked version; then the caps (per source, per
 section, DIGEST_MAX_ITEMS) leave the rest eligible for a later edition.
+
+From the store, the candidates come judged: `assess` ran once when each version was
+stored, the query left junk and old articles out, and each candidate is a few columns
+with its signature. Whole articles are read only for candidate pairs of near-duplicates
+and for the stories the edition looks at before it is full.
 """
 
 from __future__ import annotations
