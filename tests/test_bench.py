@@ -74,3 +74,11 @@ def test_highlights_bench_runs(tiny_corpus: Path) -> None:
     out = run_bench("highlights.py", str(tiny_corpus))
     assert "2 articles from" in out
     assert all(name in out for name in ("ours", "lead-3", "textrank"))
+
+
+def test_scale_bench_runs() -> None:
+    out = run_bench("scale.py", "--quick")
+    assert "40 new articles: CPU against feedparser alone:" in out
+    assert "40 new articles: peak RSS:" in out
+    assert "40 new over 200 stored: CPU against an empty store:" in out
+    assert "40 new over 200 stored: peak RSS:" in out
