@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from itertools import islice
 
 from digest.models import Article
 
@@ -114,10 +115,16 @@ def _text_of(article: Article) -> str:
     ).strip()[:SCAN_CHARS]
 
 
+def _too_few_words(text: str) -> bool:
+    # Counting stops at the minimum: listing every word of a long article costs more
+    # than the rest of its verdict.
+    return next(islice(_WORD.finditer(text), MIN_WORDS - 1, None), None) is None
+
+
 def is_link_only(article: Article) -> bool:
     """Tell whether article says too little to quote but has a link: a Hacker News item
     whose text is "Comments", a releases feed of titles. It is shown as title and link."""
-    return bool(article.url) and len(_WORD.findall(_text_of(article))) < MIN_WORDS
+    return bool(article.url) and _too_few_words(_text_of(article))
 
 
 def article_junk_reason(article: Article) -> str | None:
@@ -128,7 +135,7 @@ def article_junk_reason(article: Article) -> str | None:
         return reason
     # The word minimum is for items with neither text nor a link: a real title with a
     # link is an item a reader can use.
-    if len(_WORD.findall(text)) < MIN_WORDS and not article.url:
+    if _too_few_words(text) and not article.url:
         return "too short to say anything"
     if is_boilerplate(text):
         return "navigation or cookie text, not an article"

@@ -146,7 +146,8 @@ class _TextParser(HTMLParser):
         self.skip_depth = 0
 
     def _flush(self) -> None:
-        text = _SPACE.sub(" ", "".join(self.current)).strip()
+        # str.split() splits on the same whitespace as the pattern \s+, in a fraction of the time.
+        text = " ".join("".join(self.current).split())
         if text:
             self.paragraphs.append(text)
         self.current = []
