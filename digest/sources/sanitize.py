@@ -147,7 +147,7 @@ class _TextParser(HTMLParser):
 
     def _flush(self) -> None:
         # str.split() splits on the same whitespace as the pattern \s+, in a fraction of the time.
-        text = " ".join("".join(self.current).split())
+        text = " ".join(plain("".join(self.current)).split())
         if text:
             self.paragraphs.append(text)
         self.current = []
@@ -171,7 +171,8 @@ class _TextParser(HTMLParser):
 
     def handle_data(self, data: str) -> None:
         if not self.skip_depth:
-            self.current.append(plain(data))
+            # Bidi controls are stripped once per paragraph, in _flush.
+            self.current.append(data)
 
     def close(self) -> None:
         super().close()
