@@ -117,7 +117,9 @@ def select(
         if weight <= 0:
             continue
         ranked.append((weight, n, article))
-    ranked.sort(key=lambda entry: (-entry[0], entry[1]))
+    # Equal ranks (the same source weight and date) go by title, then store order, so
+    # that an edition's order never depends on how its files happened to be read.
+    ranked.sort(key=lambda entry: (-entry[0], entry[2].title.casefold(), entry[1]))
     repeats = already_sent([article for _, _, article in ranked], sent)
     for article_id, earlier in repeats.items():
         article = next(a for _, _, a in ranked if a.id == article_id)
