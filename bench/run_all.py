@@ -150,7 +150,7 @@ def table(result: Runs) -> list[str]:
         values = [f.value for f in same]
         first = same[0]
         middle = Figure(name, statistics.median(values), first.unit, first.target, first.better)
-        spread = f"{number(min(values), first.unit)}–{number(max(values), first.unit)}"
+        spread = f"{min(values):.4g}–{number(max(values), first.unit)}"
         if first.target is None:
             goal, verdict = "none set", ""
         else:

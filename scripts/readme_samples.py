@@ -154,7 +154,7 @@ def text_part_start(text: str, items: int = 2) -> str:
 
 def produce() -> dict[str, str]:
     """Run every sample's commands; return each sample's text by name."""
-    samples: dict[str, str] = {}
+    samples: dict[str, str] = {"performance": performance()}
     with workspace() as ws:
         samples["run"] = ws.digest("run")
         samples["run-again"] = ws.digest("run")
@@ -192,6 +192,27 @@ def produce() -> dict[str, str]:
         ws.digest("ingest")
         samples["sources"] = ws.shown("sources")
     return samples
+
+
+def performance(path: Path = ROOT / "docs" / "performance.md") -> str:
+    """Return the ratios and targeted figures of the last bench/run_all.py report."""
+    if not path.is_file():
+        return "(no docs/performance.md yet: run bench/run_all.py)\n"
+    lines: list[str] = []
+    runs = ""
+    for line in path.read_text(encoding="utf-8").splitlines():
+        found = re.search(r"(\d+) runs?\b", line)
+        if line.startswith("`bench/") and found:
+            runs = found.group(1)
+        cells = [c.strip() for c in line.strip("|").split("|")] if line.startswith("| ") else []
+        if len(cells) != 5 or cells[0] in ("figure", "---"):
+            continue
+        name, median, spread, target, verdict = cells
+        if target == "none set" and not median.endswith("×"):
+            continue
+        goal = "" if target == "none set" else f"; target {target}: {verdict.replace('**', '')}"
+        lines.append(f"{name}: {median} ({spread} in {runs} runs){goal}")
+    return "\n".join(lines) + "\n"
 
 
 def blocks(text: str) -> Iterator[tuple[str, int, int]]:

@@ -67,9 +67,9 @@ def test_every_bench_is_repeated_and_reported_with_its_spread(tmp_path: Path) ->
     assert "## alpha\n\n`bench/alpha.py`: Counts its own runs: the first stand-in. 3 runs" in text
     assert "## not_a_bench" not in text and "_helper" not in text
     # Median 2 of the runs 1, 2, 3: under alpha's target 2.5, over beta's 0.5.
-    assert "| the run's number | 2× | 1×–3× | ≤ 2.5× | meets (2 of 3 runs meet it) |" in text
-    assert "| the run's number | 2× | 1×–3× | ≤ 0.5× | **MISSES** |" in text
-    assert "| quick | 1 flag | 1 flag–1 flag | none set |  |" in text
+    assert "| the run's number | 2× | 1–3× | ≤ 2.5× | meets (2 of 3 runs meet it) |" in text
+    assert "| the run's number | 2× | 1–3× | ≤ 0.5× | **MISSES** |" in text
+    assert "| quick | 1 flag | 1–1 flag | none set |  |" in text
 
 
 def test_a_budget_of_nothing_still_runs_each_bench_once(tmp_path: Path) -> None:
@@ -81,7 +81,7 @@ def test_a_budget_of_nothing_still_runs_each_bench_once(tmp_path: Path) -> None:
     assert "`--budget 0`" not in text and "run_all.py --budget 0`" in text
     assert text.count("1 run of 5 wanted") == 2
     assert "as many as fitted the budget of 0 s" in text
-    assert "| the run's number | 1× | 1×–1× | ≤ 2.5× | meets |" in text
+    assert "| the run's number | 1× | 1–1× | ≤ 2.5× | meets |" in text
     assert "| quick | 0 flag |" in text
 
 
