@@ -21,6 +21,7 @@ import tempfile
 import threading
 import time
 import tracemalloc
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -63,7 +64,13 @@ def run_sink() -> None:
 class NullConnection(Connection):
     """Accepts every message without a network: isolates the ledger's own costs."""
 
-    def send_once(self, sender: str, recipient: str, data: bytes) -> Result:
+    def send_once(
+        self,
+        sender: str,
+        recipient: str,
+        data: bytes,
+        still_ours: Callable[[], bool] | None = None,
+    ) -> Result:
         return Result("sent", 250)
 
     def close(self) -> None:

@@ -12,7 +12,7 @@ from digest.errors import DeliveryError
 from digest.models import EditionRecord
 from digest.outbox import write_atomic
 from digest.render import UNSUBSCRIBE_PLACEHOLDER, render_page, without_greeting_placeholder
-from digest.store import Store
+from digest.store import Store, store_exists
 
 logger = logging.getLogger(__name__)
 
@@ -22,27 +22,42 @@ EDITION_ID = re.compile(r"\d{4}-\d{2}-\d{2}(?:-\d+)?")
 
 
 def editions(settings: Settings) -> list[EditionRecord]:
-    """Return every edition that has its page in the outbox, newest first."""
+    """Return every edition whose page the store keeps, newest first.
+
+    The page comes from the database, so that a web server on one machine shows the
+    editions made on another; an edition an earlier release recorded without its
+    content is shown from this machine's outbox, where it has it.
+    """
     # A fresh machine has no store yet: an empty archive, and a reader creates nothing.
-    if not settings.db.exists():
+    if not store_exists(settings.db):
         return []
     with Store(settings.db, readonly=True) as store:
         records = store.editions.recent(limit=100_000)
-    return [r for r in records if (settings.outbox / r.id / "digest.html").is_file()]
+        kept = store.editions.with_content()
+    return [r for r in records if r.id in kept or _outbox_page(settings, r.id).is_file()]
+
+
+def _outbox_page(settings: Settings, edition_id: str) -> Path:
+    return settings.outbox / edition_id / "digest.html"
 
 
 def edition_html(settings: Settings, edition_id: str) -> str | None:
     """Return the public page of one edition, or None if there is no such edition."""
     if not EDITION_ID.fullmatch(edition_id):
         return None
-    path = settings.outbox / edition_id / "digest.html"
-    try:
-        html = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return None
-    # The archive copy is public: no reader's own unsubscribe link, the general page instead.
-    # The outbox copy already greets nobody by name; a page written some other way might
-    # still hold the placeholder.
+    content = None
+    if store_exists(settings.db):
+        with Store(settings.db, readonly=True) as store:
+            content = store.editions.content(edition_id)
+    if content is not None:
+        html = content.html
+    else:
+        try:
+            html = _outbox_page(settings, edition_id).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+    # The archive copy is public: no reader's own unsubscribe link, the general page
+    # instead, and the greeting without a name in place of each reader's own.
     html = without_greeting_placeholder(html)
     return html.replace(UNSUBSCRIBE_PLACEHOLDER, f"{settings.base_url}/unsubscribe/")
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import logging
 import signal
 import sys
@@ -19,11 +18,10 @@ from typing import Any, TypeVar
 
 import click
 
-from digest import __version__, pipeline
+from digest import __version__
 from digest.config import Settings, load_settings
 from digest.errors import ConfigError, DeliveryError, DigestError
 from digest.models import IngestReport, Progress, SendReport
-from digest.sources.fetch import redact
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -104,12 +102,18 @@ def main(ctx: click.Context, env_file: Path | None, verbose: int) -> None:
 
 def shown(where: str | Path) -> str:
     """Return a path relative to the current folder when it lies below it."""
+    if isinstance(where, str) and "://" in where:
+        from digest.store.db import describe
+
+        return describe(where)
     text = str(where)
     cwd = str(Path.cwd())
     return text[len(cwd) + 1 :] if text.startswith(cwd + "/") else text
 
 
 def _print_skipped(report: IngestReport) -> None:
+    from digest.sources.fetch import redact
+
     for item in report.skipped:
         click.echo(f"  skipped {shown(item.where)}: {item.reason}")
     for source in report.failing:
@@ -131,10 +135,13 @@ def run(ctx: Context) -> None:
     Example:
       digest run
     """
+    from digest import pipeline
+
     settings = ctx.settings()
     stop = threading.Event()
     line = _ProgressLine()
     if settings.delivery == "smtp":
+        _preflight(settings)
         _on_signal_stop(stop)
     try:
         result = pipeline.run_edition(settings, stop=stop, progress=line)
@@ -142,7 +149,7 @@ def run(ctx: Context) -> None:
         line.done()
     report = result.ingest
     click.echo(
-        f"Read {report.total} articles ({report.new} new, {report.updated} updated), "
+        f"Read {plural(report.total, 'article')} ({report.new} new, {report.updated} updated), "
         f"{len(report.skipped)} skipped."
     )
     _print_skipped(report)
@@ -152,7 +159,7 @@ def run(ctx: Context) -> None:
             _print_send_report(sent)
         return
     click.echo(
-        f"Edition {result.edition.id}: {len(result.edition.items)} items, "
+        f"Edition {result.edition.id}: {plural(len(result.edition.items), 'item')}, "
         f'subject "{result.rendered.subject if result.rendered else ""}"'
     )
     for name in ("digest.html", "digest.txt", "digest.eml"):
@@ -177,13 +184,15 @@ def preview(ctx: Context, out: Path | None, open_browser: bool) -> None:
     Example:
       digest preview --open
     """
+    from digest import pipeline
+
     settings = ctx.settings()
     result = pipeline.preview(settings, out)
     if result.edition is None or result.folder is None:
         click.echo(f"Nothing to preview: {result.reason}.")
         return
     html = result.folder / "digest.html"
-    click.echo(f"Preview of {len(result.edition.items)} items: {shown(html)}")
+    click.echo(f"Preview of {plural(len(result.edition.items), 'item')}: {shown(html)}")
     click.echo(f"  text part: {shown(result.folder / 'digest.txt')}")
     if open_browser:
         webbrowser.open(html.resolve().as_uri())
@@ -199,15 +208,20 @@ def ingest(ctx: Context) -> None:
     Example:
       digest ingest
     """
+    from digest import pipeline
+
     settings = ctx.settings()
     report = pipeline.ingest_only(settings)
     click.echo(
-        f"Read {report.total} articles: {report.new} new, {report.updated} updated, "
+        f"Read {plural(report.total, 'article')}: {report.new} new, {report.updated} updated, "
         f"{report.unchanged} unchanged, {len(report.skipped)} skipped."
     )
     _print_skipped(report)
     for item in report.junk:
         click.echo(f"  junk {shown(item.where)}: {item.reason}")
+    if report.all_failed:
+        click.echo("error: every source failed: nothing could be read (see above)", err=True)
+        sys.exit(1)
 
 
 @main.command()
@@ -260,6 +274,9 @@ def schedule(ctx: Context) -> None:
     from digest.schedule import serve
 
     settings = ctx.settings()
+    if settings.delivery == "smtp":
+        # Every tick would send: refuse to start with settings not safe to send.
+        _preflight(settings)
     # A long-running service: its log says when each run happened and what it did.
     _setup_logging(max(ctx.verbose, 1), timestamps=True)
     click.echo(f"Scheduling '{settings.schedule}' in {settings.timezone}; Ctrl-C to stop.")
@@ -279,7 +296,7 @@ def status(ctx: Context) -> None:
     """
     from digest.models import DueEdition, EditionRecord
     from digest.schedule import next_fire, scheduler_status
-    from digest.store import Store
+    from digest.store import Store, store_exists
 
     settings = ctx.settings()
     editions: list[EditionRecord] = []
@@ -287,7 +304,7 @@ def status(ctx: Context) -> None:
     still_open: dict[str, DueEdition] = {}
     # A fresh machine has no store yet: nothing made, nothing pending, and a status
     # command must not create one.
-    if settings.db.exists():
+    if store_exists(settings.db):
         with Store(settings.db, readonly=True) as store:
             editions = store.editions.recent(limit=10)
             sends = {record.id: store.ledger.counts(record.id) for record in editions}
@@ -296,18 +313,20 @@ def status(ctx: Context) -> None:
             }
     if editions:
         click.echo("Last editions:")
+        # Columns: ids differ in length (2026-11-28, 2026-11-28-2), counts in width.
+        width = max(len(record.id) for record in editions)
+        order = ("sent", "failed", "bounced", "skipped", "pending", "sending")
         for record in editions:
-            due = f", due {record.due_date}" if record.due_date else ""
+            due = f"  due {record.due_date}" if record.due_date else ""
             counts = sends[record.id]
-            sent = (
-                "  " + ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
-                if counts
-                else "  not sent"
-            )
+            states = sorted(counts, key=lambda s: order.index(s) if s in order else len(order))
+            sent = ", ".join(f"{counts[state]} {state}" for state in states) or "not sent"
             click.echo(
-                f"  {record.id}  {record.item_count:3d} items  made"
-                f" {record.created:%Y-%m-%d %H:%M} UTC{due}{sent}"
+                f"  {record.id:<{width}}  {plural(record.item_count, 'item'):>9}  made"
+                f" {record.created:%Y-%m-%d %H:%M} UTC  {sent}{due}"
             )
+    elif not store_exists(settings.db):
+        click.echo(f"No edition made yet: there is no store at {shown(settings.db)}.")
     else:
         click.echo("No edition made yet.")
     if still_open:
@@ -363,8 +382,13 @@ def serve(ctx: Context, host: str | None, port: int | None) -> None:
     port = port or settings.port
     on = preview_enabled(replace(settings, host=host))
     pages = "/preview and /archive/" if on else "/archive/ (the preview is off here)"
-    click.echo(f"Serving on http://{host}:{port}: {pages} (Ctrl-C to stop)")
-    serve_web(settings, host, port)
+    # Said once the port is bound: a port in use is one error line, exit 2.
+    serve_web(
+        settings,
+        host,
+        port,
+        lambda: click.echo(f"Serving on http://{host}:{port}: {pages} (Ctrl-C to stop)"),
+    )
 
 
 @main.command(name="archive")
@@ -387,8 +411,8 @@ def archive_command(ctx: Context, out: Path) -> None:
 
     written = write_archive(ctx.settings(), out)
     click.echo(
-        f"Wrote {len(written)} files to {shown(out)}/ (index.html, feed.xml and one page"
-        " per edition)"
+        f"Wrote {plural(len(written), 'file')} to {shown(out)}/ (index.html, feed.xml and"
+        " one page per edition)"
     )
 
 
@@ -475,6 +499,8 @@ def _print_send_report(report: SendReport) -> None:
         )
     if report.paused:
         click.echo(f"  Paused: {report.paused}.")
+    for line in report.held:
+        click.echo(f"  Held back: {line}.")
     if report.stopped:
         click.echo(
             f"  Stopped: run `digest send {report.edition_id}` again to send the rest;"
@@ -502,9 +528,14 @@ def _print_send_reports(reports: list[SendReport]) -> None:
 @main.command()
 @click.argument("edition", required=False)
 @click.option("--test", "test_address", metavar="ADDRESS", help="Send one copy to ADDRESS only.")
+@click.option(
+    "--worker",
+    is_flag=True,
+    help="Keep running: send whatever becomes due, on any number of machines at once.",
+)
 @pass_context
 @handle_errors
-def send(ctx: Context, edition: str | None, test_address: str | None) -> None:
+def send(ctx: Context, edition: str | None, test_address: str | None, worker: bool) -> None:
     """Send an edition (the newest by default) to every active subscriber over SMTP,
     then every older edition with rows due, oldest first.
 
@@ -512,13 +543,19 @@ def send(ctx: Context, edition: str | None, test_address: str | None) -> None:
     stopped or killed, and nobody receives the edition twice. Several `digest send`
     processes on one store share the work. Addresses that failed temporarily are tried
     again once their next attempt is due. SIGTERM or Ctrl-C finishes the messages in
-    flight and stops.
+    flight and stops. With --worker it keeps running and sends every edition's rows as
+    they become due (see "Running on several machines" in the README).
 
     \b
     Example:
       digest send 2026-11-28
     """
+    from digest import pipeline
+
     settings = ctx.settings()
+    if worker:
+        _send_worker(settings)
+        return
     if test_address is not None:
         from digest.send import send_test
         from digest.store import Store
@@ -537,6 +574,7 @@ def send(ctx: Context, edition: str | None, test_address: str | None) -> None:
             raise DeliveryError(f"{address}: {result.error}")
         click.echo(f"Sent a test copy of edition {edition} to {address}; the ledger is unchanged.")
         return
+    _preflight(settings)
     stop = threading.Event()
     _on_signal_stop(stop)
     line = _ProgressLine()
@@ -545,6 +583,16 @@ def send(ctx: Context, edition: str | None, test_address: str | None) -> None:
     finally:
         line.done()
     _print_send_reports(reports)
+
+
+def _send_worker(settings: Settings) -> None:
+    from digest.worker import work
+
+    stop = threading.Event()
+    _on_signal_stop(stop)
+    click.echo("Worker started; SIGTERM or Ctrl-C finishes the messages in flight and stops.")
+    totals = work(settings, stop=stop, on_report=_print_send_report)
+    click.echo(f"Worker stopped: {totals.sent} sent, {totals.failed} failed.")
 
 
 @main.command()
@@ -575,7 +623,7 @@ def deliveries(ctx: Context, edition: str | None, show_all: bool) -> None:
         summary = ", ".join(
             f"{counts.get(s, 0)} {s}" for s in order if counts.get(s) or s == "sent"
         )
-        click.echo(f"Edition {edition}: {total} subscribers: {summary}.")
+        click.echo(f"Edition {edition}: {plural(total, 'subscriber')}: {summary}.")
         statuses = None if show_all else ("failed", "bounced", "skipped", "pending", "sending")
         for row in store.ledger.rows(edition, statuses):  # type: ignore[arg-type]
             when = f"{row.updated:%Y-%m-%d %H:%M}" if row.updated else ""
@@ -591,6 +639,53 @@ def deliveries(ctx: Context, edition: str | None, show_all: bool) -> None:
             click.echo(f"  {row.status:8} {row.email}  tries {row.attempts}  {when}{note}{error}")
 
 
+def _preflight(settings: Settings) -> None:
+    """Run `digest check`'s checks but the SMTP round trip; print warnings, stop on errors."""
+    from digest.check import before_send, has_errors
+
+    findings = [f for f in before_send(settings) if f.level != "ok"]
+    for finding in findings:
+        click.echo(finding.line(), err=True)
+    if has_errors(findings):
+        raise ConfigError(
+            "not safe to send to real people yet; nothing was made or sent",
+            hint="fix the errors above; `digest check` tests the SMTP server too",
+        )
+
+
+@main.command()
+@click.option("--new-secret", is_flag=True, help="Print a fresh DIGEST_SECRET_KEY and exit.")
+@pass_context
+@handle_errors
+def check(ctx: Context, new_secret: bool) -> None:
+    """Say whether this configuration is ready to send to real people, line by line.
+
+    Each line is ok, warning or error with the key to change; the SMTP server is asked
+    to accept the sender (then RSET: nothing is sent). Exits 1 on any error.
+
+    \b
+    Example:
+      digest check
+    """
+    from digest import check as preflight
+
+    if new_secret:
+        click.echo(preflight.new_secret())
+        return
+    findings = preflight.run_checks(ctx.settings())
+    for finding in findings:
+        click.echo(finding.line())
+    counts = {level: sum(f.level == level for f in findings) for level in ("error", "warning")}
+    click.echo(f"{plural(counts['error'], 'error')}, {plural(counts['warning'], 'warning')}.")
+    if counts["error"]:
+        sys.exit(1)
+
+
+def plural(count: int, word: str, words: str = "") -> str:
+    """Return "1 item", "2 items": count and word in the number it takes."""
+    return f"{count} {word if count == 1 else words or word + 's'}"
+
+
 @main.group()
 def db() -> None:
     """Look after the store's schema: see its version, bring it up to date.
@@ -599,6 +694,33 @@ def db() -> None:
     Example:
       digest db upgrade
     """
+
+
+@db.command("copy")
+@click.option("--to", "target", required=True, metavar="URL", help="The empty store to fill.")
+@pass_context
+@handle_errors
+def db_copy(ctx: Context, target: str) -> None:
+    """Copy this store (DIGEST_DB) with every article, edition, subscriber and delivery
+    into a new, empty one, such as a PostgreSQL database, and check the counts.
+
+    Then point DIGEST_DB at the new store. The copy is one transaction: on any failure
+    the target is left as it was.
+
+    \b
+    Example:
+      digest db copy --to postgresql://digest:secret@db.example.org/digest
+    """
+    from digest.store.copy import copy_store
+
+    settings = ctx.settings()
+    counts = copy_store(settings.db, target)
+    for table, count in counts.items():
+        click.echo(f"  {table}: {count} rows")
+    click.echo(
+        f"Copied {shown(settings.db)} to {shown(target)}: {sum(counts.values())} rows,"
+        " every table's count checked."
+    )
 
 
 @db.command("upgrade")
@@ -623,191 +745,9 @@ def db_upgrade(ctx: Context) -> None:
         click.echo(f"{shown(settings.db)}: schema upgraded from {before} to revision {after}.")
 
 
-@main.group()
-def subscribers() -> None:
-    """Manage the subscriber list: import, add, remove, list, export.
-
-    \b
-    Example:
-      digest subscribers import subscribers.csv
-    """
-
-
-def _section_names(settings: Settings) -> tuple[str, ...]:
-    """Return the sections topics can name: none when no sections are configured."""
-    if not settings.sections:
-        return ()
-    return (*settings.sections, settings.default_section)
-
-
-@subscribers.command(name="import")
-@click.argument("file", type=click.Path(path_type=Path, dir_okay=False, exists=True))
-@click.option("--resubscribe", is_flag=True, help="Re-activate unsubscribed or bounced addresses.")
-@pass_context
-@handle_errors
-def subscribers_import(ctx: Context, file: Path, resubscribe: bool) -> None:
-    """Import a CSV file with a header row: email, and optionally name, topics, timezone.
-
-    Known addresses are updated, never duplicated; unsubscribed ones stay unsubscribed
-    unless --resubscribe is given. Bad rows are listed by line number and left out.
-
-    \b
-    Example:
-      digest subscribers import subscribers.csv
-    """
-    from digest.store import Store
-    from digest.subscribers import import_csv
-
-    settings = ctx.settings()
-    with Store(settings.db) as store:
-        report = import_csv(
-            store, file, _utcnow(), resubscribe=resubscribe, sections=_section_names(settings)
-        )
-    click.echo(
-        f"Imported {shown(file)}: {report.new} new, {report.updated} updated,"
-        f" {report.unchanged} unchanged, {report.kept} left unsubscribed or bounced,"
-        f" {len(report.rejected)} rejected."
-    )
-    for bad in report.rejected:
-        click.echo(f"  line {bad.line}: {bad.email or '(empty)'}: {bad.reason}")
-
-
-@subscribers.command(name="add")
-@click.argument("email")
-@click.option("--name", default="", help="The subscriber's name.")
-@click.option("--topics", default="", help="Comma-separated topics.")
-@click.option("--timezone", default="", help="An IANA time zone such as Europe/Berlin.")
-@click.option("--resubscribe", is_flag=True, help="Re-activate an unsubscribed address.")
-@pass_context
-@handle_errors
-def subscribers_add(
-    ctx: Context, email: str, name: str, topics: str, timezone: str, resubscribe: bool
-) -> None:
-    """Add one subscriber, or update the one with this address.
-
-    \b
-    Example:
-      digest subscribers add ada@example.org --name "Ada Lovelace" --topics science
-    """
-    from digest.store import Store
-    from digest.subscribers import add_subscriber, normalise_email
-
-    settings = ctx.settings()
-    with Store(settings.db) as store:
-        change = add_subscriber(
-            store,
-            email,
-            _utcnow(),
-            name=name,
-            topics=topics,
-            timezone=timezone,
-            resubscribe=resubscribe,
-            sections=_section_names(settings),
-        )
-    words = {
-        "new": "Added",
-        "updated": "Updated",
-        "unchanged": "Already subscribed:",
-        "kept": "Not re-activated (use --resubscribe):",
-    }
-    # The stored form: an internationalised domain is kept in its xn-- form.
-    click.echo(f"{words[change]} {normalise_email(email)}")
-
-
-@subscribers.command(name="remove")
-@click.argument("email")
-@click.option("--forget", is_flag=True, help="Delete the address and its history instead.")
-@pass_context
-@handle_errors
-def subscribers_remove(ctx: Context, email: str, forget: bool) -> None:
-    """Unsubscribe an address (kept, so that an import does not add it back).
-
-    \b
-    Example:
-      digest subscribers remove ada@example.org
-    """
-    from digest.store import Store
-    from digest.subscribers import SubscriberError, normalise_email
-
-    settings = ctx.settings()
-    given = email.strip()
-    try:
-        stored = normalise_email(given)
-    except SubscriberError:
-        # An address an earlier release let in may fail today's checks: look it up as is.
-        stored = given
-    with Store(settings.db) as store:
-        sub = store.subscribers.by_email(stored) or store.subscribers.by_email(given)
-        if sub is None:
-            raise SubscriberError(f"{given} is not on the list")
-        if forget:
-            store.subscribers.delete(sub.id)
-            click.echo(f"Forgot {sub.email} and its delivery history.")
-        elif store.subscribers.set_status(sub.id, "unsubscribed", _utcnow()):
-            click.echo(f"Unsubscribed {sub.email}.")
-        else:
-            click.echo(f"{sub.email} was already unsubscribed.")
-
-
-@subscribers.command(name="list")
-@click.option(
-    "--status",
-    type=click.Choice(["active", "unsubscribed", "bounced"]),
-    help="Only subscribers with this status.",
-)
-@pass_context
-@handle_errors
-def subscribers_list(ctx: Context, status: str | None) -> None:
-    """List subscribers with their status, name and topics.
-
-    \b
-    Example:
-      digest subscribers list --status bounced
-    """
-    from digest.store import Store
-
-    settings = ctx.settings()
-    with Store(settings.db, readonly=True) as store:
-        counts = store.subscribers.counts()
-        for sub in store.subscribers.iter(status):  # type: ignore[arg-type]
-            topics = f"  [{', '.join(sub.topics)}]" if sub.topics else ""
-            name = f"  {sub.name}" if sub.name else ""
-            click.echo(f"{sub.status:12} {sub.email}{name}{topics}")
-    summary = ", ".join(f"{counts.get(s, 0)} {s}" for s in ("active", "unsubscribed", "bounced"))
-    click.echo(f"{sum(counts.values())} subscribers: {summary}.")
-
-
-@subscribers.command(name="export")
-@click.argument("file", type=click.Path(path_type=Path, dir_okay=False), default="-")
-@pass_context
-@handle_errors
-def subscribers_export(ctx: Context, file: Path) -> None:
-    """Write the whole list as CSV (the import's columns plus status and times).
-
-    \b
-    Example:
-      digest subscribers export subscribers.csv
-    """
-    from digest.store import Store
-    from digest.subscribers import SubscriberError, export_csv
-
-    settings = ctx.settings()
-    with Store(settings.db, readonly=True) as store:
-        if str(file) == "-":
-            buffer = io.StringIO()
-            export_csv(store.subscribers.iter(), buffer)
-            click.echo(buffer.getvalue(), nl=False)
-            return
-        try:
-            with file.open("w", encoding="utf-8", newline="") as handle:
-                count = export_csv(store.subscribers.iter(), handle)
-        except OSError as err:
-            raise SubscriberError(
-                f"{file}: cannot write the subscriber list: {err.strerror or err}",
-                hint="name a file in a folder this user may write, on a disk with free space",
-            ) from err
-    click.echo(f"Wrote {count} subscribers to {shown(file)}")
-
-
 def _utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+# The subscriber commands live in their own module; importing it adds them to main.
+import digest.cli_subscribers  # noqa: E402, F401

@@ -40,7 +40,8 @@ class Settings:
     """Every setting digest uses; see config.example.env for each key."""
 
     sources: tuple[str, ...] = ("seeds/",)
-    db: Path = Path("digest.db")
+    # A SQLite file, or a postgresql:// URL (a str) naming a shared database.
+    db: Path | str = Path("digest.db")
     outbox: Path = Path("outbox")
     title: str = "Daily Digest"
     sender: str = "Digest <digest@example.com>"
@@ -69,6 +70,7 @@ class Settings:
     fetch_max_bytes: int = 10_000_000
     max_article_bytes: int = 2_000_000
     fetch_allow_private: bool = False
+    fetch_concurrency: int = 8
     # Empty: digest/<version>, which names the program to the sites it reads.
     user_agent: str = ""
     source_failing_days: int = 3
@@ -104,6 +106,15 @@ class Settings:
     smtp_retry_delay: timedelta = timedelta(minutes=5)
     smtp_retry_for: timedelta = timedelta(days=2)
     smtp_ca_file: Path | None = None
+    # Messages a minute to one receiving domain, over every sender together (0: no limit).
+    smtp_domain_rate: int = 0
+    # How long a sender's claim on ledger rows holds without renewal.
+    send_lease: timedelta = timedelta(minutes=2)
+    # How often `digest send --worker` looks for due rows when nothing wakes it sooner.
+    worker_poll: timedelta = timedelta(seconds=30)
+    # A mailbox something reads for unsubscribe requests by mail (empty: no mailto: in
+    # List-Unsubscribe, only the one-click URL).
+    unsubscribe_mailto: str = ""
 
     @property
     def zone(self) -> ZoneInfo:
@@ -214,6 +225,13 @@ class _Values:
             raw, origin = self.raw(key)
             raise self.fail(key, raw or "", origin, f"must be one of {', '.join(choices)}")
         return value
+
+    def store(self, key: str, default: str) -> Path | str:
+        """A database URL as it is, or a SQLite file path resolved like any path."""
+        value = self.text(key, default).strip()
+        if "://" in value:
+            return value
+        return self.path(key, default)
 
     def path(self, key: str, default: str) -> Path:
         value = self.text(key, default)
@@ -414,6 +432,13 @@ def _list_id(values: _Values) -> str:
     return f"digest.{domain or 'example.com'}"
 
 
+def _optional_mailbox(values: _Values, key: str) -> str:
+    """Return the bare address of an optional mailbox setting, or "" when it is not set."""
+    if not values.text(key, "", allow_empty=True):
+        return ""
+    return parseaddr(values.mailbox(key, ""))[1]
+
+
 def load_settings(
     env_file: Path | None = None, environ: Mapping[str, str] | None = None
 ) -> Settings:
@@ -438,7 +463,7 @@ def load_settings(
     v = _Values(file_values, env, env_file)
     settings = Settings(
         sources=_resolve_sources(v, "DIGEST_SOURCES", ("seeds/",)),
-        db=v.path("DIGEST_DB", "digest.db"),
+        db=v.store("DIGEST_DB", "digest.db"),
         outbox=v.path("DIGEST_OUTBOX", "outbox"),
         title=v.text("DIGEST_TITLE", "Daily Digest"),
         sender=v.mailbox("DIGEST_FROM", "Digest <digest@example.com>"),
@@ -465,6 +490,7 @@ def load_settings(
         fetch_max_bytes=v.integer("DIGEST_FETCH_MAX_BYTES", 10_000_000, minimum=1024),
         max_article_bytes=v.integer("DIGEST_MAX_ARTICLE_BYTES", 2_000_000, minimum=1024),
         fetch_allow_private=v.boolean("DIGEST_FETCH_ALLOW_PRIVATE", False),
+        fetch_concurrency=v.integer("DIGEST_FETCH_CONCURRENCY", 8, minimum=1, maximum=64),
         user_agent=v.text("DIGEST_USER_AGENT", "", allow_empty=True),
         source_failing_days=v.integer("DIGEST_SOURCE_FAILING_DAYS", 3, minimum=1, maximum=365),
         recency_half_life=v.duration("DIGEST_RECENCY_HALF_LIFE", "24h"),
@@ -490,7 +516,13 @@ def load_settings(
         smtp_retry_delay=v.duration("SMTP_RETRY_DELAY", "5m"),
         smtp_retry_for=v.duration("SMTP_RETRY_FOR", "2d"),
         smtp_ca_file=v.optional_path("SMTP_CA_FILE"),
+        smtp_domain_rate=v.integer("SMTP_DOMAIN_RATE", 0, minimum=0),
+        send_lease=v.duration("DIGEST_SEND_LEASE", "2m", maximum=timedelta(days=1)),
+        worker_poll=v.duration("DIGEST_WORKER_POLL", "30s", maximum=timedelta(days=1)),
+        unsubscribe_mailto=_optional_mailbox(v, "DIGEST_UNSUBSCRIBE_MAILTO"),
     )
     for key in v.unknown_keys():
-        logger.warning("%s: unknown setting %s is ignored", env_file or "environment", key)
+        # A key in both places is read from the environment; blame the file only for its own.
+        where = env_file if key in v.file_values and key not in env else "the environment"
+        logger.warning("%s: unknown setting %s is ignored", where, key)
     return settings

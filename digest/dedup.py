@@ -14,8 +14,6 @@ import struct
 import zlib
 from collections.abc import Sequence
 
-from datasketch import MinHash, MinHashLSH
-
 from digest.models import Article
 
 logger = logging.getLogger(__name__)
@@ -63,6 +61,10 @@ def duplicate_groups(texts: Sequence[str], threshold: float = THRESHOLD) -> list
     Texts that have no near-duplicate are not listed.
     """
     sets = [shingles(t) for t in texts]
+    # Imported here: datasketch brings numpy and scipy, which commands that select
+    # nothing (status, --help) should not pay for.
+    from datasketch import MinHash, MinHashLSH
+
     lsh = MinHashLSH(threshold=threshold, num_perm=NUM_PERM)
     # The shingles are already 32-bit hashes: feed them as 4 bytes and read them back.
     packed = [[struct.pack("<I", s) for s in shingle_set] for shingle_set in sets]

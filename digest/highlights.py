@@ -16,11 +16,14 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
 from syntok import segmenter
 
 from digest.models import Article, Highlight, Skipped
+
+if TYPE_CHECKING:
+    import numpy as np
 
 logger = logging.getLogger(__name__)
 
@@ -147,10 +150,14 @@ class _Sparse:
 
     def dot(self, v: np.ndarray) -> np.ndarray:
         """Return X @ v."""
+        import numpy as np  # here: numpy costs a quarter second to import
+
         return np.bincount(self.rows, weights=self.vals * v[self.cols], minlength=self.shape[0])
 
     def tdot(self, u: np.ndarray) -> np.ndarray:
         """Return X.T @ u."""
+        import numpy as np  # here: numpy costs a quarter second to import
+
         return np.bincount(self.cols, weights=self.vals * u[self.rows], minlength=self.shape[1])
 
 
@@ -162,6 +169,8 @@ def _tfidf(
     A word counts as often as it occurs (as in LexRank's idf-modified cosine), or with
     sublinear, 1 + log of that, so that repeats count less.
     """
+    import numpy as np  # here: numpy costs a quarter second to import
+
     vocab: dict[str, int] = {}
     df: Counter[str] = Counter()
     for bag in bags:
@@ -203,6 +212,8 @@ def lexrank(matrix: _Sparse) -> np.ndarray:
     The similarity matrix S = X X^T is never built: a power-iteration step only needs
     S @ v = X (X^T v), so a 5,000-sentence article costs as much as its word count.
     """
+    import numpy as np  # here: numpy costs a quarter second to import
+
     n = matrix.shape[0]
     if n == 0:
         return np.zeros(0)
@@ -223,6 +234,8 @@ def lexrank(matrix: _Sparse) -> np.ndarray:
 
 def _scaled(values: np.ndarray) -> np.ndarray:
     """Stretch values onto 0..1, so that signals of different scales can be blended."""
+    import numpy as np  # here: numpy costs a quarter second to import
+
     if not values.size:
         return values
     low, high = float(values.min()), float(values.max())
@@ -231,6 +244,8 @@ def _scaled(values: np.ndarray) -> np.ndarray:
 
 def rank_sentences(title: str, sentences: Sequence[str], weights: Weights = WEIGHTS) -> np.ndarray:
     """Return a score per sentence blending centrality, position and title similarity."""
+    import numpy as np  # here: numpy costs a quarter second to import
+
     n = len(sentences)
     if n == 0:
         return np.zeros(0)

@@ -73,15 +73,27 @@ def is_boilerplate(text: str) -> bool:
     return furniture >= 2 and furniture > len(sentences) / 2
 
 
-def article_junk_reason(article: Article) -> str | None:
-    """Return why article should not be in an edition, or None when it may be."""
-    text = "\n".join(
+def _text_of(article: Article) -> str:
+    return "\n".join(
         [*article.paragraphs, article.summary, *(hl.text for hl in article.highlights)]
     ).strip()[:SCAN_CHARS]
+
+
+def is_link_only(article: Article) -> bool:
+    """Tell whether article says too little to quote but has a link: a Hacker News item
+    whose text is "Comments", a releases feed of titles. It is shown as title and link."""
+    return bool(article.url) and len(_WORD.findall(_text_of(article))) < MIN_WORDS
+
+
+def article_junk_reason(article: Article) -> str | None:
+    """Return why article should not be in an edition, or None when it may be."""
+    text = _text_of(article)
     reason = title_problem(article.title) or junk_reason(article.title, text)
     if reason:
         return reason
-    if len(_WORD.findall(text)) < MIN_WORDS:
+    # The word minimum is for items with neither text nor a link: a real title with a
+    # link is an item a reader can use.
+    if len(_WORD.findall(text)) < MIN_WORDS and not article.url:
         return "too short to say anything"
     if is_boilerplate(text):
         return "navigation or cookie text, not an article"

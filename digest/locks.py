@@ -1,6 +1,8 @@
-"""Advisory file locks beside the database: one scheduler, one run at a time.
+"""Singletons: one scheduler, one run at a time, per store.
 
-flock locks die with their process, so a crashed scheduler never leaves a stale lock.
+On SQLite, flock files beside the database; on PostgreSQL, advisory locks in the
+database itself (digest.store.advisory), so that they hold across machines. Both die
+with their holder, so a crashed scheduler never leaves a stale lock.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
+from typing import Protocol
 
 from digest.errors import DigestError
 
@@ -31,6 +34,19 @@ def _failed(path: Path, doing: str, err: OSError) -> LockError:
         hint="the run and scheduler locks live beside DIGEST_DB: its folder must be"
         " writable by this user, on a disk with free space",
     )
+
+
+class Lock(Protocol):
+    """What a singleton's lock offers, whichever database holds it."""
+
+    def acquire(self, timeout: float = 0.0) -> bool:
+        """Take the lock, waiting up to timeout seconds; return whether it was taken."""
+
+    def release(self) -> None:
+        """Give the lock up."""
+
+    def holder(self) -> dict[str, object] | None:
+        """Return who holds the lock (pid, host, since), or None when nobody does."""
 
 
 class FileLock:
@@ -130,11 +146,19 @@ class FileLock:
         self.release()
 
 
-def scheduler_lock(db: Path) -> FileLock:
+def _lock(db: Path | str, name: str) -> Lock:
+    if isinstance(db, str):
+        from digest.store.advisory import AdvisoryLock
+
+        return AdvisoryLock(db, name)
+    return FileLock(db.with_name(f"{db.name}.{name}.lock"))
+
+
+def scheduler_lock(db: Path | str) -> Lock:
     """Return the lock that lets one scheduler at a time use the store at db."""
-    return FileLock(db.with_name(db.name + ".scheduler.lock"))
+    return _lock(db, "scheduler")
 
 
-def run_lock(db: Path) -> FileLock:
+def run_lock(db: Path | str) -> Lock:
     """Return the lock that serialises runs of the pipeline on the store at db."""
-    return FileLock(db.with_name(db.name + ".run.lock"))
+    return _lock(db, "run")

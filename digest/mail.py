@@ -260,8 +260,16 @@ class MessageTemplate:
         list_id: str,
         base_url: str,
         now: datetime,
+        unsubscribe_mailto: str = "",
     ) -> None:
         self.edition_id = edition_id
+        # Offered only when something reads that mailbox: a mailto: request sent into a
+        # mailbox nobody reads unsubscribes nobody, while the reader believes it did.
+        self.mailto = (
+            f", <mailto:{check_header('List-Unsubscribe', unsubscribe_mailto)}?subject=unsubscribe>"
+            if unsubscribe_mailto
+            else ""
+        )
         self.sender = check_header("From", sender)
         self.domain = address_domain(sender)
         _, self.sender_email = parseaddr(sender)
@@ -309,11 +317,11 @@ class MessageTemplate:
         email = ascii_address(email)
         to = encoded_address(name, email) if name else check_header("To", email)
         check_header("List-Unsubscribe", url)
-        mailto = f"mailto:{self.sender_email}?subject=unsubscribe"
+        mailto = f"\r\n {self.mailto.removeprefix(', ')}" if self.mailto else ""
         lines = (
             f"To: {to}\r\n"
             f"Message-ID: {self.message_id(email)}\r\n"
-            f"List-Unsubscribe: <{url}>,\r\n <{mailto}>\r\n"
+            f"List-Unsubscribe: <{url}>{',' if mailto else ''}{mailto}\r\n"
             "List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"
         )
         url_bytes = url.encode("ascii")

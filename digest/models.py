@@ -127,6 +127,8 @@ class IngestReport:
     failing: tuple[SourceHealth, ...] = field(default_factory=tuple)
     # Articles read and stored but left out of editions as placeholders or boilerplate.
     junk: tuple[Skipped, ...] = field(default_factory=tuple)
+    # Every source was read and every one failed: nothing could be read at all.
+    all_failed: bool = False
 
     @property
     def total(self) -> int:
@@ -192,6 +194,9 @@ class SourceHealth:
 
 
 SubscriberStatus = Literal["active", "unsubscribed", "bounced"]
+# Who ended a subscription: only an operator's removal (and a bounce) may be undone by an
+# operator; a subscriber's own unsubscribe needs their own new opt-in.
+EndedBy = Literal["subscriber", "bounce", "operator"]
 SUBSCRIBER_STATUSES: tuple[SubscriberStatus, ...] = ("active", "unsubscribed", "bounced")
 
 # A ledger row's life: pending → sending → sent, failed or bounced; skipped when the
@@ -211,6 +216,15 @@ class Subscriber:
     status: SubscriberStatus
     created: datetime
     updated: datetime
+    ended_by: EndedBy | None = None
+
+    @property
+    def operator_may_resubscribe(self) -> bool:
+        """Return whether --resubscribe may re-activate this address: an operator's removal
+        or a bounce, never the subscriber's own unsubscribe (or one of unknown origin)."""
+        if self.status == "bounced":
+            return True
+        return self.status == "unsubscribed" and self.ended_by == "operator"
 
 
 @dataclass(frozen=True)
@@ -328,6 +342,8 @@ class SendReport:
     paused: str = ""
     # When the earliest deferred row is tried next.
     next_attempt_at: datetime | None = None
+    # Domains held back after a policy refusal (5.7.x), one line each.
+    held: tuple[str, ...] = ()
 
     @property
     def remaining(self) -> int:

@@ -14,10 +14,16 @@ from digest.models import RenderedEdition
 logger = logging.getLogger(__name__)
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write data to path so that a reader never sees half a file."""
+# Published files (outbox, archive) are for a web server or a colleague to read; mkstemp
+# alone would leave them 0600, which a web server answers with 403 or 404.
+PUBLISHED = 0o644
+
+
+def write_atomic(path: Path, data: bytes, mode: int = PUBLISHED) -> None:
+    """Write data to path with mode so that a reader never sees half a file."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
         os.replace(tmp, path)

@@ -7,7 +7,7 @@ import threading
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from digest import sources
@@ -25,6 +25,7 @@ from digest.send import add_rows, deliver, drain, require_secret
 from digest.sources.fetch import USER_AGENT, FetchOptions, redact
 from digest.sources.health import HealthTracker, failing_for
 from digest.store import Store
+from digest.store.db import describe
 from digest.store.ledger import Audience
 
 logger = logging.getLogger(__name__)
@@ -110,7 +111,13 @@ def ingest(settings: Settings, store: Store, now: datetime) -> IngestReport:
             source.failing_since.date() if source.failing_since else "?",
             source.last_error,
         )
-    report = IngestReport(skipped=tuple(skipped), failing=failing, junk=tuple(junk), **counts)
+    # A source not due yet (DIGEST_FETCH_INTERVAL) has no record this run, so it counts
+    # as not failed.
+    all_failed = bool(health) and len(health) == len(tracker.tallies)
+    all_failed = all_failed and all(h.failing_since is not None for h in health)
+    report = IngestReport(
+        skipped=tuple(skipped), failing=failing, junk=tuple(junk), all_failed=all_failed, **counts
+    )
     logger.info(
         "ingested %d articles: %d new, %d updated, %d unchanged, %d skipped",
         report.total,
@@ -129,6 +136,7 @@ def fetch_options(settings: Settings) -> FetchOptions:
         max_bytes=settings.fetch_max_bytes,
         user_agent=settings.user_agent or USER_AGENT,
         allow_private=settings.fetch_allow_private,
+        concurrency=settings.fetch_concurrency,
     )
 
 
@@ -145,8 +153,8 @@ def one_run_at_a_time(settings: Settings, timeout: float = RUN_LOCK_TIMEOUT) -> 
         logger.info("waiting for the run of process %s to finish", holder.get("pid", "?"))
         if not lock.acquire(timeout):
             raise LockHeld(
-                f"{settings.db}: another run (process {holder.get('pid', '?')}) has held the"
-                f" store for over {timeout:.0f} s",
+                f"{describe(settings.db)}: another run (process {holder.get('pid', '?')})"
+                f" has held the store for over {timeout:.0f} s",
                 hint="wait for it to finish, then run again",
             )
     try:
@@ -291,8 +299,13 @@ def _select(settings: Settings, store: Store, edition_id: str, now: datetime) ->
 
 
 def _select_next(settings: Settings, now: datetime) -> tuple[IngestReport, Selection]:
-    with Store(settings.db) as store:
-        report = ingest(settings, store, now)
+    """Ingest into a throw-away copy of the store and select from it: a preview records
+    nothing, needs no run lock, and reads every feed now rather than when it is due."""
+    from digest.store.snapshot import scratch_copy
+
+    with scratch_copy(settings.db) as copy, Store(copy) as store:
+        fresh = replace(settings, fetch_interval=timedelta(0))
+        report = ingest(fresh, store, now)
         return report, _select(settings, store, "preview", now)
 
 

@@ -13,7 +13,6 @@ from urllib.parse import urlsplit
 
 import jinja2
 from markupsafe import Markup
-from premailer import Premailer
 
 from digest.config import Settings
 from digest.errors import RenderError
@@ -206,6 +205,10 @@ def trim_html(html: str) -> str:
 
 def inline_css(html: str) -> str:
     """Inline the CSS into style attributes; only the @media rules stay in a <style> block."""
+    # Imported here: premailer brings lxml and cssutils, which commands that render
+    # nothing (status, --help) should not pay for.
+    from premailer import Premailer
+
     inlined = Premailer(
         html,
         allow_network=False,  # rendering must never fetch anything
@@ -233,8 +236,25 @@ def _render(
         raise RenderError(f"{err.filename or err.name}: line {err.lineno}: {err.message}") from err
     except jinja2.UndefinedError as err:
         raise RenderError(
-            f"{name}: {err.message}", hint="a template uses a variable the digest does not provide"
+            f"{_where_in_template(err, name)}: {err.message}",
+            hint="a template uses a variable the digest does not provide",
         ) from err
+
+
+def _where_in_template(err: BaseException, name: str) -> str:
+    """Return the template file and line an error was raised in (an included partial, say).
+
+    Jinja2 rewrites the traceback so that template frames carry the template's file name
+    and line; the innermost such frame holds the mistake.
+    """
+    where = name
+    tb = err.__traceback__
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        if filename.endswith((".j2", ".css")):
+            where = f"{filename}: line {tb.tb_lineno}"
+        tb = tb.tb_next
+    return where
 
 
 def render_edition(settings: Settings, edition: Edition) -> RenderedEdition:

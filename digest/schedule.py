@@ -30,6 +30,7 @@ from digest.locks import LockHeld, scheduler_lock
 from digest.models import SendReport
 from digest.send import drain
 from digest.store import Store
+from digest.store.db import describe
 
 logger = logging.getLogger(__name__)
 
@@ -337,7 +338,7 @@ def serve(settings: Settings, stop: threading.Event | None = None, clock: Clock 
     if not lock.acquire(0):
         holder = lock.holder() or {}
         raise LockHeld(
-            f"{settings.db}: a scheduler is already running on this store (process"
+            f"{describe(settings.db)}: a scheduler is already running on this store (process"
             f" {holder.get('pid', '?')} on {holder.get('host', '?')}, since"
             f" {holder.get('since', '?')})",
             hint="stop it first, or point DIGEST_DB at another store",

@@ -16,7 +16,7 @@ from datetime import datetime
 from digest.config import Settings
 from digest.dedup import article_text, duplicate_groups, merge_duplicates
 from digest.highlights import choose_highlights, normalise
-from digest.junk import article_junk_reason
+from digest.junk import article_junk_reason, is_link_only
 from digest.models import Article, Edition, Item, Section, Skipped
 
 logger = logging.getLogger(__name__)
@@ -147,7 +147,10 @@ def select(
             continue
         per_source[article.source_name] += 1
         per_section[section] += 1
-        highlights = choose_highlights(article, settings.highlights, shown)
+        # A link-only item's few words ("Comments") are no highlight: title and link.
+        highlights = (
+            () if is_link_only(article) else choose_highlights(article, settings.highlights, shown)
+        )
         chosen.setdefault(section, []).append(Item(article, highlights, others))
     if waiting:
         logger.info(

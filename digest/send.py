@@ -24,7 +24,7 @@ from digest.config import Settings
 from digest.errors import ConfigError, DeliveryError
 from digest.mail import MessageTemplate, RenderedContent, list_id_header
 from digest.models import Progress, SendReport
-from digest.sender import LEASE, SendRun, TransportFactory, run_threads
+from digest.sender import SendRun, TransportFactory, run_threads
 from digest.smtp import Connection, Result, send_with_retries
 from digest.store import Store
 from digest.tokens import make_token, unsubscribe_url
@@ -38,7 +38,7 @@ def require_secret(settings: Settings) -> None:
         raise ConfigError(
             "DIGEST_SECRET_KEY is not set: unsubscribe links cannot be signed",
             hint="set DIGEST_SECRET_KEY to a long random string, e.g. the output of"
-            ' python3 -c "import secrets; print(secrets.token_urlsafe(32))"',
+            " `digest check --new-secret`",
         )
 
 
@@ -67,6 +67,7 @@ def _template(
         list_id=list_id_header(settings.title, settings.list_id, settings.sender),
         base_url=settings.base_url,
         now=now,
+        unsubscribe_mailto=settings.unsubscribe_mailto,
     )
 
 
@@ -103,7 +104,7 @@ def deliver(
     retry_delay: float = 1.0,
     zones: Collection[str] | None = None,
     add: bool = True,
-    lease: timedelta = LEASE,
+    lease: timedelta | None = None,
 ) -> SendReport:
     """Send edition_id's due rows; with add, first give active subscribers their rows.
 
@@ -111,6 +112,7 @@ def deliver(
     stop set, each thread finishes its message in flight, records it, and the call
     returns. With zones, only subscribers in those time zones are added now (add_rows).
     retry_delay is the first wait of the quick reconnects after a dropped connection.
+    lease is how long a claim holds without renewal (DIGEST_SEND_LEASE by default).
     """
     require_secret(settings)
     now = clock()
@@ -137,10 +139,12 @@ def deliver(
     run = SendRun(settings, store, edition_id, templates, stop, progress, total, clock)
     run.resumed = resumed
     if total:
-        run_threads(run, transport or Connection, lease, retry_delay)
+        run_threads(run, transport or Connection, lease or settings.send_lease, retry_delay)
     store.ledger.close_edition(edition_id, clock())
     if run.paused:
         logger.warning("edition %s: %s", edition_id, run.paused)
+    for hold in run.holds.holds():
+        logger.warning("edition %s: %s", edition_id, hold.line())
     due = [d for d in store.ledger.due_editions(clock()) if d.edition_id == edition_id]
     report = SendReport(
         edition_id,
@@ -153,6 +157,7 @@ def deliver(
         deferred_now=run.deferred,
         paused=run.paused,
         next_attempt_at=due[0].next_attempt_at if due else None,
+        held=tuple(hold.line() for hold in run.holds.holds()),
     )
     if run.error is not None:
         if isinstance(run.error, DeliveryError):

@@ -19,8 +19,10 @@ from digest.audience import Templates
 from digest.clock import Clock
 from digest.config import Settings
 from digest.errors import DeliveryError
+from digest.holds import DomainHolds
+from digest.limits import DomainRates, overall
 from digest.models import Outcome, Progress
-from digest.smtp import Connection, RateLimiter, Result, SmtpSetupError, send_with_retries
+from digest.smtp import Connection, Result, SmtpSetupError, send_with_retries
 from digest.store import Store
 from digest.store.claims import Claim, ClaimedRow, Recorder, RetryPolicy
 from digest.store.ledger import owner_name
@@ -33,7 +35,8 @@ TransportFactory = Callable[[Settings], Connection]
 # Rows a sending thread claims at a time: a subscriber who leaves meanwhile is left out
 # from the next batch on.
 BATCH = 50
-# How long a claim holds without renewal; the heartbeat renews it three times as often.
+# How long a claim holds without renewal (DIGEST_SEND_LEASE's default); the heartbeat
+# renews it three times as often.
 LEASE = timedelta(minutes=2)
 # The same temporary reply to this many messages in a row means the server, not the
 # addresses: the send pauses instead of deferring the whole list one by one.
@@ -71,7 +74,9 @@ class SendRun:
         self.clock = clock
         self.policy = retry_policy(settings)
         self.rng = random.Random()
-        self.limiter = RateLimiter(settings.smtp_rate)
+        # Shared with every other sender on the store, through its buckets.
+        self.limiter = overall(store, settings.smtp_rate)
+        self.domains = DomainRates(store, settings.smtp_domain_rate)
         self.lock = threading.Lock()
         self.sent = self.failed = self.deferred = self.resumed = 0
         self.started = time.monotonic()
@@ -79,6 +84,8 @@ class SendRun:
         self.paused = ""
         self._streak: tuple[int, int] = (0, 0)  # (reply code, how many in a row)
         self.envelope_from = parseaddr(settings.sender)[1]
+        # Domains whose server refused the sender (5.7.x): their rows wait, unsent.
+        self.holds = DomainHolds()
 
     def halted(self) -> bool:
         """Return whether the threads should take no new message."""
@@ -141,32 +148,53 @@ class SendRun:
 
 
 class Heartbeat:
-    """Renews the leases of a send's claims while its threads work."""
+    """Renews the leases of a send's claims while its threads work, and knows until when
+    each claim holds by this process's own clock.
+
+    A claim is used only while a quarter of its lease is left: a sender that was paused
+    (SIGSTOP, a swapped-out machine) or cut off from the database past its lease finds
+    its claim expired by its own count, and leaves the rows to whoever took them over
+    rather than sending them again. What it records is fenced by the claim's token too.
+    """
 
     def __init__(self, run: SendRun, lease: timedelta) -> None:
         self.run = run
         self.lease = lease
         self.tokens: set[str] = set()
         self.lost: set[str] = set()
+        # token -> time.monotonic() at which its lease runs out, as far as this
+        # process knows (counted from before the claim or renewal was asked for).
+        self.until: dict[str, float] = {}
+        self.margin = lease.total_seconds() / 4
         self._lock = threading.Lock()
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._beat, name="send-lease", daemon=True)
         self._thread.start()
 
-    def hold(self, token: str) -> None:
-        """Start renewing token."""
+    def hold(self, token: str, since: float) -> None:
+        """Start renewing token, claimed at time.monotonic() since (or later)."""
         with self._lock:
             self.tokens.add(token)
+            self.until[token] = since + self.lease.total_seconds()
 
     def drop(self, token: str) -> None:
         """Stop renewing token."""
         with self._lock:
             self.tokens.discard(token)
+            self.until.pop(token, None)
+
+    def holds(self, token: str) -> bool:
+        """Tell whether token's rows are still this sender's to send."""
+        with self._lock:
+            if token in self.lost:
+                return False
+            return time.monotonic() < self.until.get(token, 0.0) - self.margin
 
     def _beat(self) -> None:
         while not self._done.wait(self.lease.total_seconds() / 3):
             with self._lock:
                 tokens = set(self.tokens)
+            asked = time.monotonic()
             try:
                 held = self.run.store.ledger.renew(
                     self.run.edition_id, tokens, self.run.clock(), self.lease
@@ -178,6 +206,8 @@ class Heartbeat:
                 # A claim with no row left may simply be done; a claim still worked on
                 # but no longer held was taken over: its sender stops using it.
                 self.lost |= (tokens - held) & self.tokens
+                for token in held & self.tokens:
+                    self.until[token] = asked + self.lease.total_seconds()
 
     def close(self) -> None:
         """Stop the heartbeat."""
@@ -195,6 +225,7 @@ def _worker(
     try:
         connection = factory(run.settings)
         while not run.halted():
+            since = time.monotonic()
             claim = run.store.ledger.claim(run.edition_id, run.clock(), lease, BATCH, owner)
             if claim is None:
                 # Rows a sender of this host that died meanwhile still holds are taken
@@ -202,7 +233,7 @@ def _worker(
                 if run.store.ledger.release_dead(run.clock()):
                     continue
                 return
-            beat.hold(claim.token)
+            beat.hold(claim.token, since)
             recorded = 0
             try:
                 recorded = _send_claim(run, beat, connection, recorder, claim, quick)
@@ -230,16 +261,24 @@ def _send_claim(
     """Send the rows of claim in order; return how many outcomes were recorded."""
     recorded = 0
     for row in claim.rows:
-        if run.halted() or claim.token in beat.lost:
-            if claim.token in beat.lost:
-                logger.warning("edition %s: a claim was taken over; leaving it", run.edition_id)
+        if run.halted():
+            return recorded
+        # Looked at before each message: never send a row whose lease may have run out.
+        if not beat.holds(claim.token):
+            logger.warning(
+                "edition %s: a batch's lease ran out or was taken over; leaving its %d"
+                " rows not yet sent to their new owner",
+                run.edition_id,
+                len(claim.rows) - recorded,
+            )
             return recorded
         if row.interrupted:
             with run.lock:
                 run.resumed += 1
-        done, code = _one(run, connection, row, quick)
+        done, code = _one(run, connection, row, quick, lambda: beat.holds(claim.token))
         if done is None:
-            # The server cannot be reached: not the address's fault, so no deferral.
+            # The server cannot be reached, or the claim ran out while this message was
+            # under way: neither is the address's fault, so no deferral.
             return recorded
         if not recorder.record(claim.token, row, done, run.policy, run.rng):
             logger.warning(
@@ -254,7 +293,11 @@ def _send_claim(
 
 
 def _one(
-    run: SendRun, connection: Connection, row: ClaimedRow, quick: float
+    run: SendRun,
+    connection: Connection,
+    row: ClaimedRow,
+    quick: float,
+    still_ours: Callable[[], bool],
 ) -> tuple[Outcome | None, int]:
     """Build and send one subscriber's message; return its outcome and the reply code.
 
@@ -273,7 +316,12 @@ def _one(
         reason = f"none of their topics ({', '.join(row.topics)}) is in this edition"
         return Outcome(edition_id, sid, "skipped", run.clock(), error=reason), 0
     data, msg_id = made
+    held = run.holds.reason(row.email)
+    if held is not None:
+        why = f"not tried: the domain refused the sender earlier in this send ({held})"
+        return Outcome(edition_id, sid, "deferred", run.clock(), msg_id, why), 0
     s = run.settings
+    run.domains.wait(row.email, run.halt)
     try:
         result, tries = send_with_retries(
             connection,
@@ -284,6 +332,7 @@ def _one(
             retry_delay=quick,
             limiter=run.limiter,
             stop=run.halt,
+            still_ours=still_ours,
         )
     except SmtpSetupError:
         raise
@@ -292,6 +341,14 @@ def _one(
         connection.drop()
         reason = f"could not be sent: {type(err).__name__}: {err}"
         return Outcome(edition_id, sid, "failed", run.clock(), msg_id, reason, 1), 0
+    if result.outcome == "abandoned":
+        logger.warning(
+            "edition %s: a batch's lease ran out while subscriber %d's message was under"
+            " way; it was withdrawn before its end, and the row left to its new owner",
+            edition_id,
+            sid,
+        )
+        return None, 0
     return _outcome(run, connection, row, result, tries, msg_id), result.code
 
 
@@ -302,6 +359,10 @@ def _outcome(
     edition_id, sid = row.edition_id, row.subscriber_id
     if result.outcome == "sent":
         return Outcome(edition_id, sid, "sent", now, msg_id, tries=tries)
+    if result.outcome == "permanent" and result.policy:
+        logger.warning("subscriber %d: the sender was refused: %s", sid, result.error)
+        run.holds.hold(row.email, result.error)
+        return Outcome(edition_id, sid, "deferred", now, msg_id, result.error, tries)
     if result.outcome == "permanent":
         logger.warning("subscriber %d: refused: %s", sid, result.error)
         return Outcome(

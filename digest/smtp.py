@@ -24,9 +24,20 @@ logger = logging.getLogger(__name__)
 
 # sent; transient (a 4xx, or the connection failed before the message was given);
 # permanent (a 5xx); unsure (the message was given, but no final reply came).
-ReplyKind = Literal["sent", "transient", "permanent", "unsure"]
-# Replies to RCPT that say the mailbox does not exist: bounce at once, no second chance.
+# "abandoned": the sender gave the message up before its end went, because the row was
+# no longer its own to send (its claim ran out); the server keeps nothing of it.
+ReplyKind = Literal["sent", "transient", "permanent", "unsure", "abandoned"]
+# Replies to RCPT that may say the mailbox does not exist; without an enhanced status
+# code (RFC 3463) only their text tells, so the text must say so too.
 _NO_SUCH_MAILBOX = {550, 551, 553}
+_NO_SUCH_USER = re.compile(
+    r"no such (user|mailbox|recipient|address)|user(name)? (unknown|not found)"
+    r"|unknown (user|recipient|mailbox)|(recipient|mailbox|address|user) (does not|doesn't)"
+    r" exist|(mailbox|recipient|address) not found|invalid (recipient|mailbox)",
+    re.IGNORECASE,
+)
+# The enhanced status code at the start of a reply's text: class.subject.detail.
+_ENHANCED = re.compile(r"\s*([245])\.(\d{1,3})\.(\d{1,3})\b")
 # A line of the message that starts with a dot gets a second one (RFC 5321, 4.5.2).
 _DOT_LINE = re.compile(rb"(?m)^\.")
 # How long the server may take to answer the end of a message.
@@ -46,6 +57,9 @@ class Result:
     error: str = ""
     # A 5xx to RCPT saying the mailbox does not exist.
     no_such_mailbox: bool = False
+    # A 5.7.x: the server refuses the sender (a blocklisted IP, a policy), not the
+    # address; every address at that domain would get the same.
+    policy: bool = False
 
 
 def tls_context(settings: Settings) -> ssl.SSLContext:
@@ -200,8 +214,19 @@ class Connection:
             _close_quietly(self._smtp)
             self._smtp = None
 
-    def send_once(self, sender: str, recipient: str, data: bytes) -> Result:
-        """Try one delivery of data; classify the reply. Setup errors are raised."""
+    def send_once(
+        self,
+        sender: str,
+        recipient: str,
+        data: bytes,
+        still_ours: Callable[[], bool] | None = None,
+    ) -> Result:
+        """Try one delivery of data; classify the reply. Setup errors are raised.
+
+        still_ours, when given, is asked once more after the server said 354, the last
+        moment at which the message can be withdrawn: a sender paused in the middle of
+        a transaction (SIGSTOP, a swapped-out machine) must not finish a message whose
+        row another sender has taken over meanwhile."""
         self.unreachable = False
         try:
             try:
@@ -209,7 +234,7 @@ class Connection:
             except (OSError, smtplib.SMTPException):
                 self.unreachable = True
                 raise
-            return self._transaction(smtp, sender, recipient, data)
+            return self._transaction(smtp, sender, recipient, data, still_ours)
         except smtplib.SMTPSenderRefused as err:
             # A refused sender says nothing about the recipient: never count it against them.
             if 500 <= err.smtp_code < 600:
@@ -234,7 +259,14 @@ class Connection:
             self.drop()
             return Result("transient", 0, f"{type(err).__name__}: {err}")
 
-    def _transaction(self, smtp: smtplib.SMTP, sender: str, recipient: str, data: bytes) -> Result:
+    def _transaction(
+        self,
+        smtp: smtplib.SMTP,
+        sender: str,
+        recipient: str,
+        data: bytes,
+        still_ours: Callable[[], bool] | None,
+    ) -> Result:
         """MAIL, RCPT and DATA, waiting for the final reply as long as RFC 5321 allows."""
         envelope, utf8 = envelope_address(recipient)
         options = [f"SIZE={len(data)}"] if smtp.has_extn("size") else []
@@ -264,6 +296,11 @@ class Connection:
                 if code != 421:
                     smtp.rset()
                 return self._classify(code, reply, rcpt=False)
+            if still_ours is not None and not still_ours():
+                # Past 354 only a dropped connection withdraws the message: without its
+                # final dot the server delivers nothing.
+                self.drop()
+                return Result("abandoned", 0, "the row was no longer this sender's to send")
             body = _DOT_LINE.sub(b"..", data)
             if not body.endswith(b"\r\n"):
                 body += b"\r\n"
@@ -294,9 +331,23 @@ class Connection:
                 self.drop()
             return Result("transient", code, text)
         if 500 <= code < 600:
-            return Result("permanent", code, text, rcpt and code in _NO_SUCH_MAILBOX)
+            return classify_permanent(code, _text(reply), rcpt=rcpt)
         self.drop()
         return Result("transient", code, text or "unexpected reply")
+
+
+def classify_permanent(code: int, reply: str, *, rcpt: bool) -> Result:
+    """Classify a 5xx reply: a policy refusal (5.7.x), a mailbox that does not exist
+    (5.1.x, or a bare 550/551/553 whose text says so), or another permanent failure."""
+    text = f"{code} {reply}".strip()
+    enhanced = _ENHANCED.match(reply)
+    if enhanced is not None and enhanced.group(2) == "7":
+        return Result("permanent", code, text, policy=True)
+    if enhanced is not None:
+        gone = enhanced.group(2) == "1"
+    else:
+        gone = code in _NO_SUCH_MAILBOX and _NO_SUCH_USER.search(reply) is not None
+    return Result("permanent", code, text, no_such_mailbox=rcpt and gone)
 
 
 def envelope_address(address: str) -> tuple[str, bool]:
@@ -336,6 +387,7 @@ def send_with_retries(
     retry_delay: float,
     limiter: RateLimiter | None = None,
     stop: threading.Event | None = None,
+    still_ours: Callable[[], bool] | None = None,
 ) -> tuple[Result, int]:
     """Send data, retrying temporary failures with back-off; return the result and tries."""
     attempt = 0
@@ -343,7 +395,7 @@ def send_with_retries(
         attempt += 1
         if limiter is not None:
             limiter.wait(stop)
-        result = connection.send_once(sender, recipient, data)
+        result = connection.send_once(sender, recipient, data, still_ours)
         # A 4xx reply is the address's to wait out, in minutes; only a connection that
         # failed before the message went is worth another quick try.
         quick = result.outcome == "transient" and result.code == 0
@@ -363,3 +415,98 @@ def send_with_retries(
             return result, attempt
         if stop is None:
             time.sleep(delay)
+
+
+@dataclass(frozen=True)
+class ProbeStep:
+    """One step of a probe of the SMTP server: the setting it depends on, and how it went."""
+
+    key: str
+    ok: bool
+    text: str
+
+
+def probe(settings: Settings, sender: str) -> list[ProbeStep]:
+    """Connect, secure and log in as a send would, offer MAIL FROM for sender, then RSET
+    and QUIT: nothing is sent. Stop at the first step that fails."""
+    s = settings
+    where = f"{s.smtp_host}:{s.smtp_port}"
+    steps: list[ProbeStep] = []
+    try:
+        context = tls_context(s) if s.smtp_security != "none" else None
+    except SmtpSetupError as err:
+        return [ProbeStep("SMTP_CA_FILE", False, str(err))]
+    smtp: smtplib.SMTP | None = None
+    key = "SMTP_HOST"
+    try:
+        if s.smtp_security == "ssl":
+            smtp = smtplib.SMTP_SSL(
+                s.smtp_host, s.smtp_port, timeout=s.smtp_timeout, context=context
+            )
+        else:
+            smtp = smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=s.smtp_timeout)
+        code, reply = smtp.ehlo()
+        greeting = _text(reply.splitlines()[0] if reply else b"")
+        steps.append(ProbeStep(key, True, f"{where} answers ({code} {greeting})"))
+        key = "SMTP_SECURITY"
+        if s.smtp_security == "starttls":
+            if not smtp.has_extn("starttls"):
+                steps.append(ProbeStep(key, False, f"{where} does not offer STARTTLS"))
+                return steps
+            smtp.starttls(context=context)
+            smtp.ehlo()
+            steps.append(ProbeStep(key, True, "starttls: STARTTLS offered, certificate verified"))
+        elif s.smtp_security == "ssl":
+            steps.append(ProbeStep(key, True, "ssl: TLS from the start, certificate verified"))
+        if s.smtp_username:
+            key = "SMTP_PASSWORD"
+            try:
+                smtp.login(s.smtp_username, s.smtp_password)
+            except UnicodeEncodeError:
+                bad = "SMTP_PASSWORD" if s.smtp_username.isascii() else "SMTP_USERNAME"
+                steps.append(ProbeStep(bad, False, "holds characters the login cannot carry"))
+                return steps
+            steps.append(ProbeStep(key, True, f"login as {s.smtp_username!r} accepted"))
+        key = "DIGEST_FROM"
+        code, reply = smtp.mail(sender)
+        if code != 250:
+            wants_login = code == 530 and not s.smtp_username
+            steps.append(
+                ProbeStep(
+                    "SMTP_USERNAME" if wants_login else key,
+                    False,
+                    f"MAIL FROM:<{sender}> refused: {code} {_text(reply)}"
+                    + ("; the server wants a login" if wants_login else ""),
+                )
+            )
+        else:
+            steps.append(ProbeStep(key, True, f"MAIL FROM:<{sender}> accepted (then RSET)"))
+        smtp.rset()
+    except ssl.SSLCertVerificationError as err:
+        steps.append(
+            ProbeStep(
+                "SMTP_CA_FILE", False, f"{where}: certificate not trusted: {err.verify_message}"
+            )
+        )
+    except smtplib.SMTPAuthenticationError as err:
+        steps.append(
+            ProbeStep(
+                "SMTP_PASSWORD",
+                False,
+                f"login as {s.smtp_username!r} refused: {err.smtp_code} {_text(err.smtp_error)}",
+            )
+        )
+    except smtplib.SMTPNotSupportedError as err:
+        steps.append(ProbeStep(key, False, f"{where}: {err}"))
+    except (OSError, smtplib.SMTPException) as err:
+        if key == "SMTP_HOST":
+            steps.append(ProbeStep(key, False, f"{where} does not answer: {err}"))
+        else:
+            steps.append(ProbeStep(key, False, f"{where}: {type(err).__name__}: {err}"))
+    finally:
+        if smtp is not None:
+            try:
+                smtp.quit()
+            except (smtplib.SMTPException, OSError):
+                _close_quietly(smtp)
+    return steps

@@ -47,6 +47,8 @@ class ImportReport:
     unchanged: int = 0
     # Unsubscribed or bounced addresses whose status the import left as it was.
     kept: int = 0
+    # Unsubscribed through their own link, so not re-activated by --resubscribe.
+    own: int = 0
     rejected: list[Rejected] = field(default_factory=list)
 
     def count(self, change: SubscriberChange) -> None:
@@ -128,23 +130,67 @@ def add_subscriber(
     return store.subscribers.upsert(address, clean_name, parts, zone, now, resubscribe=resubscribe)
 
 
+# Header names other programs export (Mailchimp, Sendy, Buttondown, spreadsheets), by
+# their letters and digits only, lower case, mapped to our columns.
+HEADER_ALIASES = {
+    "email": "email",
+    "emailaddress": "email",
+    "mail": "email",
+    "subscriberemail": "email",
+    "name": "name",
+    "fullname": "name",
+    "firstname": "first name",
+    "givenname": "first name",
+    "lastname": "last name",
+    "surname": "last name",
+    "familyname": "last name",
+    "topics": "topics",
+    "timezone": "timezone",
+    "tz": "timezone",
+}
+DELIMITERS = {",": "comma", ";": "semicolon", "\t": "tab"}
+
+
+def _column(header: str) -> str:
+    """Return our column for an exported header ("Email Address" → email), else the header."""
+    key = "".join(c for c in header.lower() if c.isalnum())
+    return HEADER_ALIASES.get(key, header.strip().lower())
+
+
 def read_rows(handle: TextIO, where: str) -> Iterator[tuple[int, dict[str, str]]]:
-    """Yield (line number, row) from a CSV file with a header row naming its columns."""
-    reader = csv.DictReader(handle)
-    header = [h.strip().lower() for h in reader.fieldnames or []]
+    """Yield (line number, row) from a CSV file with a header row naming its columns.
+
+    The delimiter (comma, semicolon or tab, as spreadsheets in many languages export) is
+    the one the header row uses most; common export headers ("Email Address", "First
+    Name", "Last Name") are understood.
+    """
+    first = handle.readline()
+    handle.seek(0)
+    delimiter = max(DELIMITERS, key=first.count) if any(d in first for d in DELIMITERS) else ","
+    reader = csv.DictReader(handle, delimiter=delimiter)
+    found = [h.strip() for h in reader.fieldnames or []]
+    header = [_column(h) for h in found]
     if "email" not in header:
+        shown = ", ".join(repr(h) for h in found) or "nothing"
         raise SubscriberError(
-            f"{where}: the header row must name an 'email' column",
-            hint="start the file with a line such as: email,name,topics,timezone",
+            f"{where}: the header row has no 'email' column: found {shown}"
+            f" ({DELIMITERS[delimiter]}-separated)",
+            hint="start the file with a line such as: email,name,topics,timezone"
+            " ('Email Address', 'First Name' and 'Last Name' are understood too)",
         )
-    unknown = [h for h in header if h not in COLUMNS]
+    known = {*COLUMNS, "first name", "last name"}
+    unknown = [h for h, c in zip(found, header, strict=True) if c not in known]
     if unknown:
         logger.warning("%s: ignoring unknown columns %s", where, ", ".join(unknown))
     reader.fieldnames = header
     for row in reader:
+        values = {k: (v or "") for k, v in row.items() if isinstance(k, str)}
+        if not values.get("name", "").strip():
+            parts = (values.get("first name", "").strip(), values.get("last name", "").strip())
+            values["name"] = " ".join(p for p in parts if p)
         # line_num counts physical lines read so far, so a quoted field with a line
         # break inside still points at the row's last line, which is where it ended.
-        yield reader.line_num, {k: (v or "") for k, v in row.items() if isinstance(k, str)}
+        yield reader.line_num, values
 
 
 def import_csv(

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
-import ipaddress
 import json
 import logging
 import threading
@@ -19,7 +19,9 @@ from waitress.channel import HTTPChannel
 from waitress.server import BaseWSGIServer, create_server
 
 from digest import archive, pipeline, sources
+from digest.check import is_loopback
 from digest.config import Settings
+from digest.errors import ConfigError
 from digest.models import RenderedEdition
 from digest.render import (
     UNSUBSCRIBE_PLACEHOLDER,
@@ -28,8 +30,9 @@ from digest.render import (
     template_path,
     without_greeting_placeholder,
 )
-from digest.store import Store
+from digest.store import Store, store_exists
 from digest.tokens import subscriber_from_token, well_formed
+from digest.webparts import FeedWatch, parse_form
 
 logger = logging.getLogger(__name__)
 
@@ -100,17 +103,6 @@ def preview_enabled(settings: Settings) -> bool:
     return is_loopback(settings.host)
 
 
-def is_loopback(host: str) -> bool:
-    """Return whether host is a loopback address (or localhost); "" and 0.0.0.0 are not."""
-    name = host.strip().strip("[]").lower()
-    if name == "localhost" or name.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
-
-
 class App:
     """The WSGI application behind `digest serve`."""
 
@@ -122,6 +114,11 @@ class App:
         self._preview_lock = threading.Lock()
         self._preview_waiter = threading.Lock()
         self._preview: tuple[str, RenderedEdition | None] | None = None
+        # The URL feeds' state, for the fingerprint: local files have their times.
+        self.feeds = FeedWatch(
+            [spec for spec in settings.sources if sources.is_url(spec)],
+            pipeline.fetch_options(settings),
+        )
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         """Answer one request."""
@@ -242,12 +239,13 @@ class App:
                 continue
             h.update(f"{path}\0{stat.st_mtime_ns}\0{stat.st_size}\n".encode())
         h.update(self._latest_edition().encode())
+        h.update(self.feeds.fingerprint().encode())
         return h.hexdigest()[:16]
 
     def _latest_edition(self) -> str:
         """Return the newest edition's id, or "" when none was made."""
         # Before the first run there is no store, and a page must not create one.
-        if not self.settings.db.exists():
+        if not store_exists(self.settings.db):
             return ""
         with Store(self.settings.db, readonly=True) as store:
             return ",".join(r.id for r in store.editions.recent(limit=1))
@@ -363,7 +361,7 @@ class App:
         if subscriber_id is None:
             return self._unsubscribe_page("404 Not Found", "error", "This link is not valid.")
         # A confirmation page only reads; only the POST that unsubscribes writes.
-        if method != "POST" and not self.settings.db.exists():
+        if method != "POST" and not store_exists(self.settings.db):
             return self._unsubscribe_page("404 Not Found", "error", "This link is not valid.")
         with Store(self.settings.db, readonly=method != "POST") as store:
             subscriber = store.subscribers.by_id(subscriber_id)
@@ -375,14 +373,16 @@ class App:
             body = read_body(environ)
             if body is None:
                 return self._unsubscribe_page("413 Content Too Large", "error", "Too much data.")
-            form = parse_qs(body.decode("utf-8", "replace"))
+            form = parse_form(environ.get("CONTENT_TYPE", ""), body)
             if form.get("List-Unsubscribe") == ["One-Click"]:
                 how = "one-click"
             elif form.get("confirm") == ["unsubscribe"]:
                 how = "the confirmation page"
             else:
                 return self._unsubscribe_page("400 Bad Request", "error", "Unknown request.")
-            if store.subscribers.set_status(subscriber_id, "unsubscribed", self.clock()):
+            if store.subscribers.set_status(
+                subscriber_id, "unsubscribed", self.clock(), ended_by="subscriber"
+            ):
                 logger.warning("subscriber %d unsubscribed through %s", subscriber_id, how)
         return self._unsubscribe_page("200 OK", "done")
 
@@ -567,13 +567,39 @@ def make_server(
     return server
 
 
-def serve(settings: Settings, host: str, port: int) -> None:
-    """Serve the application with waitress until interrupted."""
+def listen(settings: Settings, host: str, port: int) -> tuple[App, Any]:
+    """Bind host:port for the application; the server is not started yet (call .run()).
+
+    A port out of range, an address in use or one this host does not have is a
+    ConfigError naming it, before anything says it is serving.
+    """
+    if not 1 <= port <= 65535:
+        raise ConfigError(f"port {port}: must be 1 to 65535 (--port or DIGEST_PORT)")
     # The address actually listened on decides DIGEST_PREVIEW=auto, --host included.
     settings = replace(settings, host=host, port=port)
     raise_fd_limit()
     app = App(settings)
-    server = make_server(app, host, port)
+    try:
+        server = make_server(app, host, port)
+    except OSError as err:
+        why = "already in use" if err.errno == errno.EADDRINUSE else err.strerror or str(err)
+        raise ConfigError(
+            f"cannot listen on {host}:{port}: {why} (choose another --port or DIGEST_PORT,"
+            " or stop what listens there)"
+        ) from err
+    except ValueError as err:  # waitress: a host it cannot resolve
+        raise ConfigError(f"cannot listen on {host}:{port}: {err}") from err
+    return app, server
+
+
+def serve(
+    settings: Settings, host: str, port: int, listening: Callable[[], None] | None = None
+) -> None:
+    """Serve the application with waitress until interrupted; call listening once bound."""
+    app, server = listen(settings, host, port)
+    settings = app.settings
+    if listening is not None:
+        listening()
     logger.warning(
         "serving on http://%s:%d (links use %s); preview %s",
         host,

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import os
+import pkgutil
 import re
 import shutil
 import sys
@@ -35,6 +37,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from smtpserver import Faults, Handler, SmtpServer  # noqa: E402
 
+import digest  # noqa: E402
 from digest.cli import main  # noqa: E402
 
 NOW = datetime(2026, 11, 28, 7, 30, tzinfo=UTC)
@@ -84,6 +87,10 @@ def frozen_clock() -> Iterator[None]:
     Only those modules: elsewhere a datetime made by the real class must still pass
     isinstance checks against the module's datetime.
     """
+    # Every module first: a command may import one only when it runs.
+    for info in pkgutil.walk_packages(digest.__path__, "digest."):
+        if ".migrations" not in info.name:
+            importlib.import_module(info.name)
     patched = []
     for name, module in list(sys.modules.items()):
         ours = name == "digest" or name.startswith("digest.")
@@ -172,6 +179,9 @@ def produce() -> dict[str, str]:
         with SmtpServer(Handler(faults)) as server:
             (ws.root / ".env").write_text(
                 "DIGEST_SECRET_KEY=a-long-random-secret-for-the-samples\n"
+                # The preflight before a send wants public names, not example ones.
+                "DIGEST_BASE_URL=https://news.harbourtown.org\n"
+                "DIGEST_FROM=digest@harbourtown.org\n"
                 f"SMTP_HOST=127.0.0.1\nSMTP_PORT={server.port}\nSMTP_SECURITY=none\n",
                 encoding="utf-8",
             )

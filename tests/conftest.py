@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import pgserver
 import pytest
 from feedserver import FeedServer, serving
 
@@ -55,3 +56,40 @@ def feed_server() -> Iterator[FeedServer]:
     """Serve feeds from a real HTTP server on 127.0.0.1; see tests/feedserver.py."""
     with serving() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[str | None]:
+    """Yield the URL of a PostgreSQL server for the tests, or None; see tests/pgserver.py."""
+    with pgserver.server() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def pg_database(pg_server: str | None) -> Iterator[str | None]:
+    """Yield the URL of the one database the tests share, its schema at head."""
+    if pg_server is None:
+        yield None
+        return
+    url = pgserver.migrated_database(pg_server)
+    yield url
+    pgserver.drop_database(pg_server, url)
+
+
+@pytest.fixture
+def pg_url(pg_database: str | None) -> str:
+    """Return the URL of a PostgreSQL database holding an empty store (the schema at
+    head, no rows): the shared one, wiped for this test."""
+    if pg_database is None:
+        pytest.skip("PostgreSQL is not installed and DIGEST_TEST_PG is not set")
+    pgserver.wipe(pg_database)
+    return pg_database
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_target(request: pytest.FixtureRequest, tmp_path: Path) -> str | Path:
+    """Return where a fresh store for this test is: a SQLite file, then a PostgreSQL URL."""
+    if request.param == "sqlite":
+        return tmp_path / "digest.db"
+    url: str = request.getfixturevalue("pg_url")
+    return url

@@ -40,6 +40,8 @@ class Received:
 class Faults:
     """What the server does wrong, and to whom."""
 
+    # Replies to MAIL FROM, used up one per command ("553 …").
+    mail: list[str] = field(default_factory=list)
     # Replies to RCPT TO for an address, used up one per attempt ("451 …", "550 …").
     rcpt: dict[str, list[str]] = field(default_factory=dict)
     # Replies to the end of DATA for an address, used up one per attempt.
@@ -66,6 +68,21 @@ class Handler:
         # Notified under lock each time a message is accepted, so a test can wait for it.
         self.arrived = threading.Condition(self.lock)
         self._per_connection: dict[int, int] = {}
+
+    async def handle_MAIL(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        mail_options: list[str],
+    ) -> str:
+        with self.lock:
+            if self.faults.mail:
+                return self.faults.mail.pop(0)
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
 
     async def handle_RCPT(
         self,

@@ -6,6 +6,7 @@ The figures at these sizes mean nothing and are not checked.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -42,6 +43,12 @@ def test_dedup_bench_runs() -> None:
     assert "LSH time growth" in out
 
 
+def test_peer_bench_runs() -> None:
+    out = run_bench("peer.py", "--quick")
+    assert "10 feeds at 100 ms: digest wall:" in out
+    assert "10 feeds at 100 ms: digest CPU:" in out
+
+
 def test_ingest_bench_runs() -> None:
     out = run_bench("ingest.py", "--articles", "40", "--feeds", "3", "--items", "4")
     assert "feeds: whole ingest / feedparser.parse alone:" in out
@@ -75,3 +82,20 @@ def test_highlights_bench_runs(tiny_corpus: Path) -> None:
     assert "2 articles from" in out
     assert all(name in out for name in ("ours", "lead-3", "textrank", "summa"))
     assert "held out news:" in out and "fold 2:" in out
+
+
+def test_workers_bench_runs(pg_server: str | None) -> None:
+    if pg_server is None:
+        pytest.skip("PostgreSQL is not installed and DIGEST_TEST_PG is not set")
+    done = subprocess.run(
+        [sys.executable, str(BENCH / "workers.py"), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+        env={**os.environ, "DIGEST_BENCH_PG": pg_server},
+    )
+    assert done.returncode == 0, done.stderr
+    assert "ratio 2 workers / 1:" in done.stdout
+    assert "database transactions per message:" in done.stdout
+    assert "ratio SQLite 2 processes / 1:" in done.stdout

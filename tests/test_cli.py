@@ -52,7 +52,8 @@ def test_preview_and_ingest(workdir: Path) -> None:
     assert "Preview of 10 items: pv/digest.html" in result.output
     result = runner.invoke(main, ["ingest"])
     assert result.exit_code == 0, result.output
-    assert "Read 10 articles: 0 new, 0 updated, 10 unchanged, 1 skipped." in result.output
+    # The preview recorded nothing: ingest finds every article new.
+    assert "Read 10 articles: 10 new, 0 updated, 0 unchanged, 1 skipped." in result.output
     assert "placeholder" in result.output
     assert "Edition " in runner.invoke(main, ["run"]).output
 
@@ -130,7 +131,7 @@ def test_readers_on_a_fresh_machine_create_no_store(workdir: Path) -> None:
     runner = CliRunner()
     status = runner.invoke(main, ["status"])
     assert status.exit_code == 0, status.output
-    assert "No edition made yet." in status.output
+    assert "No edition made yet: there is no store at digest.db." in status.output
     assert "Pending deliveries: none" in status.output
     archive = runner.invoke(main, ["archive", "--out", "public"])
     assert archive.exit_code == 0, archive.output
@@ -150,3 +151,43 @@ def test_status_reads_a_store_a_run_made(workdir: Path) -> None:
     assert status.exit_code == 0, status.output
     assert "Last editions:" in status.output and "10 items" in status.output
     assert "not sent" in status.output
+
+
+def test_status_columns_line_up_and_counts_agree_in_number(workdir: Path) -> None:
+    """Align the status columns whatever the ids' lengths; say "1 item", not "1 items"."""
+    from test_send import NOW, add_edition
+
+    from digest.store import Store
+
+    with Store(workdir / "digest.db") as store:
+        add_edition(store, "2026-11-28")
+        add_edition(store, "2026-11-28-2", NOW.replace(hour=8))
+    result = CliRunner().invoke(main, ["status"])
+    assert result.exit_code == 0, result.output
+    rows = [line for line in result.output.splitlines() if line.startswith("  2026-11-28")]
+    assert len(rows) == 2
+    assert all("   1 item  made" in row for row in rows), rows
+    assert len({row.index(" made ") for row in rows}) == 1
+    assert "1 items" not in result.output
+
+
+def test_status_on_a_mistyped_store_creates_nothing(workdir: Path) -> None:
+    """Say there is no store at a mistyped DIGEST_DB, creating no folder and no file."""
+    wrong = workdir / "data-typo" / "sub" / "digest.db"
+    result = CliRunner().invoke(main, ["status"], env={"DIGEST_DB": str(wrong)})
+    assert result.exit_code == 0, result.output
+    assert f"No edition made yet: there is no store at {wrong.relative_to(workdir)}." in (
+        result.output
+    )
+    assert not (workdir / "data-typo").exists()
+
+
+def test_an_ingest_where_every_source_fails_exits_1(workdir: Path) -> None:
+    """Print the summary and exit 1 when every source failed."""
+    env = {"DIGEST_SOURCES": "missing-folder/,http://127.0.0.1:9/feed.xml"}
+    result = CliRunner().invoke(main, ["ingest"], env=env)
+    assert result.exit_code == 1, result.output
+    assert "Read 0 articles: 0 new, 0 updated, 0 unchanged, 2 skipped." in result.output
+    assert "every source failed" in result.output
+    one_works = CliRunner().invoke(main, ["ingest"], env={"DIGEST_SOURCES": "seeds/,missing/"})
+    assert one_works.exit_code == 0, one_works.output

@@ -104,6 +104,18 @@ def test_unknown_key_is_warned(tmp_path: Path, caplog: pytest.LogCaptureFixture)
     assert "DIGEST_MAX_ITEM" in caplog.text
 
 
+def test_unknown_key_in_the_environment_is_not_blamed_on_the_file(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Name the environment, not the .env file, for a misspelt key set in the environment."""
+    env_file = tmp_path / "digest.env"
+    env_file.write_text("DIGEST_TITLE=Mine\n")
+    with caplog.at_level(logging.WARNING):
+        load_settings(env_file, {"DIGEST_TITEL": "x"})
+    line = next(r.getMessage() for r in caplog.records if "DIGEST_TITEL" in r.getMessage())
+    assert line.startswith("the environment:") and str(env_file) not in line
+
+
 def test_settings_are_frozen() -> None:
     """Keep settings immutable once built."""
     settings = Settings()

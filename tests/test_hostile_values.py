@@ -31,6 +31,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 from smtpserver import Certificates, SmtpServer, make_certificates
+from test_send import SENDABLE
 
 from digest.cli import main
 from digest.config import Settings
@@ -121,7 +122,7 @@ def test_a_corrupted_store_is_one_line(workdir: Path, command: list[str]) -> Non
     runner = CliRunner()
     _make_store(runner)
     _overwrite_pages(workdir / "digest.db", seed=1)
-    env = {"DIGEST_SECRET_KEY": "k" * 32} if command == ["send"] else {}
+    env = SENDABLE if command == ["send"] else {}
     result = runner.invoke(main, command, env=env)
     line = _one_error_line(result, f"{workdir / 'digest.db'}: ")
     assert "malformed" in line or "not a database" in line
@@ -446,7 +447,7 @@ def test_serve_without_a_secret_key_refuses_to_start(
     """Refuse `digest serve` without DIGEST_SECRET_KEY: every unsubscribe link would 404."""
     started: list[tuple[str, int]] = []
 
-    def fake_serve(settings: Settings, host: str, port: int) -> None:
+    def fake_serve(settings: Settings, host: str, port: int, *listening: object) -> None:
         started.append((host, port))
 
     monkeypatch.setattr("digest.web.serve", fake_serve)

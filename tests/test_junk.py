@@ -104,3 +104,39 @@ def test_ingest_lists_junk(
     assert result.exit_code == 0, result.output
     assert "junk seeds/zz_cookies.txt: 'Welcome': navigation or cookie text" in result.output
     assert "placeholder" in result.output
+
+
+HN_FEED = """<?xml version="1.0" encoding="utf-8"?>
+<rss version="2.0"><channel><title>Hacker News</title><link>https://news.ycombinator.com/</link>
+<item><title>A new release of the Rust compiler speeds up builds</title>
+<link>https://blog.rust-lang.org/2026/11/27/release.html</link>
+<description><![CDATA[<a href="https://news.ycombinator.com/item?id=1">Comments</a>]]></description>
+<pubDate>Fri, 27 Nov 2026 20:00:00 GMT</pubDate></item>
+<item><title>digest 2.4.1</title><link>https://github.com/example/digest/releases/v2.4.1</link>
+<pubDate>Fri, 27 Nov 2026 21:00:00 GMT</pubDate></item>
+<item><title>Comments</title><description>Comments</description>
+<pubDate>Fri, 27 Nov 2026 22:00:00 GMT</pubDate></item>
+</channel></rss>
+"""
+
+
+def test_link_only_items_are_shown_as_title_and_link(tmp_path: Path) -> None:
+    """Keep a real title with a link and no text (Hacker News, a releases feed) as title
+    and link; drop an item with neither words nor a link."""
+    from digest.config import load_settings
+    from digest.render import render_edition
+
+    feed = tmp_path / "hn.xml"
+    feed.write_text(HN_FEED, encoding="utf-8")
+    settings = load_settings(
+        None, {"DIGEST_SOURCES": str(feed), "DIGEST_DB": str(tmp_path / "digest.db")}
+    )
+    _, rendered = pipeline.next_edition(settings, NOW)
+    assert rendered is not None
+    titles = [item.article.title for item in rendered.edition.items]
+    assert sorted(titles) == ["A new release of the Rust compiler speeds up builds", "digest 2.4.1"]
+    assert all(item.highlights == () for item in rendered.edition.items)
+    assert "https://blog.rust-lang.org/2026/11/27/release.html" in rendered.html
+    assert ">Comments<" not in rendered.html
+    assert render_edition(settings, rendered.edition).text.count("https://github.com/") == 1
+    assert article_junk_reason(make("Comments", "Comments")) == "too short to say anything"

@@ -70,6 +70,15 @@ def test_message_id_is_stable_per_edition_and_recipient() -> None:
     assert a.startswith("<") and a.endswith("@example.com>")
 
 
+def test_no_mailto_unless_a_mailbox_reads_it() -> None:
+    """Offer only the one-click URL when DIGEST_UNSUBSCRIBE_MAILTO is not set."""
+    html = f'<a href="{UNSUBSCRIBE_PLACEHOLDER}">u</a>'
+    template = _template_of("S", html, UNSUBSCRIBE_PLACEHOLDER, mailto="")
+    msg = email.message_from_bytes(template.personalise("r@example.org", "", URL))
+    assert msg["List-Unsubscribe"] == f"<{URL}>"
+    assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+
+
 @pytest.mark.parametrize("bad", ["x\r\nBcc: victim@example.org", "x\nBcc: v@e.org", "x\0y"])
 def test_header_injection_is_refused(bad: str) -> None:
     """Refuse CR, LF and NUL in any header value."""
@@ -98,7 +107,9 @@ def _template(subject: str = "Daily Digest: 28 Nov 2026") -> MessageTemplate:
     )
 
 
-def _template_of(subject: str, html: str, text: str) -> MessageTemplate:
+def _template_of(
+    subject: str, html: str, text: str, mailto: str = "unsubscribe@example.com"
+) -> MessageTemplate:
     content = RenderedEdition(rendered(subject).edition, subject, "pre", html, text)
     return MessageTemplate(
         content,
@@ -107,6 +118,7 @@ def _template_of(subject: str, html: str, text: str) -> MessageTemplate:
         list_id='"Daily Digest" <digest.example.com>',
         base_url="https://news.example.org",
         now=NOW,
+        unsubscribe_mailto=mailto,
     )
 
 
@@ -120,7 +132,9 @@ def test_template_substitutes_every_placeholder() -> None:
     )
     assert msg.defects == []
     assert msg["To"] == "Zoë Reader <r@example.org>"
-    assert msg["List-Unsubscribe"] == f"<{URL}>, <mailto:digest@example.com?subject=unsubscribe>"
+    assert msg["List-Unsubscribe"] == (
+        f"<{URL}>, <mailto:unsubscribe@example.com?subject=unsubscribe>"
+    )
     assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert msg["Message-ID"] == message_id("2026-11-28", "r@example.org", "example.com")
     text, html = (p.get_content() for p in msg.iter_parts())

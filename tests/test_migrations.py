@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -53,7 +54,8 @@ def _digest(path: Path) -> str:
 
 
 def _unwrap(default: str) -> str:
-    default = default.strip()
+    # PostgreSQL reflects a text default with its cast: 'pending'::character varying.
+    default = re.sub(r"::[a-z ]+$", "", default.strip())
     while default.startswith("(") and default.endswith(")"):
         default = default[1:-1].strip()
     if len(default) >= 2 and default[0] == default[-1] == "'":
@@ -236,13 +238,19 @@ def _key(table: Table, row: dict[str, Any]) -> tuple[Any, ...]:
     return tuple(row[c.name] for c in table.primary_key.columns)
 
 
+# Tables that revisions after 0001 added: no legacy store has them.
+LATER_TABLES = {"rate_buckets"}
+
+
 def test_legacy_upgrade_keeps_every_row(old_store: Path) -> None:
     """Convert a copy of the fixture: every row of every table, values converted."""
-    old = {t.name: _old_rows(old_store, t.name) for t in schema.metadata.tables.values()}
+    # Tables later revisions added are not in the earlier release's store.
+    tables = [t for t in schema.metadata.tables.values() if t.name not in LATER_TABLES]
+    old = {t.name: _old_rows(old_store, t.name) for t in tables}
     Store(old_store).close()
     database = Database(old_store)
     assert migrate.current_revision(database) == migrate.head_revision()
-    for table in schema.metadata.tables.values():
+    for table in tables:
         new = {_key(table, row): row for row in _new_rows(database, table)}
         assert len(new) == len(old[table.name]), table.name
         for before in old[table.name]:
@@ -445,3 +453,21 @@ def test_two_processes_upgrade_at_once(tmp_path: Path, start: str) -> None:
     if start == "legacy":
         assert len(_new_rows(database, schema.deliveries)) == old_rows
     database.close()
+
+
+def test_the_migrations_build_the_schema_on_postgresql(pg_server: str | None) -> None:
+    """Upgrade an empty PostgreSQL database: head, and the tables schema.py declares."""
+    import pgserver
+
+    if pg_server is None:
+        pytest.skip("PostgreSQL is not installed and DIGEST_TEST_PG is not set")
+    url = pgserver.fresh_database(pg_server)
+    database = Database(url)
+    try:
+        assert migrate.current_revision(database) is None
+        migrate.upgrade(database)
+        assert migrate.current_revision(database) == migrate.head_revision()
+        assert _diff(database, schema.metadata) == []
+    finally:
+        database.close()
+        pgserver.drop_database(pg_server, url)

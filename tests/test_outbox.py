@@ -44,3 +44,22 @@ def test_atomic_write_leaves_no_temporary_files(tmp_path: Path) -> None:
     write_atomic(target, b"two")
     assert target.read_bytes() == b"two"
     assert os.listdir(tmp_path) == ["f.txt"]
+
+
+def test_published_files_are_world_readable_and_the_store_is_not(tmp_path: Path) -> None:
+    """Write outbox and archive files 0644 (a web server serves them), the store 0600."""
+    from digest.archive import write_archive
+    from digest.config import Settings
+    from digest.store import Store
+
+    r = rendered()
+    folder = write_edition(r, tmp_path / "out", build_message(r, "d@example.com", "d@e.com", NOW))
+    assert {oct(p.stat().st_mode & 0o777) for p in folder.iterdir()} == {"0o644"}
+    db = tmp_path / "store" / "digest.db"
+    settings = Settings(db=db)
+    with Store(db) as store:
+        store.subscribers.upsert("ada@example.org", "", (), "", NOW)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in db.parent.iterdir()}
+    assert modes and set(modes.values()) == {0o600}, modes
+    written = write_archive(settings, tmp_path / "public")
+    assert {p.stat().st_mode & 0o777 for p in written} == {0o644}

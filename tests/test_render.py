@@ -118,6 +118,9 @@ def test_the_preheader_is_hidden_and_holds_the_lead(settings: Settings) -> None:
     root = doc(rendered.html)
     (pre,) = root.xpath("//div[@class='preheader']")
     assert "display:none" in pre.get("style") and "mso-hide:all" in pre.get("style")
+    # Gmail's mobile web client ignores display:none: these hide it there.
+    for fallback in ("max-height:0", "overflow:hidden", "opacity:0", "color:transparent"):
+        assert fallback in pre.get("style").replace(" ", "")
     assert pre.text_content() == rendered.preheader
     assert rendered.preheader.startswith(rendered.edition.items[0].article.title)
     # A body before the preheader would take its place in the inbox preview.
@@ -364,3 +367,14 @@ def test_a_broken_user_template_names_the_file_and_line(settings: Settings, tmp_
     (mine / "_item.html.j2").write_text("<tr>\n<td>{% if %}</td></tr>\n", encoding="utf-8")
     with pytest.raises(RenderError, match=r"_item\.html\.j2: line 2"):
         render_edition(with_env(settings, DIGEST_TEMPLATES_DIR=str(mine)), edition(1))
+
+
+def test_a_misspelt_variable_names_the_partial_and_line(settings: Settings, tmp_path: Path) -> None:
+    """Name the included partial that holds an undefined variable, and its line."""
+    mine = tmp_path / "my-templates"
+    mine.mkdir()
+    footer = '<tr>\n<td class="footer">\n<p>{{ edtion.title }}</p>\n</td>\n</tr>\n'
+    (mine / "_footer.html.j2").write_text(footer, encoding="utf-8")
+    with pytest.raises(RenderError) as info:
+        render_edition(with_env(settings, DIGEST_TEMPLATES_DIR=str(mine)), edition(1))
+    assert str(info.value).startswith(f"{mine / '_footer.html.j2'}: line 3: 'edtion' is undefined")

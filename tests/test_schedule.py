@@ -179,6 +179,7 @@ def test_second_scheduler_refuses_and_sigterm_exits_cleanly(
         text=True,
     )
     try:
+        assert isinstance(settings.db, Path)
         lock = settings.db.with_name(settings.db.name + ".scheduler.lock")
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and not (lock.exists() and lock.read_text()):

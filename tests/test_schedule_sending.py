@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from smtpserver import Faults, Handler, SmtpServer
 from test_schedule import _env as scheduler_env
+from test_send import SENDABLE
 
 from digest.config import Settings
 from digest.schedule import DailyScheduler
@@ -105,6 +106,7 @@ def _env(settings: Settings, port: int) -> dict[str, str]:
             # Every minute: the date's fire is always just past, so a start catches up.
             "DIGEST_SCHEDULE": "* * * * *",
             "DIGEST_DELIVERY": "smtp",
+            **SENDABLE,
             "DIGEST_SECRET_KEY": SECRET,
             "SMTP_HOST": "127.0.0.1",
             "SMTP_PORT": str(port),

@@ -121,6 +121,7 @@ def test_capped_article_waits_until_max_age(settings: Settings, seeds_dir: Path)
     second = pipeline.run_edition(capped, NOW + timedelta(days=1))
     assert second.edition is not None and len(second.edition.items) == 4
     # The same start on a second store; the next run comes after DIGEST_MAX_AGE.
+    assert isinstance(settings.db, Path)
     late = replace(capped, db=settings.db.with_name("late.db"))
     assert pipeline.run_edition(late, NOW).edition is not None
     expired = pipeline.run_edition(late, NOW + timedelta(days=3))

@@ -1,4 +1,5 @@
-"""Sending an edition through the ledger, against a real SMTP server and real SQLite."""
+"""Sending an edition through the ledger, against a real SMTP server, each test on a real
+SQLite store and then on a real PostgreSQL one (conftest's db_target)."""
 
 from __future__ import annotations
 
@@ -39,11 +40,20 @@ from digest.store.claims import BOUNCE_AFTER
 from digest.tokens import subscriber_from_token
 
 NOW = datetime(2026, 11, 28, 7, 0, tzinfo=UTC)
-SECRET = "a-secret-only-for-tests"
+SECRET = "a-secret-only-for-tests-Qx7bV2mZ9kR4tL8w"
+# What `digest send` and `digest run` check before a real send (digest/check.py): an
+# https:// base URL on a public host and a sender on a real domain, besides the secret.
+SENDABLE = {
+    "DIGEST_BASE_URL": "https://news.digest-check.net",
+    "DIGEST_FROM": "Digest <digest@news.digest-check.net>",
+    "DIGEST_SECRET_KEY": SECRET,
+}
+SENDABLE_ENV = "".join(f"{k}={v}\n" for k, v in SENDABLE.items())
 
 
-def add_edition(store: Store, edition_id: str, created: datetime = NOW) -> None:
-    """Record a small edition with its content, the unsubscribe placeholder in both parts."""
+def add_edition(store: Store, edition_id: str, created: datetime = NOW, extra: str = "") -> None:
+    """Record a small edition (longer by extra) with its content, the unsubscribe
+    placeholder in both parts."""
     article = Article(id="a1", source="s", title="Title", highlights=(Highlight("Point."),))
     store.articles.save_one(article, created)
     edition = Edition(
@@ -54,7 +64,7 @@ def add_edition(store: Store, edition_id: str, created: datetime = NOW) -> None:
         (Section("", (Item(article, article.highlights),)),),
     )
     html = (
-        "<html><body><p>Título and a long paragraph " + "x" * 200 + "</p>"
+        "<html><body><p>Título and a long paragraph " + "x" * 200 + extra + "</p>"
         f'<p><a href="{UNSUBSCRIBE_PLACEHOLDER}">Unsubscribe</a></p></body></html>'
     )
     text = f"Título\n\nUnsubscribe: {UNSUBSCRIBE_PLACEHOLDER}\n"
@@ -70,10 +80,27 @@ def add_subscribers(store: Store, count: int) -> list[str]:
     return addresses
 
 
+# The store of each running test, by its tmp_path: what db_target gave it.
+_STORES: dict[Path, str | Path] = {}
+
+
+@pytest.fixture(autouse=True)
+def _store_of_the_test(tmp_path: Path, db_target: str | Path) -> Iterator[None]:
+    """Run each test once on SQLite and once on PostgreSQL."""
+    _STORES[tmp_path] = db_target
+    yield
+    del _STORES[tmp_path]
+
+
+def store_at(tmp_path: Path) -> str | Path:
+    """Return where the running test's store is (a SQLite file or a database URL)."""
+    return _STORES.get(tmp_path, tmp_path / "digest.db")
+
+
 def smtp_settings(tmp_path: Path, port: int, **changes: object) -> Settings:
-    """Return settings sending to 127.0.0.1:port in plain text, with a store in tmp_path."""
+    """Return settings sending to 127.0.0.1:port in plain text, with the test's store."""
     base = Settings(
-        db=tmp_path / "digest.db",
+        db=store_at(tmp_path),
         outbox=tmp_path / "outbox",
         secret_key=SECRET,
         base_url="https://news.example.org",
@@ -122,9 +149,9 @@ def test_every_subscriber_gets_one_personal_copy(tmp_path: Path, server: SmtpSer
             assert msg["To"] == f"{sub.name} <{sub.email}>"
             assert msg["List-Id"] == '"Daily Digest" <digest.example.com>'
             assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
-            web, mailto = (p.strip(" <>") for p in msg["List-Unsubscribe"].split(","))
+            # No DIGEST_UNSUBSCRIBE_MAILTO: the one-click URL only.
+            web = msg["List-Unsubscribe"].strip(" <>")
             assert web.startswith("https://news.example.org/unsubscribe/")
-            assert mailto.startswith("mailto:digest@example.com")
             token = web.rsplit("/", 1)[1]
             assert subscriber_from_token(SECRET, settings.list_id, token) == sub.id
             assert sub.email not in msg["List-Unsubscribe"]
@@ -249,6 +276,33 @@ def test_550_fails_once_and_is_left_out_next_time(tmp_path: Path, server: SmtpSe
         add_edition(store, "e2", NOW + timedelta(days=1))
     assert send(settings, "e2").counts == {"sent": 2}
     assert server.handler.attempts["r1@example.org"] == 1
+
+
+def test_a_policy_refusal_holds_the_domain_back_and_bounces_nobody(
+    tmp_path: Path, server: SmtpServer
+) -> None:
+    """Defer a 5.7.1 (a blocklisted IP) and the rest of its domain; bounce no one; say so."""
+    blocked = [f"b{n}@blocked.example.net" for n in range(3)]
+    server.handler.faults.rcpt[blocked[0]] = ["550 5.7.1 client host blocked"] * 9
+    settings = smtp_settings(tmp_path, server.port, smtp_connections=1)
+    with Store(settings.db) as store:
+        add_edition(store, "e1")
+        for address in blocked:
+            store.subscribers.upsert(address, "", (), "", NOW)
+        add_subscribers(store, 2)
+    report = send(settings)
+    assert report.counts == {"sent": 2, "pending": 3}
+    assert server.handler.recipients() == {"r0@example.org": 1, "r1@example.org": 1}
+    assert server.handler.attempts[blocked[0]] == 1
+    assert server.handler.attempts[blocked[1]] == server.handler.attempts[blocked[2]] == 0
+    assert report.held == (
+        "blocked.example.net refused the sender (550 5.7.1 client host blocked);"
+        " 3 addresses wait for a later send, none marked bounced",
+    )
+    with Store(settings.db) as store:
+        for address in blocked:
+            sub = store.subscribers.by_email(address)
+            assert sub is not None and sub.status == "active"
 
 
 def test_repeated_hard_failures_bounce(tmp_path: Path, server: SmtpServer) -> None:
@@ -456,8 +510,8 @@ def test_unreachable_server_stops_and_loses_nothing(tmp_path: Path) -> None:
 def _env_file(tmp_path: Path, port: int) -> Path:
     env = tmp_path / "send.env"
     env.write_text(
-        f"DIGEST_DB={tmp_path / 'digest.db'}\nDIGEST_OUTBOX={tmp_path / 'outbox'}\n"
-        f"DIGEST_SECRET_KEY={SECRET}\nSMTP_HOST=127.0.0.1\nSMTP_PORT={port}\n"
+        f"DIGEST_DB={store_at(tmp_path)}\nDIGEST_OUTBOX={tmp_path / 'outbox'}\n"
+        f"{SENDABLE_ENV}SMTP_HOST=127.0.0.1\nSMTP_PORT={port}\n"
         "SMTP_SECURITY=none\nSMTP_TIMEOUT=5\nSMTP_CONNECTIONS=2\n"
     )
     return env
@@ -467,7 +521,12 @@ def _clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith(("DIGEST_", "SMTP_"))}
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
+# Three kill patterns on SQLite, one on PostgreSQL: the claims are the same statements.
+@pytest.mark.parametrize(
+    ("db_target", "seed"),
+    [("sqlite", 1), ("sqlite", 2), ("sqlite", 3), ("postgresql", 1)],
+    indirect=["db_target"],
+)
 def test_killed_send_resumes_and_sends_each_address_once(tmp_path: Path, seed: int) -> None:
     """SIGKILL `digest send` at random points; the rerun reaches everyone, at most the
     messages in flight (one per connection per kill) twice, with the same Message-ID."""
@@ -476,7 +535,7 @@ def test_killed_send_resumes_and_sends_each_address_once(tmp_path: Path, seed: i
     handler = Handler(Faults(delay=0.001))
     with SmtpServer(handler) as srv:
         env = _env_file(tmp_path, srv.port)
-        with Store(tmp_path / "digest.db") as store:
+        with Store(store_at(tmp_path)) as store:
             add_edition(store, "e1")
             store.subscribers.add_many((f"r{n}@example.org" for n in range(total)), NOW)
         command = [sys.executable, "-m", "digest", "--env-file", str(env), "send", "e1"]
@@ -527,7 +586,8 @@ def test_cli_run_with_smtp_delivery_then_deliveries(
             monkeypatch.delenv(key)
     server.handler.faults.rcpt["r1@example.org"] = ["550 5.1.1 no such user"]
     (tmp_path / ".env").write_text(
-        f"DIGEST_SOURCES={seeds_dir}\nDIGEST_DELIVERY=smtp\nDIGEST_SECRET_KEY={SECRET}\n"
+        f"DIGEST_DB={store_at(tmp_path)}\n"
+        f"DIGEST_SOURCES={seeds_dir}\nDIGEST_DELIVERY=smtp\n{SENDABLE_ENV}"
         f"SMTP_HOST=127.0.0.1\nSMTP_PORT={server.port}\nSMTP_SECURITY=none\n"
     )
     (tmp_path / "list.csv").write_text("email,name\nr0@example.org,A\nr1@example.org,B\n")
@@ -557,10 +617,49 @@ def test_cli_run_with_smtp_delivery_then_deliveries(
     assert "me@example.org" not in runner.invoke(main, ["deliveries", "--all"]).output
 
 
+def test_send_and_run_stop_on_a_preflight_error_and_print_warnings(
+    tmp_path: Path, seeds_dir: Path, server: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Stop `digest send` and `digest run` on a preflight error, sending and making
+    nothing; print a warning (an edition over Gmail's clip) and send all the same."""
+    from click.testing import CliRunner
+
+    from digest.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    for key in list(os.environ):
+        if key.startswith(("DIGEST_", "SMTP_")):
+            monkeypatch.delenv(key)
+    env = _env_file(tmp_path, server.port)
+    with Store(store_at(tmp_path)) as store:
+        add_edition(store, "e1")
+        add_subscribers(store, 2)
+    runner = CliRunner()
+    plain = {"DIGEST_BASE_URL": "http://127.0.0.1:8080"}
+    for command in (["send", "e1"], ["run"]):
+        changes = {**plain, "DIGEST_DELIVERY": "smtp", "DIGEST_SOURCES": str(seeds_dir)}
+        stopped = runner.invoke(main, ["--env-file", str(env), *command], env=changes)
+        assert stopped.exit_code == 2, stopped.output
+        assert "error   DIGEST_BASE_URL: http://127.0.0.1:8080 is not https://" in stopped.output
+        assert "error: not safe to send to real people yet" in stopped.output
+    assert server.handler.received == []
+    with Store(store_at(tmp_path)) as store:
+        assert store.ledger.counts("e1") == {}
+        assert [r.id for r in store.editions.recent(limit=5)] == ["e1"]
+    with Store(store_at(tmp_path)) as store:
+        add_edition(store, "e2", NOW + timedelta(days=1), extra="x" * 110_000)
+    sent = runner.invoke(main, ["--env-file", str(env), "send", "e2"])
+    assert sent.exit_code == 0, sent.output
+    assert "warning DIGEST_MAX_ITEMS: edition e2: " in sent.output
+    assert "over Gmail's 102 KB clip" in sent.output
+    assert server.handler.recipients() == {"r0@example.org": 1, "r1@example.org": 1}
+
+
 def test_run_with_smtp_and_no_secret_makes_nothing(settings: Settings) -> None:
     """Refuse `digest run` with DIGEST_DELIVERY=smtp and no secret before making anything."""
     from digest import pipeline
 
+    settings = dataclasses.replace(settings, db=store_at(settings.outbox.parent))
     smtp = dataclasses.replace(settings, delivery="smtp", secret_key="")
     with pytest.raises(ConfigError, match="DIGEST_SECRET_KEY"):
         pipeline.run_edition(smtp, NOW)

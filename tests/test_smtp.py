@@ -12,7 +12,14 @@ import pytest
 from smtpserver import Certificates, Faults, Handler, SilentServer, SmtpServer, make_certificates
 
 from digest.config import Settings
-from digest.smtp import Connection, RateLimiter, SmtpSetupError, backoff, send_with_retries
+from digest.smtp import (
+    Connection,
+    RateLimiter,
+    SmtpSetupError,
+    backoff,
+    classify_permanent,
+    send_with_retries,
+)
 
 MESSAGE = b"From: d@example.com\r\nTo: r@example.org\r\nSubject: hi\r\n\r\nbody\r\n"
 
@@ -302,3 +309,47 @@ def test_unreadable_ca_file_names_the_key(tmp_path: Path) -> None:
     """Name SMTP_CA_FILE when the CA file cannot be read."""
     with pytest.raises(SmtpSetupError, match="SMTP_CA_FILE"):
         Connection(plain(1, smtp_security="ssl", smtp_ca_file=tmp_path / "missing.pem"))
+
+
+@pytest.mark.parametrize(
+    ("code", "reply", "gone", "policy"),
+    [
+        (550, "5.1.1 no such user", True, False),
+        (550, "5.7.1 client host blocked using a DNS blocklist", False, True),
+        (554, "5.7.1 message refused as spam", False, True),
+        (550, "no such user here", True, False),
+        (550, "Requested action not taken: mailbox unavailable", False, False),
+        (553, "User unknown", True, False),
+        (552, "5.2.2 mailbox full", False, False),
+    ],
+)
+def test_only_mailbox_level_refusals_count_as_no_such_mailbox(
+    code: int, reply: str, gone: bool, policy: bool
+) -> None:
+    """Bounce at once only for 5.1.x or a bare 550 that says so; 5.7.x is a policy."""
+    result = classify_permanent(code, reply, rcpt=True)
+    assert (result.outcome, result.no_such_mailbox, result.policy) == ("permanent", gone, policy)
+
+
+def test_a_message_whose_row_is_no_longer_ours_is_withdrawn_before_its_end(
+    server: SmtpServer,
+) -> None:
+    """Asked after 354 whether the row is still this sender's, a no drops the connection
+    before the final dot: the server delivers nothing, and the next message goes."""
+    connection = Connection(plain(server.port))
+    asked: list[str] = []
+
+    def no() -> bool:
+        asked.append("asked")
+        return False
+
+    try:
+        gone = connection.send_once("d@example.com", "r@example.org", MESSAGE, still_ours=no)
+        kept = connection.send_once(
+            "d@example.com", "s@example.org", MESSAGE, still_ours=lambda: True
+        )
+    finally:
+        connection.close()
+    assert gone.outcome == "abandoned" and asked == ["asked"]
+    assert kept.outcome == "sent"
+    assert server.handler.recipients() == {"s@example.org": 1}

@@ -1,15 +1,16 @@
 """The store's contract: what each aggregate promises, whatever database is behind it.
 
-Every test takes the `store` fixture, parametrised by TARGETS: SQLite in tmp_path now; a
-second database is one more entry there. Rows a test needs that no method writes are made
-with SQLAlchemy Core through `store.db`, never with one dialect's SQL, so that the tests
-run unchanged on each. Only the tests marked SQLite-only look at the file itself.
+Every test takes the `store` fixture, on SQLite and on PostgreSQL (conftest's db_target;
+tests/pgserver.py says where the server comes from). Rows a test needs that no method
+writes are made with SQLAlchemy Core through `store.db`, never with one dialect's SQL, so
+that the tests run unchanged on each. Only the tests taking tmp_path look at a SQLite
+file itself.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -40,17 +41,11 @@ from digest.store.schema import edition_items, subscribers
 NOW = datetime(2026, 11, 28, 7, 0, tzinfo=UTC)
 DAY = NOW.date()
 
-# Where each database under test lives, given the test's tmp_path.
-TARGETS: dict[str, Callable[[Path], str | Path]] = {
-    "sqlite": lambda tmp_path: tmp_path / "d.db",
-}
 
-
-@pytest.fixture(params=sorted(TARGETS))
-def target(request: pytest.FixtureRequest, tmp_path: Path) -> str | Path:
+@pytest.fixture
+def target(db_target: str | Path) -> str | Path:
     """Return where a fresh store for this test is (a path or a database URL)."""
-    made: str | Path = TARGETS[request.param](tmp_path)
-    return made
+    return db_target
 
 
 @pytest.fixture
@@ -58,13 +53,6 @@ def store(target: str | Path) -> Iterator[Store]:
     """Yield a fresh, writable store, closed after the test."""
     with Store(target) as opened:
         yield opened
-
-
-def sqlite_only(target: str | Path) -> Path:
-    """Return the SQLite file behind target, or skip a test that needs one."""
-    if not isinstance(target, Path):
-        pytest.skip("looks at the SQLite file itself")
-    return target
 
 
 def make_article(
@@ -99,9 +87,9 @@ def test_reopening_keeps_the_data(target: str | Path) -> None:
         assert store.articles.count() == 1
 
 
-def test_readonly_refuses_a_missing_store_and_creates_none(target: str | Path) -> None:
+def test_readonly_refuses_a_missing_store_and_creates_none(tmp_path: Path) -> None:
     """Refuse to open a store that does not exist yet for reading, and leave no file."""
-    path = sqlite_only(target)
+    path = tmp_path / "d.db"
     with pytest.raises(StoreError, match="no store here yet"):
         Store(path, readonly=True)
     assert not path.exists()
@@ -115,16 +103,16 @@ def test_readonly_reads_what_a_writer_wrote(target: str | Path) -> None:
         assert [a.title for a in store.articles.eligible()] == ["One"]
 
 
-def test_new_sqlite_store_is_in_wal_mode(target: str | Path) -> None:
+def test_new_sqlite_store_is_in_wal_mode(tmp_path: Path) -> None:
     """Let readers go on while a writer writes: the journal is a write-ahead log."""
-    path = sqlite_only(target)
+    path = tmp_path / "d.db"
     with Store(path) as store, store.db.read() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
 
 
-def test_not_a_database(target: str | Path) -> None:
+def test_not_a_database(tmp_path: Path) -> None:
     """Name the file when it is not a database."""
-    path = sqlite_only(target)
+    path = tmp_path / "d.db"
     path.write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(StoreError, match=str(path)):
         Store(path)
@@ -540,7 +528,7 @@ def test_an_unsubscribed_address_is_kept_unless_resubscribed(store: Store) -> No
     store.subscribers.upsert("a@example.org", "A", (), "", NOW)
     sub = store.subscribers.by_email("a@example.org")
     assert sub is not None
-    assert store.subscribers.set_status(sub.id, "unsubscribed", NOW) is True
+    assert store.subscribers.set_status(sub.id, "unsubscribed", NOW, "operator") is True
     assert store.subscribers.upsert("a@example.org", "A", (), "", NOW) == "kept"
     assert store.subscribers.upsert("a@example.org", "New name", (), "", NOW) == "kept"
     kept = store.subscribers.by_id(sub.id)

@@ -88,20 +88,117 @@ def test_unsubscribed_stays_unsubscribed_unless_asked(tmp_path: Path, store: Sto
     import_csv(store, path, NOW)
     ada = store.subscribers.by_email("ada@example.org")
     assert ada is not None
-    assert store.subscribers.set_status(ada.id, "unsubscribed", NOW) is True
-    assert store.subscribers.set_status(ada.id, "unsubscribed", NOW) is False
+    assert store.subscribers.set_status(ada.id, "unsubscribed", NOW, "operator") is True
+    assert store.subscribers.set_status(ada.id, "unsubscribed", NOW, "operator") is False
     assert import_csv(store, path, NOW).kept == 1
     assert store.subscribers.by_id(ada.id).status == "unsubscribed"  # type: ignore[union-attr]
     assert import_csv(store, path, NOW, resubscribe=True).updated == 1
     assert store.subscribers.by_id(ada.id).status == "active"  # type: ignore[union-attr]
 
 
+def test_resubscribe_undoes_only_an_operators_removal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Re-activate an address an operator removed and a bounced one with --resubscribe,
+    never one that unsubscribed through its own link; record who ended each."""
+    monkeypatch.chdir(tmp_path)
+    for key in list(os.environ):
+        if key.startswith(("DIGEST_", "SMTP_")):
+            monkeypatch.delenv(key)
+    path = tmp_path / "list.csv"
+    path.write_text("email\nada@example.org\nbob@example.org\ncy@example.org\n")
+    runner = CliRunner()
+    assert runner.invoke(main, ["subscribers", "import", str(path)]).exit_code == 0
+    with Store(tmp_path / "digest.db") as store:
+        ada, bob, cy = (
+            store.subscribers.by_email(f"{n}@example.org") for n in ("ada", "bob", "cy")
+        )
+        assert ada is not None and bob is not None and cy is not None
+        # Ada used her own link (what the web page's POST records); Cy bounced.
+        store.subscribers.set_status(ada.id, "unsubscribed", NOW, ended_by="subscriber")
+        store.subscribers.set_status(cy.id, "bounced", NOW, ended_by="bounce")
+    assert runner.invoke(main, ["subscribers", "remove", "bob@example.org"]).exit_code == 0
+    with Store(tmp_path / "digest.db") as store:
+        ended = {s.email: s.ended_by for s in store.subscribers.iter()}
+    assert ended == {"ada@example.org": "subscriber", "bob@example.org": "operator",
+                     "cy@example.org": "bounce"}  # fmt: skip
+    result = runner.invoke(main, ["subscribers", "import", "--resubscribe", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "2 updated" in result.output and "1 left unsubscribed or bounced" in result.output
+    assert "1 address left unsubscribed: they unsubscribed themselves" in result.output
+    with Store(tmp_path / "digest.db") as store:
+        now = {s.email: (s.status, s.ended_by) for s in store.subscribers.iter()}
+    assert now == {
+        "ada@example.org": ("unsubscribed", "subscriber"),
+        "bob@example.org": ("active", None),
+        "cy@example.org": ("active", None),
+    }
+    again = runner.invoke(main, ["subscribers", "add", "ada@example.org", "--resubscribe"])
+    assert "Not re-activated (they unsubscribed themselves" in again.output
+
+
+def test_an_exported_list_is_readable_by_its_owner_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Write `subscribers export FILE` with mode 0600: it holds every address."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DIGEST_DB", str(tmp_path / "digest.db"))
+    runner = CliRunner()
+    assert runner.invoke(main, ["subscribers", "add", "ada@example.org"]).exit_code == 0
+    (tmp_path / "list.csv").write_text("old")
+    (tmp_path / "list.csv").chmod(0o644)
+    result = runner.invoke(main, ["subscribers", "export", "list.csv"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "list.csv").stat().st_mode & 0o777 == 0o600
+    assert "ada@example.org" in (tmp_path / "list.csv").read_text()
+
+
 def test_header_row_must_name_email(tmp_path: Path, store: Store) -> None:
     """Refuse a file without an email column, saying what the header should be."""
     path = tmp_path / "list.csv"
     path.write_text("address,name\nada@example.org,Ada\n")
-    with pytest.raises(SubscriberError, match="'email' column"):
+    with pytest.raises(SubscriberError, match="'email' column") as info:
         import_csv(store, path, NOW)
+    assert "found 'address', 'name' (comma-separated)" in str(info.value)
+
+
+MAILCHIMP = (
+    '"Email Address","First Name","Last Name","MEMBER_RATING","OPTIN_TIME","TIMEZONE"\n'
+    '"ada@example.org","Ada","Lovelace","2","2026-01-02 10:00:00","Europe/London"\n'
+    '"grace@example.org","Grace","","3","2026-01-03 11:00:00",""\n'
+)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        MAILCHIMP,
+        "E-mail;Name;Topics\nada@example.org;Ada Lovelace;\ngrace@example.org;Grace;\n",
+        "email\tfirst_name\tlast_name\nada@example.org\tAda\tLovelace\ngrace@example.org\tGrace\t\n",
+    ],
+    ids=["mailchimp", "semicolons", "tabs"],
+)
+def test_common_exports_and_delimiters_are_understood(
+    text: str, tmp_path: Path, store: Store
+) -> None:
+    """Import a Mailchimp export, a semicolon-separated and a tab-separated file."""
+    path = tmp_path / "export.csv"
+    path.write_text(text, encoding="utf-8")
+    report = import_csv(store, path, NOW)
+    assert (report.new, report.rejected) == (2, [])
+    ada = store.subscribers.by_email("ada@example.org")
+    assert ada is not None and ada.name == "Ada Lovelace"
+    grace = store.subscribers.by_email("grace@example.org")
+    assert grace is not None and grace.name == "Grace"
+
+
+def test_a_semicolon_file_without_email_names_what_it_found(tmp_path: Path, store: Store) -> None:
+    """Name the headers found and the delimiter read, not a misleading 'email' demand."""
+    path = tmp_path / "list.csv"
+    path.write_text("Adresse;Vorname\nada@example.org;Ada\n", encoding="utf-8")
+    with pytest.raises(SubscriberError) as info:
+        import_csv(store, path, NOW)
+    assert "found 'Adresse', 'Vorname' (semicolon-separated)" in str(info.value)
 
 
 @pytest.mark.parametrize(

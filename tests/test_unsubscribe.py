@@ -136,6 +136,37 @@ def test_odd_posts_change_nothing(site: tuple[str, Settings]) -> None:
     assert status_of(settings, ids["ada@example.org"]) == "unsubscribed"
 
 
+def test_one_click_posted_as_multipart_form_data(site: tuple[str, Settings]) -> None:
+    """Unsubscribe on a one-click POST as multipart/form-data, the form RFC 8058 prefers."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    url, settings = site
+    ids = add_readers(settings)
+    link = urlsplit(link_for(url, settings, ids["ada@example.org"]))
+    boundary = "----digestBoundary7MA4YWxkTrZu0gW"
+    body = (
+        f"--{boundary}\r\n"
+        'Content-Disposition: form-data; name="List-Unsubscribe"\r\n\r\n'
+        f"One-Click\r\n--{boundary}--\r\n"
+    ).encode()
+    conn = http.client.HTTPConnection(link.netloc, timeout=30)
+    try:
+        headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+        conn.request("POST", link.path, body=body, headers=headers)
+        response = conn.getresponse()
+        status, page = response.status, response.read().decode()
+    finally:
+        conn.close()
+    assert status == 200 and "You are unsubscribed" in page
+    assert status_of(settings, ids["ada@example.org"]) == "unsubscribed"
+    assert status_of(settings, ids["grace@example.org"]) == "active"
+    with Store(settings.db) as store:
+        ada = store.subscribers.by_id(ids["ada@example.org"])
+    # Recorded as the subscriber's own: `--resubscribe` cannot undo it.
+    assert ada is not None and ada.ended_by == "subscriber"
+
+
 def test_without_a_secret_no_link_works(settings: Settings) -> None:
     """With DIGEST_SECRET_KEY unset, every token is refused rather than trusted."""
     ids = add_readers(settings)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import urllib.error
 import urllib.request
 import xml.etree.ElementTree as ET
@@ -12,14 +13,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from feedserver import FeedServer
 from webserver import running
 
 from digest import pipeline, web
 from digest.archive import write_archive
+from digest.check import is_loopback
 from digest.config import Settings
 from digest.render import GREETING_PLACEHOLDER, UNSUBSCRIBE_PLACEHOLDER
 from digest.tokens import make_token
-from digest.web import App, connection_limit, is_loopback, preview_enabled
+from digest.web import App, connection_limit, preview_enabled
 
 NOW = datetime(2026, 11, 28, 7, 0, tzinfo=UTC)
 
@@ -61,7 +64,7 @@ def test_pages_that_only_read_create_no_store(settings: Settings) -> None:
         assert get(f"{site}/unsubscribe/")[0] == 200
         token = make_token(secret, settings.list_id, 1)
         assert get(f"{site}/unsubscribe/{token}")[0] == 404
-    assert not settings.db.exists()
+    assert isinstance(settings.db, Path) and not settings.db.exists()
 
 
 def test_security_headers_on_every_page(site: str) -> None:
@@ -249,3 +252,88 @@ def test_connection_limit_fits_the_file_descriptors(monkeypatch: pytest.MonkeyPa
     assert connection_limit() == 256 - web.FD_RESERVE
     monkeypatch.setattr(resource, "getrlimit", lambda _: (resource.RLIM_INFINITY,) * 2)
     assert connection_limit() == 1000
+
+
+@pytest.mark.parametrize("case", ["in use", "out of range"])
+def test_serve_on_a_bad_port_is_one_line_and_exit_2(case: str, tmp_path: Path) -> None:
+    """Say in one line that the port is in use or out of range; never "Serving on"."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DIGEST_", "SMTP_"))}
+    env |= {"DIGEST_SECRET_KEY": "s" * 8 + "-a-test-secret", "DIGEST_DB": str(tmp_path / "d.db")}
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1] if case == "in use" else 99999
+        done = subprocess.run(
+            [sys.executable, "-m", "digest", "serve", "--port", str(port)],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "Serving on" not in done.stdout
+    (line,) = done.stderr.splitlines()
+    expected = "already in use" if case == "in use" else "must be 1 to 65535"
+    assert line.startswith("error: ") and str(port) in line and expected in line
+
+
+def _rss(*titles: str) -> str:
+    items = "".join(
+        f"<item><title>{t}</title><link>https://news.digest-check.net/{n}</link>"
+        f"<description>{t}: the council met on Friday and agreed on the plan.</description>"
+        "<pubDate>Sat, 28 Nov 2026 06:00:00 GMT</pubDate></item>"
+        for n, t in enumerate(titles)
+    )
+    head = '<?xml version="1.0"?><rss version="2.0"><channel><title>Wire</title>'
+    return f"{head}{items}</channel></rss>"
+
+
+def test_preview_records_nothing_and_notices_new_items_in_url_feeds(
+    tmp_path: Path, feed_server: FeedServer
+) -> None:
+    """Read the feeds into a throw-away copy, leaving the store as it was, and change the
+    fingerprint when a URL feed gains an item."""
+    from digest.config import load_settings
+    from digest.store import Store, store_exists
+
+    url = feed_server.add("/feed.xml", _rss("Council agrees on the bridge plan"))
+    settings = load_settings(
+        None,
+        {
+            "DIGEST_SOURCES": url,
+            "DIGEST_DB": str(tmp_path / "digest.db"),
+            "DIGEST_OUTBOX": str(tmp_path / "outbox"),
+        },
+    )
+    app = App(settings)
+    app.feeds.interval = 0.0
+    with running(app) as site:
+
+        def settled() -> str:
+            # The feeds are checked in a thread: wait for the fingerprint to hold still.
+            last = get(f"{site}/preview/version")[2]
+            for _ in range(100):
+                time.sleep(0.2)
+                now = get(f"{site}/preview/version")[2]
+                if now == last:
+                    return now
+                last = now
+            raise AssertionError("the preview's version never settled")
+
+        first = settled()
+        assert "Council agrees on the bridge plan" in get(f"{site}/preview/email.html")[2]
+        assert not store_exists(settings.db)
+        pipeline.run_edition(settings, NOW)
+        with Store(settings.db, readonly=True) as store:
+            before = len(store.articles.eligible_with_first_seen())
+        feed_server.add("/feed.xml", _rss("Council agrees on the bridge plan", "Storm closes port"))
+        second = settled()
+        assert second != first
+        assert "Storm closes port" in get(f"{site}/preview/email.html")[2]
+    with Store(settings.db, readonly=True) as store:
+        assert len(store.articles.eligible_with_first_seen()) == before

@@ -2,6 +2,11 @@
 
 A reader raises SourceError for a source it cannot read; `read_sources` reports that
 source and goes on with the rest, so one broken source never stops a run.
+
+Feed URLs are fetched by a few threads at once (FetchOptions.concurrency), all through
+one connection pool; their answers are parsed, and every result handed out, in the
+order of DIGEST_SOURCES, so what a run stores and reports never depends on which
+server answered first.
 """
 
 from __future__ import annotations
@@ -10,7 +15,9 @@ import glob
 import hashlib
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -20,7 +27,8 @@ from digest.errors import SourceError
 from digest.models import FileRecord, Skipped, SourceHealth
 from digest.sources import feed, jsonfeed, markdown, text
 from digest.sources.base import MAX_FILE_BYTES, Document, SourceResult, read_capped
-from digest.sources.fetch import FetchError, FetchOptions, fetch, redact
+from digest.sources.connection import Pool
+from digest.sources.fetch import FetchError, FetchOptions, Response, fetch, redact
 
 __all__ = [
     "READERS",
@@ -40,6 +48,8 @@ Reader = Callable[[Document], SourceResult]
 # A file modified within this long of its last check may have changed without its mtime
 # showing it (coarse file-system clocks), so it is hashed again instead of trusted.
 _RACY_NS = 2_000_000_000
+# How many feed fetches, per fetch thread, may be started before the reader takes them.
+_AHEAD = 4
 
 
 def _read_text(doc: Document) -> SourceResult:
@@ -133,14 +143,39 @@ def read_sources(
 
     With memory (what the store recorded last time) unchanged files are not parsed
     again, feed URLs are fetched with conditional GET and not before interval has passed.
-    A local file larger than max_file_bytes is skipped unread.
+    A local file larger than max_file_bytes is skipped unread. Results come in the order
+    of specs; feeds further down are being fetched meanwhile.
     """
     memory = memory or SourceMemory()
     now = now or datetime.now(UTC)
+    options = options or FetchOptions()
+    specs = list(specs)
+    urls = [spec for spec in specs if is_url(spec)]
+    if not urls:
+        yield from _read_all(specs, memory, max_file_bytes, None)
+        return
+    workers = max(1, min(options.concurrency, len(urls)))
+    with Pool() as pool, ThreadPoolExecutor(workers, thread_name_prefix="fetch") as threads:
+        fetch_one = partial(
+            _fetch_url, memory=memory, options=options, now=now, interval=interval, pool=pool
+        )
+        # Answers are parsed in order, so fetched ones wait in memory behind a slow feed:
+        # four times the threads lets the others go on meanwhile, and bounds that memory.
+        ahead = _Ahead(urls, workers * _AHEAD, lambda url: threads.submit(fetch_one, url))
+        try:
+            yield from _read_all(specs, memory, max_file_bytes, ahead)
+        finally:
+            ahead.cancel()
+
+
+def _read_all(
+    specs: list[str], memory: SourceMemory, max_file_bytes: int, ahead: _Ahead | None
+) -> Iterator[SourceResult]:
     for spec in specs:
         if is_url(spec):
-            read = partial(_read_url, spec, memory, options, now, interval)
-            yield _guarded(spec, redact(spec), read)
+            assert ahead is not None  # made whenever specs hold a URL
+            future = ahead.next()
+            yield _guarded(spec, redact(spec), partial(_finish_url, spec, future))
             continue
         paths, problems = expand(spec)
         for problem in problems:
@@ -150,6 +185,39 @@ def read_sources(
             )
         for path in paths:
             yield _guarded(spec, str(path), partial(_read_file, path, memory, max_file_bytes))
+
+
+# What fetching a feed URL gives: its answer, or a result that needs no parsing.
+_Fetched = Response | SourceResult
+
+
+class _Ahead:
+    """Feed fetches started ahead of the reader, at most limit of them not yet taken."""
+
+    def __init__(
+        self, urls: list[str], limit: int, start: Callable[[str], Future[_Fetched]]
+    ) -> None:
+        self._waiting = deque(urls)
+        self._started: deque[Future[_Fetched]] = deque()
+        self._limit = limit
+        self._start = start
+        self._top_up()
+
+    def _top_up(self) -> None:
+        while self._waiting and len(self._started) < self._limit:
+            self._started.append(self._start(self._waiting.popleft()))
+
+    def next(self) -> Future[_Fetched]:
+        """Return the fetch of the next URL in order, and start another one."""
+        future = self._started.popleft()
+        self._top_up()
+        return future
+
+    def cancel(self) -> None:
+        """Drop the fetches not started yet (the reader stopped early)."""
+        self._waiting.clear()
+        for future in self._started:
+            future.cancel()
 
 
 def _guarded(spec: str, where: str, read: Callable[[], SourceResult]) -> SourceResult:
@@ -212,14 +280,16 @@ def _read_file(path: Path, memory: SourceMemory, max_bytes: int = MAX_FILE_BYTES
     return result
 
 
-def _read_url(
+def _fetch_url(
     url: str,
+    *,
     memory: SourceMemory,
-    options: FetchOptions | None,
+    options: FetchOptions,
     now: datetime,
     interval: timedelta,
-) -> SourceResult:
-    """Fetch and read a feed URL, unless it was tried within interval or is unchanged."""
+    pool: Pool,
+) -> _Fetched:
+    """Fetch a feed URL (in a fetch thread), unless it was tried within interval."""
     # Messages, logs and stored articles name the feed without any credential in its URL.
     shown = redact(url)
     if not url.lower().startswith(("http://", "https://")):
@@ -230,7 +300,7 @@ def _read_url(
         return SourceResult(where=shown, not_due=True, unchanged=known.item_count)
     etag = known.etag if known else None
     modified = known.last_modified if known else None
-    response = fetch(url, options, etag, modified)
+    response = fetch(url, options, etag, modified, pool=pool)
     if response.not_modified:
         logger.info("%s: not modified since the last fetch", shown)
         return SourceResult(
@@ -240,6 +310,16 @@ def _read_url(
             etag=response.etag or etag,
             last_modified=response.last_modified or modified,
         )
+    return response
+
+
+def _finish_url(url: str, fetching: Future[_Fetched]) -> SourceResult:
+    """Read the feed a fetch thread brought back (in the reader's thread, in order)."""
+    fetched = fetching.result()
+    if isinstance(fetched, SourceResult):
+        return fetched
+    response = fetched
+    shown = redact(url)
     doc = Document(
         where=shown, data=response.data, base_url=response.url, content_type=response.content_type
     )

@@ -17,12 +17,16 @@ One deadline (DIGEST_FETCH_TIMEOUT) bounds everything: the DNS look-up, the conn
 TLS handshake, sending the request and every read of the status line, headers and body.
 Each socket read gets the time that is left, so a server dripping a byte at a time
 cannot hold a fetch past the deadline.
+
+The sockets themselves, the TLS context and the connections kept between requests are
+connection.py's: a run passes one Pool to all its fetches. A kept connection is taken
+only after the new request's look-up and check, and only when it goes to one of the
+addresses that passed.
 """
 
 from __future__ import annotations
 
 import http.client
-import io
 import ipaddress
 import logging
 import re
@@ -30,19 +34,16 @@ import socket
 import ssl
 import string
 import threading
-import time
 import zlib
 from dataclasses import dataclass, field
 from email.message import Message
 from http.client import HTTPException, HTTPResponse
-from typing import IO, TYPE_CHECKING, TypeAlias, cast
+from typing import IO, TypeAlias
 from urllib.parse import parse_qsl, quote, urlencode, urljoin, urlsplit, urlunsplit
 
 from digest import __version__
 from digest.errors import SourceError
-
-if TYPE_CHECKING:
-    from _typeshed import ReadableBuffer, WriteableBuffer
+from digest.sources.connection import AddrInfo, Deadline, FeedConnection, Pool
 
 logger = logging.getLogger(__name__)
 
@@ -65,9 +66,6 @@ _SHARED = ipaddress.ip_network("100.64.0.0/10")
 _ALLOW_HINT = "set DIGEST_FETCH_ALLOW_PRIVATE=true to allow it"
 
 IPAddress: TypeAlias = ipaddress.IPv4Address | ipaddress.IPv6Address
-_SockAddr: TypeAlias = tuple[str, int] | tuple[str, int, int, int] | tuple[int, bytes]
-# One answer of socket.getaddrinfo: family, type, protocol, canonical name, address.
-_AddrInfo: TypeAlias = tuple[socket.AddressFamily, socket.SocketKind, int, str, _SockAddr]
 
 
 @dataclass(frozen=True)
@@ -79,6 +77,8 @@ class FetchOptions:
     user_agent: str = USER_AGENT
     max_redirects: int = 5
     allow_private: bool = False
+    # How many feeds of one run are fetched at the same time (DIGEST_FETCH_CONCURRENCY).
+    concurrency: int = 8
 
 
 @dataclass(frozen=True)
@@ -162,23 +162,35 @@ def fetch(
     options: FetchOptions | None = None,
     etag: str | None = None,
     last_modified: str | None = None,
+    *,
+    pool: Pool | None = None,
 ) -> Response:
     """GET a URL the operator configured within options.timeout; FetchError says why not.
 
     The URL may name a private host, and redirects may stay on its origin; a redirect
-    anywhere else is checked like a URL from feed content (see fetch_untrusted).
+    anywhere else is checked like a URL from feed content (see fetch_untrusted). A run
+    passes its pool, so that every fetch shares one TLS context and kept connections;
+    without one, the fetch makes its own and closes it.
     """
-    return _fetch(url, options or FetchOptions(), etag, last_modified, trusted=True)
+    if pool is None:
+        with Pool() as own:
+            return fetch(url, options, etag, last_modified, pool=own)
+    return _fetch(url, options or FetchOptions(), etag, last_modified, pool, trusted=True)
 
 
-def fetch_untrusted(url: str, options: FetchOptions | None = None) -> Response:
+def fetch_untrusted(
+    url: str, options: FetchOptions | None = None, *, pool: Pool | None = None
+) -> Response:
     """GET a URL taken from feed content (an article's page, say), checked from the start.
 
     Like fetch, except that no origin is trusted: the first URL and every redirect are
     refused (FetchRefused) when they lead to a non-public address, unless
     options.allow_private.
     """
-    return _fetch(url, options or FetchOptions(), None, None, trusted=False)
+    if pool is None:
+        with Pool() as own:
+            return fetch_untrusted(url, options, pool=own)
+    return _fetch(url, options or FetchOptions(), None, None, pool, trusted=False)
 
 
 class _Problem(Exception):
@@ -192,19 +204,6 @@ class _Problem(Exception):
         self.status = status
         self.refused = refused  # where the URL points is not allowed
         self.chain = chain  # about the redirect chain as a whole, not the last hop
-
-
-class _Deadline:
-    """The moment a fetch must be over; remaining() raises TimeoutError once it is."""
-
-    def __init__(self, seconds: float) -> None:
-        self._end = time.monotonic() + seconds
-
-    def remaining(self) -> float:
-        left = self._end - time.monotonic()
-        if left <= 0:
-            raise TimeoutError("the fetch deadline has passed")
-        return left
 
 
 @dataclass(frozen=True)
@@ -226,10 +225,11 @@ def _fetch(
     options: FetchOptions,
     etag: str | None,
     last_modified: str | None,
+    pool: Pool,
     *,
     trusted: bool,
 ) -> Response:
-    deadline = _Deadline(options.timeout)
+    deadline = Deadline(options.timeout)
     chain = [url]
     home: tuple[str, str, int] | None = None
     while True:
@@ -244,7 +244,7 @@ def _fetch(
                 home = target.origin
             check = not options.allow_private and target.origin != home
             addresses = _resolve(target, deadline, check=check)
-            outcome = _exchange(target, addresses, options, etag, last_modified, deadline)
+            outcome = _exchange(pool, target, addresses, options, etag, last_modified, deadline)
             if isinstance(outcome, Response):
                 return Response(current, outcome.status, outcome.data, outcome.headers)
             following = urljoin(current, outcome)
@@ -331,7 +331,7 @@ def _literal(host: str) -> IPAddress | None:
         return None
 
 
-def _resolve(target: _Target, deadline: _Deadline, *, check: bool) -> list[_AddrInfo]:
+def _resolve(target: _Target, deadline: Deadline, *, check: bool) -> list[AddrInfo]:
     """Look the host up once, within the deadline; with check, refuse a non-public address."""
     addresses = _look_up(target.host, target.port, deadline)
     if check:
@@ -347,10 +347,10 @@ def _resolve(target: _Target, deadline: _Deadline, *, check: bool) -> list[_Addr
     return addresses
 
 
-def _look_up(host: str, port: int, deadline: _Deadline) -> list[_AddrInfo]:
+def _look_up(host: str, port: int, deadline: Deadline) -> list[AddrInfo]:
     """Return getaddrinfo's answer for host; the system resolver has no timeout of its
     own, so it runs in a thread that is abandoned when the deadline passes."""
-    answer: list[_AddrInfo] = []
+    answer: list[AddrInfo] = []
     if _literal(host) is not None:
         flags = socket.AI_NUMERICHOST  # no look-up at all
         answer.extend(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=flags))
@@ -376,136 +376,83 @@ def _look_up(host: str, port: int, deadline: _Deadline) -> list[_AddrInfo]:
     return answer
 
 
-def _connect(addresses: list[_AddrInfo], deadline: _Deadline) -> socket.socket:
-    """Connect to the first of the resolved addresses that answers, within the deadline."""
-    last: OSError | None = None
-    for family, kind, proto, _, address in addresses:
-        sock = socket.socket(family, kind, proto)
-        try:
-            sock.settimeout(deadline.remaining())
-            sock.connect(address)
-        except TimeoutError:
-            sock.close()
-            raise
-        except OSError as err:
-            sock.close()
-            last = err
-            continue
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return sock
-    raise last or OSError("no address to connect to")
-
-
-class _DeadlineReader(io.RawIOBase):
-    """A socket's reading side that gives every read only the time left."""
-
-    def __init__(self, sock: socket.socket, deadline: _Deadline) -> None:
-        super().__init__()
-        self._sock = sock
-        # A SocketIO of its own keeps the socket open until this reader is closed, even
-        # when http.client closes the connection and leaves the body to the response.
-        self._raw = sock.makefile("rb", buffering=0)
-        self._deadline = deadline
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: WriteableBuffer) -> int | None:
-        self._sock.settimeout(self._deadline.remaining())
-        return self._raw.readinto(buffer)
-
-    def close(self) -> None:
-        self._raw.close()
-        super().close()
-
-
-class _DeadlineSocket:
-    """The part of a socket http.client uses, with the deadline applied to every call."""
-
-    def __init__(self, sock: socket.socket, deadline: _Deadline) -> None:
-        self._sock = sock
-        self._deadline = deadline
-
-    def sendall(self, data: ReadableBuffer) -> None:
-        self._sock.settimeout(self._deadline.remaining())
-        self._sock.sendall(data)
-
-    def makefile(self, mode: str = "rb") -> io.BufferedReader:
-        return io.BufferedReader(_DeadlineReader(self._sock, self._deadline))
-
-    def close(self) -> None:
-        self._sock.close()
-
-
-class _Connection(http.client.HTTPConnection):
-    """Plain HTTP to an address resolved and checked beforehand, never looked up again."""
-
-    def __init__(self, target: _Target, addresses: list[_AddrInfo], deadline: _Deadline) -> None:
-        super().__init__(target.host, target.port, timeout=deadline.remaining())
-        self._addresses = addresses
-        self._deadline = deadline
-
-    def connect(self) -> None:
-        sock = _connect(self._addresses, self._deadline)
-        self.sock = cast(socket.socket, _DeadlineSocket(sock, self._deadline))
-
-
-class _TLSConnection(http.client.HTTPSConnection):
-    """HTTPS to an address resolved and checked beforehand; the certificate is verified
-    against the host name of the URL (server_hostname), not the address."""
-
-    def __init__(self, target: _Target, addresses: list[_AddrInfo], deadline: _Deadline) -> None:
-        # The default context verifies certificates and host names; it is spelt out so that
-        # nobody "fixes" a failing feed by turning verification off here.
-        self._tls = ssl.create_default_context()
-        super().__init__(target.host, target.port, timeout=deadline.remaining(), context=self._tls)
-        self._addresses = addresses
-        self._deadline = deadline
-
-    def connect(self) -> None:
-        sock = _connect(self._addresses, self._deadline)
-        try:
-            # The socket's timeout bounds the whole handshake, not each of its reads.
-            sock.settimeout(self._deadline.remaining())
-            tls = self._tls.wrap_socket(sock, server_hostname=self.host)
-        except BaseException:
-            sock.close()
-            raise
-        self.sock = cast(socket.socket, _DeadlineSocket(tls, self._deadline))
-
-
 def _exchange(
+    pool: Pool,
     target: _Target,
-    addresses: list[_AddrInfo],
+    addresses: list[AddrInfo],
     options: FetchOptions,
     etag: str | None,
     last_modified: str | None,
-    deadline: _Deadline,
+    deadline: Deadline,
 ) -> Response | str:
-    """Make one request; return the response, or the Location of a redirect."""
-    kind = _TLSConnection if target.scheme == "https" else _Connection
-    connection = kind(target, addresses, deadline)
+    """Make one request; return the response, or the Location of a redirect.
+
+    A kept connection the server has closed in the meantime fails before any answer; the
+    request (a GET, safe to repeat) is then sent once more on a new connection.
+    """
+    headers = _request_headers(options)
+    if etag:
+        headers["If-None-Match"] = etag
+    if last_modified:
+        headers["If-Modified-Since"] = last_modified
+    connection, kept = pool.connection(target.origin, addresses, deadline)
     try:
-        headers = _request_headers(options)
-        if etag:
-            headers["If-None-Match"] = etag
-        if last_modified:
-            headers["If-Modified-Since"] = last_modified
-        connection.request("GET", target.path, headers=headers)
-        response = connection.getresponse()
-        with response:
-            received = _headers(response.headers)
-            status = response.status
-            if status in _REDIRECTS and received.get("location"):
-                return received["location"]
-            if status == 304:
-                return Response("", 304, headers=received)
-            if not 200 <= status < 300:
-                raise _Problem(f"HTTP {status} {response.reason}", status=status)
-            data = _read_body(response, received, options, deadline)
-            return Response("", status, data, received)
-    finally:
+        response = _send(connection, target, headers)
+    except _STALE:
         connection.close()
+        if not kept:
+            raise
+        connection = pool.fresh(target.origin, addresses, deadline)
+        response = _send(connection, target, headers)
+    reusable = False
+    try:
+        with response:
+            outcome = _answer(response, options, deadline)
+            # Kept only when the answer was read to its end (a 304 has no body at all).
+            done = response.isclosed() or response.length == 0
+            reusable = done and not response.will_close
+        return outcome
+    finally:
+        if reusable:
+            pool.keep(connection)
+        else:
+            connection.close()
+
+
+# How a kept connection that the server closed while it was idle fails.
+_STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError, ssl.SSLEOFError)
+
+
+def _send(connection: FeedConnection, target: _Target, headers: dict[str, str]) -> HTTPResponse:
+    try:
+        connection.request("GET", target.path, headers=headers)
+        return connection.getresponse()
+    except BaseException:
+        connection.close()
+        raise
+
+
+def _answer(response: HTTPResponse, options: FetchOptions, deadline: Deadline) -> Response | str:
+    """Turn a response into a Response, the Location of a redirect, or a _Problem."""
+    received = _headers(response.headers)
+    status = response.status
+    if status in _REDIRECTS and received.get("location"):
+        _drain(response, deadline)
+        return received["location"]
+    if status == 304:
+        return Response("", 304, headers=received)
+    if not 200 <= status < 300:
+        raise _Problem(f"HTTP {status} {response.reason}", status=status)
+    data = _read_body(response, received, options, deadline)
+    return Response("", status, data, received)
+
+
+def _drain(response: HTTPResponse, deadline: Deadline) -> None:
+    """Read the small body of a redirect, so that its connection can be kept; a large one
+    is left, and the connection closed."""
+    if response.length is not None and response.length <= _CHUNK:
+        deadline.remaining()
+        response.read()
 
 
 def _headers(message: Message) -> dict[str, str]:
@@ -517,7 +464,6 @@ def _request_headers(options: FetchOptions) -> dict[str, str]:
         "User-Agent": options.user_agent or USER_AGENT,
         "Accept": ACCEPT,
         "Accept-Encoding": "gzip",
-        "Connection": "close",
     }
 
 
@@ -531,7 +477,7 @@ def _read_body(
     response: HTTPResponse | IO[bytes],
     headers: dict[str, str],
     options: FetchOptions,
-    deadline: _Deadline,
+    deadline: Deadline,
 ) -> bytes:
     """Read the body in chunks, within the deadline and the cap."""
     declared = headers.get("content-length", "")

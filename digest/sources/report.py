@@ -10,7 +10,7 @@ from digest.config import Settings
 from digest.models import SourceHealth
 from digest.sources.fetch import redact
 from digest.sources.health import kind
-from digest.store import Store
+from digest.store import Store, store_exists
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -22,7 +22,7 @@ def health_rows(settings: Settings, now: datetime | None = None) -> list[dict[st
     now = now or datetime.now(UTC)
     known: dict[str, SourceHealth] = {}
     # Before the first run there is no store: every source is "never read".
-    if settings.db.exists():
+    if store_exists(settings.db):
         with Store(settings.db, readonly=True) as store:
             known = store.articles.source_health()
     rows = []

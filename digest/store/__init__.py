@@ -7,17 +7,20 @@ write lock. Each aggregate has its own module and is an attribute of the store.
 
 from __future__ import annotations
 
+import contextlib
+import os
 from pathlib import Path
 from types import TracebackType
 
 from digest.store import migrate
 from digest.store.articles import Articles, Change
-from digest.store.db import Database, StoreError, translated
+from digest.store.db import Database, StoreError, is_url, translated
 from digest.store.editions import Editions
 from digest.store.ledger import Ledger
+from digest.store.limits import RateBuckets
 from digest.store.subscribers import SubscriberChange, Subscribers
 
-__all__ = ["Change", "Store", "StoreError", "SubscriberChange", "upgrade_store"]
+__all__ = ["Change", "Store", "StoreError", "SubscriberChange", "store_exists", "upgrade_store"]
 
 
 class Store:
@@ -39,6 +42,7 @@ class Store:
         self.editions = Editions(self.db)
         self.subscribers = Subscribers(self.db)
         self.ledger = Ledger(self.db)
+        self.rates = RateBuckets(self.db)
 
     def __enter__(self) -> Store:
         return self
@@ -54,6 +58,22 @@ class Store:
     def close(self) -> None:
         """Close the store's connections."""
         self.db.close()
+
+
+def store_exists(target: str | Path) -> bool:
+    """Tell whether there is a store to read at target, without creating one.
+
+    A SQLite store is its file; a database server's is its schema, which the first
+    command that writes makes. A server that cannot be reached is a StoreError.
+    """
+    if not is_url(target):
+        return Path(target).exists()
+    db = Database(target, readonly=True)
+    try:
+        with translated(db):
+            return migrate.status(db).kind != "empty"
+    finally:
+        db.close()
 
 
 def upgrade_store(target: str | Path) -> tuple[str, str]:
@@ -84,3 +104,7 @@ def _make_folder(db: Database) -> None:
             f"{db.path.parent}: cannot create the store's folder: {err.strerror or err}",
             hint="set DIGEST_DB to a file in a folder this user may write",
         ) from err
+    # The store holds subscriber addresses: readable by its owner only. SQLite gives its
+    # -wal and -shm files the database file's mode, so creating it 0600 covers them too.
+    with contextlib.suppress(FileExistsError, OSError):
+        os.close(os.open(db.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))

@@ -203,7 +203,7 @@ class Recorder:
             conn.execute(
                 update(subscribers)
                 .where(s.id == done.subscriber_id, s.status == "active")
-                .values(status="bounced", updated=done.when)
+                .values(status="bounced", ended_by="bounce", updated=done.when)
             )
             conn.execute(
                 update(deliveries)

@@ -1,6 +1,8 @@
 """The connection to the store: engines, transactions and what differs by dialect.
 
-SQLite is the embedded default; the URL form is kept for the databases that come later.
+SQLite is the embedded default (a file path); a `postgresql://` URL selects PostgreSQL
+through psycopg 3, imported only then. What differs by dialect lives here: how a write
+transaction begins, the upsert construct, and what an error of the server means.
 A read never takes the write lock; a write is one transaction that, on SQLite, takes the
 lock up front (BEGIN IMMEDIATE) so that two writers queue instead of failing on upgrade.
 A read-only Database opens the file with mode=ro, so that a reader works on a store it
@@ -22,9 +24,16 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from sqlalchemy import URL, Connection, Engine, Table, create_engine, event
+from sqlalchemy import URL, Connection, Engine, Table, create_engine, event, func, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DatabaseError, OperationalError, SQLAlchemyError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import (
+    ArgumentError,
+    DatabaseError,
+    InterfaceError,
+    OperationalError,
+    SQLAlchemyError,
+)
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from digest.errors import DigestError
@@ -33,6 +42,8 @@ logger = logging.getLogger(__name__)
 
 # How long a writer waits for another one to commit before giving up.
 BUSY_TIMEOUT_MS = 30_000
+# How long connecting to a database server may take.
+CONNECT_TIMEOUT_S = 10
 
 
 class StoreError(DigestError):
@@ -43,14 +54,61 @@ def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
+def is_url(target: str | Path) -> bool:
+    """Tell whether target names a database server rather than a SQLite file."""
+    return not isinstance(target, Path) and "://" in str(target)
+
+
 def describe(target: str | Path) -> str:
     """Return how to name the store in a message (a URL's password masked)."""
     text = str(target)
-    if "://" in text:
-        from sqlalchemy.engine import make_url
-
-        return make_url(text).render_as_string(hide_password=True)
+    if is_url(target):
+        try:
+            return make_url(text).render_as_string(hide_password=True)
+        except ArgumentError:
+            # Not even a URL: show the scheme and host part only, never what may be a
+            # password after the first colon.
+            scheme, _, rest = text.partition("://")
+            return f"{scheme}://***@{rest.rpartition('@')[2]}" if "@" in rest else text
     return text
+
+
+# The schemes DIGEST_DB takes for PostgreSQL, and the driver they all mean.
+_PG_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg")
+
+
+def server_url(target: str) -> URL:
+    """Return the SQLAlchemy URL of a PostgreSQL DIGEST_DB, or raise a StoreError.
+
+    Only psycopg 3 is supported, so `postgresql://` and `postgres://` mean it; the
+    driver is imported here, the first time such a URL is used.
+    """
+    shown = describe(target)
+    try:
+        url = make_url(target)
+    except ArgumentError as err:
+        raise StoreError(
+            f"DIGEST_DB={shown}: not a database URL",
+            hint="write it as postgresql://user:password@host:5432/name, or a file path",
+        ) from err
+    if url.drivername not in _PG_SCHEMES:
+        raise StoreError(
+            f"DIGEST_DB={shown}: unsupported database {url.drivername!r}",
+            hint="DIGEST_DB is a SQLite file path or a postgresql://user:password@host/name URL",
+        )
+    if not url.database:
+        raise StoreError(
+            f"DIGEST_DB={shown}: names no database",
+            hint="end the URL with the database's name: postgresql://user@host:5432/name",
+        )
+    try:
+        import psycopg  # noqa: F401
+    except ImportError as err:
+        raise StoreError(
+            f"DIGEST_DB={shown}: PostgreSQL needs the psycopg driver, which is not installed",
+            hint="pip install 'digest[postgres]'",
+        ) from err
+    return url.set(drivername="postgresql+psycopg")
 
 
 def sqlite_url(path: Path) -> str:
@@ -89,18 +147,28 @@ class Database:
         self.name = describe(target)
         self.path: Path | None = None
         self.readonly = readonly
-        url: str | URL
-        if isinstance(target, Path) or "://" not in str(target):
+        if not is_url(target):
             self.path = Path(target)
             url = sqlite_readonly_url(self.path) if readonly else sqlite_url(self.path)
+            self.engine: Engine = create_engine(url, json_serializer=_json)
         else:
-            url = str(target)
-        self.engine: Engine = create_engine(url, json_serializer=_json)
+            self.engine = create_engine(
+                server_url(str(target)),
+                json_serializer=_json,
+                # A server restarted under a long-lived sender: the next block reconnects.
+                pool_pre_ping=True,
+                connect_args={
+                    "connect_timeout": CONNECT_TIMEOUT_S,
+                    "application_name": "digest",
+                },
+            )
         self.dialect = self.engine.dialect.name
         if self.dialect == "sqlite":
             connect = _sqlite_connect_readonly if readonly else _sqlite_connect
             event.listen(self.engine, "connect", connect)
             event.listen(self.engine, "begin", _sqlite_begin)
+        elif readonly:
+            event.listen(self.engine, "connect", _pg_connect_readonly)
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -126,6 +194,20 @@ class Database:
         if self.dialect == "postgresql":
             return postgresql.insert(table)
         return sqlite.insert(table)
+
+    def reset_keys(self, conn: Connection, table: Table) -> None:
+        """After rows were inserted with their keys given, let new rows' keys follow.
+
+        SQLite takes the next rowid from the largest one; PostgreSQL's sequence must be
+        moved past what was copied.
+        """
+        if self.dialect != "postgresql":
+            return
+        for column in table.primary_key.columns:
+            if column.autoincrement is True:
+                largest = select(func.max(column)).scalar_subquery()
+                sequence = func.pg_get_serial_sequence(table.name, column.name)
+                conn.execute(select(func.setval(sequence, func.coalesce(largest, 0) + 1, False)))
 
     def close(self) -> None:
         """Close every pooled connection."""
@@ -161,12 +243,27 @@ _HINTS = (
     ),
 )
 _DEFAULT_HINT = "check DIGEST_DB points to a digest database"
+_SERVER_HINT = (
+    "check DIGEST_DB: the server's host and port, that it is running and reachable,"
+    " the user, password and database name"
+)
 
 
 def _hint(orig: BaseException) -> str:
     """Return what to do about a driver error, by its SQLite code where it has one."""
+    if type(orig).__module__.startswith("psycopg"):
+        return _SERVER_HINT
     name = getattr(orig, "sqlite_errorname", "") or ""
     return next((hint for codes, hint in _HINTS if name.startswith(codes)), _DEFAULT_HINT)
+
+
+def _message(db: Database, orig: BaseException) -> str:
+    """Return the one line that names the store and what went wrong with it."""
+    # A server's message runs over several lines (a DETAIL, a HINT): one line here.
+    said = " ".join(str(orig).split())
+    if db.path is None:
+        return f"DIGEST_DB={db.name}: {said}"
+    return f"{db.name}: {said}"
 
 
 @contextmanager
@@ -176,16 +273,16 @@ def translated(db: Database) -> Iterator[None]:
         yield
     except SQLAlchemyError as err:
         orig = getattr(err, "orig", None) or err
-        raise StoreError(f"{db.name}: {orig}", hint=_hint(orig)) from err
+        raise StoreError(_message(db, orig), hint=_hint(orig)) from err
     except sqlite3.Error as err:
         # A statement run on the driver connection raises the driver's own errors.
-        raise StoreError(f"{db.name}: {err}", hint=_hint(err)) from err
+        raise StoreError(_message(db, err), hint=_hint(err)) from err
 
 
 def _of_the_disk(err: BaseException) -> bool:
     """Tell whether err is the store's surroundings failing rather than a bug."""
     # A damaged file is a bare DatabaseError; IntegrityError and its siblings are not.
-    if isinstance(err, OperationalError | sqlite3.OperationalError):
+    if isinstance(err, OperationalError | InterfaceError | sqlite3.OperationalError):
         return True
     return type(err) in (DatabaseError, sqlite3.DatabaseError)
 
@@ -199,7 +296,15 @@ def failures_of_the_disk(db: Database) -> Iterator[None]:
         if not _of_the_disk(err):
             raise
         orig = getattr(err, "orig", None) or err
-        raise StoreError(f"{db.name}: {orig}", hint=_hint(orig)) from err
+        raise StoreError(_message(db, orig), hint=_hint(orig)) from err
+
+
+def _pg_connect_readonly(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+    # A reader never writes, as on SQLite: the server refuses it if it tries.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+    cursor.close()
+    dbapi_connection.commit()
 
 
 def _sqlite_connect_readonly(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:

@@ -198,6 +198,11 @@ class Editions:
         with self.db.write() as conn:
             conn.execute(stmt)
 
+    def with_content(self) -> set[str]:
+        """Return the ids of the editions whose rendered content was stored."""
+        with self.db.read() as conn:
+            return {str(i) for i in conn.scalars(select(edition_content.c.edition_id))}
+
     def latest_sendable(self) -> str | None:
         """Return the id of the newest edition whose content was stored."""
         query = _newest(

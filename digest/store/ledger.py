@@ -35,6 +35,7 @@ from sqlalchemy import (
 from digest.models import Delivery, DeliveryStatus, DueEdition
 from digest.store.claims import Claim, ClaimedRow, Recorder
 from digest.store.db import Database
+from digest.store.notify import notify
 from digest.store.schema import UtcDateTime, deliveries, editions, subscribers
 
 logger = logging.getLogger(__name__)
@@ -148,7 +149,10 @@ def insert_rows(db: Database, conn: Connection, edition_id: str, audience: Audie
         .from_select(["edition_id", "subscriber_id", "email", "name", "created", "updated"], query)
         .on_conflict_do_nothing()
     )
-    return int(conn.execute(insert).rowcount)
+    added = int(conn.execute(insert).rowcount)
+    if added:
+        notify(conn, edition_id)
+    return added
 
 
 class Ledger:
@@ -277,7 +281,7 @@ class Ledger:
         """Put back to pending the rows of token not recorded yet (a stopped sender's)."""
         d = deliveries.c
         with self.db.write() as conn:
-            return int(
+            count = int(
                 conn.execute(
                     update(deliveries)
                     .where(
@@ -295,6 +299,9 @@ class Ledger:
                     )
                 ).rowcount
             )
+            if count:
+                notify(conn, edition_id)
+            return count
 
     def release_dead(self, now: datetime, alive: Callable[[int], bool] = _process_alive) -> int:
         """Release at once the claims of processes of this host that no longer exist."""

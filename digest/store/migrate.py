@@ -15,17 +15,18 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from alembic import command
-from alembic.config import Config
-from alembic.script import ScriptDirectory
-from alembic.util.exc import CommandError
 from sqlalchemy import Connection, inspect, text
 from sqlalchemy.engine.interfaces import DBAPIConnection
 
 from digest.store import legacy
 from digest.store.db import Database, StoreError
+
+if TYPE_CHECKING:
+    # Imported where used: alembic takes longer to import than `digest --help` to run.
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +59,8 @@ class Status:
 
 
 def _config(connection: Connection | None = None) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     if connection is not None:
@@ -69,6 +72,8 @@ def _config(connection: Connection | None = None) -> Config:
 def _script() -> ScriptDirectory:
     # The revisions ship with the program and never change while it runs; reading them
     # costs milliseconds, which every open of the store (a web request) would pay.
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(_config())
 
 
@@ -164,6 +169,8 @@ def _status(conn: Connection, db: Database) -> Status:
     if revision is not None:
         if revision == head_revision():
             return Status("current", revision)
+        from alembic.util.exc import CommandError
+
         script = _script()
         try:
             known = script.get_revision(revision) is not None
@@ -227,6 +234,8 @@ def _pragma(raw: DBAPIConnection, statement: str) -> None:
 
 def _run(conn: Connection, revision: str) -> None:
     """Run the migrations up to revision on conn, inside its transaction."""
+    from alembic import command
+
     command.upgrade(_config(conn), revision)
 
 

@@ -18,6 +18,7 @@ from sqlalchemy import (
     Date,
     DateTime,
     Dialect,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -205,6 +206,9 @@ subscribers = Table(
     Column("hard_failures", Integer, nullable=False, server_default=text("0")),
     Column("created", UtcDateTime, nullable=False),
     Column("updated", UtcDateTime, nullable=False),
+    # Who ended the subscription, while it is not active: subscriber, bounce or operator
+    # (NULL: active, or unsubscribed before this was recorded).
+    Column("ended_by", String, nullable=True),
     Index("subscribers_status", "status", "id"),
 )
 
@@ -252,4 +256,14 @@ deliveries = Table(
         sqlite_where=OPEN,
         postgresql_where=OPEN,
     ),
+)
+
+# Token buckets shared by every sender: "all" for SMTP_RATE, "domain:<name>" for
+# SMTP_DOMAIN_RATE. Senders take tokens in chunks, so a bucket is written once per chunk.
+rate_buckets = Table(
+    "rate_buckets",
+    metadata,
+    Column("key", Text, primary_key=True),
+    Column("tokens", Float, nullable=False),
+    Column("updated", UtcDateTime, nullable=False),
 )

@@ -10,13 +10,15 @@ from typing import Any, Literal
 
 from sqlalchemy import Row, case, func, literal, select
 
-from digest.models import Subscriber, SubscriberStatus
+from digest.models import EndedBy, Subscriber, SubscriberStatus
 from digest.store.db import Database
 from digest.store.schema import subscribers
 
 logger = logging.getLogger(__name__)
 
-SubscriberChange = Literal["new", "updated", "unchanged", "kept"]
+# kept: left unsubscribed or bounced; own: left unsubscribed although re-activation was
+# asked for, because the subscriber unsubscribed themselves.
+SubscriberChange = Literal["new", "updated", "unchanged", "kept", "own"]
 
 # Rows read per query while streaming the list: each page is its own short read, so a
 # slow consumer never holds a cursor (and, on SQLite, a WAL snapshot) open.
@@ -61,10 +63,14 @@ class Subscribers:
                     )
                 )
                 return "new"
-            status = "active" if resubscribe else row.status
+            # Only an operator's removal or a bounce may be undone here: a subscriber who
+            # left through their own link comes back only through their own opt-in.
+            undo = resubscribe and _subscriber(row).operator_may_resubscribe
+            status = "active" if undo else row.status
+            left: SubscriberChange = "own" if resubscribe and status != "active" else "kept"
             wanted = (email, name, topic_text, timezone, status)
             if (row.email, row.name, row.topics, row.timezone, row.status) == wanted:
-                return "unchanged" if status == "active" else "kept"
+                return "unchanged" if status == "active" else left
             conn.execute(
                 subscribers.update()
                 .where(subscribers.c.id == row.id)
@@ -74,6 +80,7 @@ class Subscribers:
                     topics=topic_text,
                     timezone=timezone,
                     status=status,
+                    ended_by=row.ended_by if status == row.status else None,
                     # A change of status starts the count of hard failures afresh.
                     hard_failures=case(
                         (subscribers.c.status == status, subscribers.c.hard_failures), else_=0
@@ -81,7 +88,7 @@ class Subscribers:
                     updated=now,
                 )
             )
-            return "updated" if status == "active" else "kept"
+            return "updated" if status == "active" else left
 
     def add_many(self, emails: Iterable[str], now: datetime) -> int:
         """Add many already-checked addresses in one transaction; known ones are left alone."""
@@ -114,12 +121,23 @@ class Subscribers:
             row = conn.execute(query).first()
         return _subscriber(row) if row else None
 
-    def set_status(self, subscriber_id: int, status: SubscriberStatus, now: datetime) -> bool:
-        """Set a subscriber's status; return True if it changed."""
+    def set_status(
+        self,
+        subscriber_id: int,
+        status: SubscriberStatus,
+        now: datetime,
+        ended_by: EndedBy | None = None,
+    ) -> bool:
+        """Set a subscriber's status, and who ended it; return True if it changed."""
         stmt = (
             subscribers.update()
             .where(subscribers.c.id == subscriber_id, subscribers.c.status != status)
-            .values(status=status, updated=now, hard_failures=0)
+            .values(
+                status=status,
+                updated=now,
+                hard_failures=0,
+                ended_by=None if status == "active" else ended_by,
+            )
         )
         with self.db.write() as conn:
             return conn.execute(stmt).rowcount > 0
@@ -172,4 +190,5 @@ def _subscriber(row: Row[Any]) -> Subscriber:
         status=row.status,
         created=row.created,
         updated=row.updated,
+        ended_by=row.ended_by,
     )

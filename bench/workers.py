@@ -1,0 +1,276 @@
+"""Senders on several processes sharing one database, against a relay 5 ms away.
+
+An SMTP sink in its own process answers every command after 5 ms, as a relay one round
+trip away would. 1, 2 and 4 `digest send --worker` processes with 4 connections each
+send one edition to the same list on PostgreSQL; it prints messages per second for
+each and the ratio against one worker (target: 4 workers ≥ 3.2×), the same for SQLite
+with 1 and 2 processes on this machine, and the database transactions per message
+that the senders made on PostgreSQL (claims, renewals, outcomes), the cost that a
+shared database server pays per message (target ≤ 0.1).
+
+The workers are started first and left idle, then the edition's rows are added: the
+notice wakes them, and the time runs from there to the last row recorded, so that
+start-up is not counted. PostgreSQL is DIGEST_BENCH_PG if set, else a throw-away
+cluster started with scripts/pg-cluster.sh.
+
+    .venv/bin/python bench/workers.py [--subscribers 3000] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from _editions import edition  # noqa: E402
+from _figures import Figure  # noqa: E402
+
+from digest.config import Settings  # noqa: E402
+from digest.render import render_edition  # noqa: E402
+from digest.store import Store  # noqa: E402
+
+NOW = datetime(2026, 11, 28, 7, 0, tzinfo=UTC)
+REPLY_DELAY = 0.005
+CONNECTIONS = 4
+
+
+def run_sink() -> None:
+    """Serve a minimal SMTP dialogue on 127.0.0.1, every reply 5 ms late; print the port."""
+
+    async def session(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        async def reply(line: bytes) -> None:
+            await asyncio.sleep(REPLY_DELAY)
+            writer.write(line)
+            await writer.drain()
+
+        writer.write(b"220 sink ESMTP\r\n")
+        try:
+            while True:
+                line = await reader.readline()
+                if not line:
+                    break
+                verb = line[:4].upper()
+                if verb in (b"EHLO", b"HELO"):
+                    await reply(b"250-sink\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n")
+                elif verb == b"DATA":
+                    await reply(b"354 go on\r\n")
+                    while (await reader.readline()) not in (b".\r\n", b""):
+                        pass
+                    await reply(b"250 OK queued\r\n")
+                elif verb == b"QUIT":
+                    await reply(b"221 bye\r\n")
+                    break
+                else:
+                    await reply(b"250 OK\r\n")
+        except ConnectionError:
+            pass
+        writer.close()
+
+    async def serve() -> None:
+        server = await asyncio.start_server(session, "127.0.0.1", 0)
+        print(server.sockets[0].getsockname()[1], flush=True)
+        await server.serve_forever()
+
+    asyncio.run(serve())
+
+
+@contextmanager
+def sink() -> Iterator[int]:
+    """Run the sink in a process of its own; yield its port."""
+    proc = subprocess.Popen([sys.executable, __file__, "--sink"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        yield int(proc.stdout.readline())
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+@contextmanager
+def postgres() -> Iterator[str]:
+    """Yield the URL of a server to make the bench's databases on."""
+    given = os.environ.get("DIGEST_BENCH_PG", "").strip()
+    if given:
+        yield given
+        return
+    folder = Path(tempfile.mkdtemp(prefix="digest-bench-pg-")) / "cluster"
+    script = ROOT / "scripts" / "pg-cluster.sh"
+    url = subprocess.run(
+        ["bash", str(script), "start", str(folder)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout.strip()
+    try:
+        yield url
+    finally:
+        subprocess.run(["bash", str(script), "stop", str(folder)], check=False, timeout=60)
+        shutil.rmtree(folder.parent, ignore_errors=True)
+
+
+def _admin(url: str) -> object:
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    plain = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    return psycopg.connect(plain, autocommit=True)
+
+
+def fresh_pg(url: str, name: str) -> str:
+    """Create an empty database name on the server; return its URL."""
+    from sqlalchemy.engine import make_url
+
+    conn = _admin(url)
+    conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')  # type: ignore[attr-defined]
+    conn.execute(f'CREATE DATABASE "{name}" TEMPLATE template0')  # type: ignore[attr-defined]
+    conn.close()  # type: ignore[attr-defined]
+    return make_url(url).set(database=name).render_as_string(hide_password=False)
+
+
+def transactions(url: str) -> int:
+    """Return the transactions committed or rolled back in url's database so far."""
+    import psycopg
+
+    from digest.store.db import server_url
+
+    plain = server_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(plain, autocommit=True) as conn:
+        conn.execute("SELECT pg_stat_clear_snapshot()")
+        row = conn.execute(
+            "SELECT xact_commit + xact_rollback FROM pg_stat_database"
+            " WHERE datname = current_database()"
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def prepare(db: str | Path, subscribers: int) -> None:
+    """Record one 20-item edition and the subscribers, without ledger rows yet."""
+    settings = Settings(db=db)
+    made = edition(20)
+    rendered = render_edition(settings, made)
+    with Store(db) as store:
+        store.articles.save(
+            (a for item in made.items for a in (item.article, *item.also_in)), [], NOW
+        )
+        store.editions.record(made, rendered.subject, None, rendered)
+        store.subscribers.add_many((f"reader{n}@example.org" for n in range(subscribers)), NOW)
+
+
+def _env(db: str | Path, port: int) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DIGEST_", "SMTP_"))}
+    env.update(
+        {
+            "DIGEST_DB": str(db),
+            "DIGEST_SECRET_KEY": "bench-secret",
+            "DIGEST_WORKER_POLL": "1s",
+            "SMTP_HOST": "127.0.0.1",
+            "SMTP_PORT": str(port),
+            "SMTP_SECURITY": "none",
+            "SMTP_CONNECTIONS": str(CONNECTIONS),
+        }
+    )
+    return env
+
+
+def send_with(db: str | Path, port: int, processes: int, subscribers: int) -> float:
+    """Send the edition with processes workers; return messages per second."""
+    command = [sys.executable, "-m", "digest", "send", "--worker"]
+    procs = [
+        subprocess.Popen(
+            command,
+            env=_env(db, port),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        for _ in range(processes)
+    ]
+    try:
+        for proc in procs:
+            assert proc.stdout is not None
+            proc.stdout.readline()  # "Worker started": imported and about to wait
+        time.sleep(1.5)  # its first, empty pass done: it waits for a notice
+        edition_id = "2026-11-28"
+        with Store(db) as store:
+            edition_id = store.editions.recent()[0].id
+            started = time.perf_counter()
+            store.ledger.add(edition_id, NOW)
+            deadline = time.monotonic() + 600
+            while store.ledger.counts(edition_id).get("sent", 0) < subscribers:
+                assert time.monotonic() < deadline, "the workers did not finish"
+                # Seldom: the bench's own reads count in the transactions per message.
+                time.sleep(0.1)
+            return subscribers / (time.perf_counter() - started)
+    finally:
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            proc.communicate(timeout=60)
+
+
+def measure(quick: bool = False, subscribers: int = 3000) -> list[Figure]:
+    """Run the senders at each size on PostgreSQL and SQLite; return the figures."""
+    count = 120 if quick else subscribers
+    figures: list[Figure] = []
+    with sink() as port, postgres() as server, tempfile.TemporaryDirectory() as tmp:
+        rates: dict[int, float] = {}
+        per_message = 0.0
+        # Quick: enough to show the bench works, fewer processes to start.
+        sizes = (1, 2) if quick else (1, 2, 4)
+        for n in sizes:
+            url = fresh_pg(server, f"digest_bench_{n}")
+            prepare(url, count)
+            before = transactions(url)
+            rates[n] = send_with(url, port, n, count)
+            if n == 1:
+                # Less the handful the bench itself ran (adding rows, polling counts).
+                per_message = (transactions(url) - before) / count
+            figures.append(Figure(f"PostgreSQL, {n} worker(s) x {CONNECTIONS}", rates[n], " msg/s"))
+        for n in sizes[1:]:
+            target = 3.2 if n == 4 else None
+            figures.append(
+                Figure(f"ratio {n} workers / 1", rates[n] / rates[1], "×", target, "higher")
+            )
+        figures.append(Figure("database transactions per message", per_message, "", 0.1))
+        lite: dict[int, float] = {}
+        for n in (1, 2):
+            path = Path(tmp) / f"bench{n}.db"
+            prepare(path, count)
+            lite[n] = send_with(path, port, n, count)
+            figures.append(Figure(f"SQLite, {n} process(es) x {CONNECTIONS}", lite[n], " msg/s"))
+        figures.append(Figure("ratio SQLite 2 processes / 1", lite[2] / lite[1], "×"))
+    return figures
+
+
+def main() -> None:
+    """Print each figure of one run."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--subscribers", type=int, default=3000)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--sink", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.sink:
+        run_sink()
+        return
+    for figure in measure(args.quick, args.subscribers):
+        print(figure.line())
+
+
+if __name__ == "__main__":
+    main()
