@@ -278,7 +278,11 @@ def run_digest(work: Path, urls: list[str], smtp_port: int) -> Run:
         f"DIGEST_DB={folder / 'digest.db'}\n"
         f"DIGEST_OUTBOX={folder / 'outbox'}\n"
         "DIGEST_DELIVERY=smtp\n"
-        "DIGEST_SECRET_KEY=bench-secret-key-0123456789abcdef\n"
+        # What the preflight before a real send asks for: an https base URL, a sender on
+        # a real-looking domain, a secret that looks random.
+        "DIGEST_BASE_URL=https://news.digest-bench.net\n"
+        "DIGEST_FROM=Digest <digest@news.digest-bench.net>\n"
+        "DIGEST_SECRET_KEY=Hq8vT2nWx5LkZr9Pm3YcB7dFs4JgA6uE\n"
         "SMTP_HOST=127.0.0.1\n"
         f"SMTP_PORT={smtp_port}\n"
         "SMTP_SECURITY=none\n"

@@ -302,6 +302,7 @@ def status(ctx: Context) -> None:
     editions: list[EditionRecord] = []
     sends: dict[str, dict[str, int]] = {}
     still_open: dict[str, DueEdition] = {}
+    size = None
     # A fresh machine has no store yet: nothing made, nothing pending, and a status
     # command must not create one.
     if store_exists(settings.db):
@@ -311,6 +312,7 @@ def status(ctx: Context) -> None:
             still_open = {
                 row.edition_id: row for row in store.ledger.due_editions(datetime.now(UTC))
             }
+            size = store.retention.size()
     if editions:
         click.echo("Last editions:")
         # Columns: ids differ in length (2026-11-28, 2026-11-28-2), counts in width.
@@ -341,6 +343,19 @@ def status(ctx: Context) -> None:
             click.echo(f"  {row.edition_id}: {row.open_rows} open, {row.due_rows} due now{when}")
     else:
         click.echo("Pending deliveries: none")
+    if size is not None:
+        click.echo(
+            f"Store: {plural(size.articles, 'article')} ({size.waiting} not in an edition),"
+            f" {plural(size.files, 'source file')}, {plural(size.editions, 'edition')}"
+        )
+        pruned = size.last_pruned
+        click.echo(
+            f"Last pruned: {pruned.at:%Y-%m-%d %H:%M} UTC ({plural(pruned.articles, 'article')},"
+            f" {plural(pruned.files, 'source file')} removed; DIGEST_RETENTION is"
+            f" {_days(settings.retention.total_seconds() / 86400)})"
+            if pruned
+            else "Last pruned: never"
+        )
     upcoming = next_fire(settings, datetime.now(UTC))
     when = upcoming.isoformat(timespec="minutes") if upcoming else "never"
     click.echo(f"Next run: {when} ('{settings.schedule}' in {settings.timezone})")
@@ -679,6 +694,11 @@ def check(ctx: Context, new_secret: bool) -> None:
     click.echo(f"{plural(counts['error'], 'error')}, {plural(counts['warning'], 'warning')}.")
     if counts["error"]:
         sys.exit(1)
+
+
+def _days(days: float) -> str:
+    """Return "1 day", "90 days", "0.5 days"."""
+    return f"{days:g} {'day' if days == 1 else 'days'}"
 
 
 def plural(count: int, word: str, words: str = "") -> str:

@@ -83,6 +83,8 @@ class Settings:
     default_section: str = "More"
     min_items: int = 1
     max_age: timedelta = timedelta(days=7)
+    # Articles never carried, and fingerprints of files gone, are forgotten after this.
+    retention: timedelta = timedelta(days=90)
 
     def source_weight(self, name: str) -> float:
         """Return the ranking weight of a source by its name (1 when not configured)."""
@@ -501,6 +503,7 @@ def load_settings(
         default_section=v.text("DIGEST_DEFAULT_SECTION", "More"),
         min_items=v.integer("DIGEST_MIN_ITEMS", 1, minimum=1, maximum=500),
         max_age=v.duration("DIGEST_MAX_AGE", "7d"),
+        retention=v.duration("DIGEST_RETENTION", "90d"),
         secret_key=v.secret("DIGEST_SECRET_KEY").strip(),
         list_id=_list_id(v),
         delivery=v.choice("DIGEST_DELIVERY", "outbox", ("outbox", "smtp")),

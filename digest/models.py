@@ -354,3 +354,27 @@ class SendReport:
     def complete(self) -> bool:
         """Return whether every row has reached a final state."""
         return self.remaining == 0
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """What ingest works out once per stored version of an article, for every later run."""
+
+    # Why the article is left out of editions (a placeholder, boilerplate), or None.
+    junk_reason: str | None
+    # Its near-duplicate signature (digest.dedup); empty when it has no words.
+    signature: bytes
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """An article as selection first reads it from the store: the columns, not the document."""
+
+    id: str
+    source: str
+    source_name: str
+    title: str
+    # Updated, else published, else first seen: what DIGEST_MAX_AGE and recency count.
+    appeared: datetime | None
+    # None when the store has none yet (a store older than signatures).
+    signature: bytes | None

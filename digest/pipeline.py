@@ -14,13 +14,12 @@ from digest import sources
 from digest.clock import Clock, utc_now
 from digest.config import Settings
 from digest.errors import DeliveryError
-from digest.junk import article_junk_reason
 from digest.locks import LockHeld, run_lock
 from digest.mail import build_message
 from digest.models import Edition, IngestReport, Progress, RenderedEdition, SendReport, Skipped
 from digest.outbox import write_edition
 from digest.render import generic_copy, render_edition, with_general_unsubscribe
-from digest.select import Selection, select, shown_texts
+from digest.select import Selection, assess, select, shown_texts
 from digest.send import add_rows, deliver, drain, require_secret
 from digest.sources.fetch import USER_AGENT, FetchOptions, redact
 from digest.sources.health import HealthTracker, failing_for
@@ -69,19 +68,24 @@ def ingest(settings: Settings, store: Store, now: datetime) -> IngestReport:
     pending: list[sources.SourceResult] = []
     waiting = 0  # articles in pending
 
+    seen: set[str] = set()
+
     def save() -> None:
         nonlocal waiting
         # A file's fingerprint is saved with its articles, in one transaction: a crash
         # in between cannot mark a file as read whose articles were never stored.
         articles = [a for r in pending for a in r.articles]
         files = [r.record for r in pending if r.record is not None]
-        for change in store.articles.save(articles, files, now):
+        # Judged once per stored version, the verdict stored with it: a later run reads
+        # it. Junk is stored all the same: an edit that fills in a placeholder counts.
+        saved = store.articles.save_judged(articles, files, now, assess)
+        for article, (change, reason) in zip(articles, saved, strict=True):
             counts[change] += 1
-        for article in articles:
-            # Stored all the same: an edit that fills in a placeholder makes it eligible.
-            reason = article_junk_reason(article)
             if reason:
                 junk.append(Skipped(article.source, f"'{article.title[:60]}': {reason}"))
+                if change != "unchanged":
+                    logger.info("%s: '%s' left out: %s", article.source, article.title, reason)
+        seen.update(r.where for r in pending if r.where in memory.files or r.record)
         pending.clear()
         waiting = 0
 
@@ -101,6 +105,10 @@ def ingest(settings: Settings, store: Store, now: datetime) -> IngestReport:
         if len(pending) >= SAVE_BATCH or waiting >= SAVE_BATCH:
             save()
     save()
+    store.articles.note_files(seen, memory.files.keys(), now)
+    # Only a store older than stored verdicts has articles waiting to be judged.
+    store.articles.judge_waiting(assess)
+    store.retention.prune_if_due(now, settings.retention, settings.max_age)
     health = tracker.records()
     store.articles.record_health(health)
     failing = failing_for(health, now, settings.source_failing_days)
@@ -288,13 +296,15 @@ def send_edition(
 
 def _select(settings: Settings, store: Store, edition_id: str, now: datetime) -> Selection:
     """Choose what edition_id would carry, from what the store holds and has sent."""
+    since = now - settings.max_age
     return select(
         settings,
-        store.articles.eligible_with_first_seen(),
+        store.articles.candidates(since),
         edition_id,
         now,
         shown_texts(store.editions.last_highlights()),
-        store.editions.carried_since(now - settings.max_age),
+        store.articles.sent_since(since),
+        load=store.articles.load,
     )
 
 

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from types import FrameType
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MISSED, JobExecutionEvent
@@ -22,7 +23,6 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from digest import pipeline
 from digest.clock import Clock, utc_now
 from digest.config import Settings
 from digest.errors import DigestError
@@ -31,6 +31,11 @@ from digest.models import SendReport
 from digest.send import drain
 from digest.store import Store
 from digest.store.db import describe
+
+if TYPE_CHECKING:
+    # Imported where a run is made: `digest status` asks only when the schedule fires,
+    # and must not load the selector (numpy) to know.
+    from digest import pipeline
 
 logger = logging.getLogger(__name__)
 
@@ -188,6 +193,8 @@ class DailyScheduler:
                 _short(self.settings.catchup),
             )
             return TickResult(due, "skipped", f"missed by {_short(late)}")
+        from digest import pipeline
+
         started = time.monotonic()
         try:
             result = pipeline.run_edition(

@@ -3,21 +3,33 @@
 Order of the steps: too old and junk are dropped for good (with a logged reason);
 near-duplicates are merged into the best-ranked version; then the caps (per source, per
 section, DIGEST_MAX_ITEMS) leave the rest eligible for a later edition.
+
+From the store, the candidates come judged: `assess` ran once when each version was
+stored, the query left junk and old articles out, and each candidate is a few columns
+with its signature. Whole articles are read only for candidate pairs of near-duplicates
+and for the stories the edition looks at before it is full.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from digest.config import Settings
-from digest.dedup import article_text, duplicate_groups, merge_duplicates
+from digest.dedup import (
+    Shingles,
+    article_signature,
+    article_text,
+    group_signatures,
+    merge_groups,
+    shingle_array,
+)
 from digest.highlights import choose_highlights, normalise
 from digest.junk import article_junk_reason, is_link_only
-from digest.models import Article, Edition, Item, Section, Skipped
+from digest.models import Article, Assessment, Candidate, Edition, Item, Section, Skipped
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +48,21 @@ def article_time(article: Article, first_seen: datetime | None = None) -> dateti
     return article.updated or article.published or first_seen
 
 
-def score(settings: Settings, article: Article, now: datetime, when: datetime | None) -> float:
+# Stories whose articles are read from the store at once while the edition fills up.
+LOAD_AHEAD = 64
+
+# Reads whole articles by id (the store's Articles.load).
+Loader = Callable[[Sequence[str]], Mapping[str, Article]]
+
+
+def assess(article: Article) -> Assessment:
+    """Return what ingest stores once of an article version: junk verdict, signature."""
+    return Assessment(article_junk_reason(article), article_signature(article))
+
+
+def score(
+    settings: Settings, article: Article | Candidate, now: datetime, when: datetime | None
+) -> float:
     """Return the rank of an article: its source weight, halved per half-life of age."""
     weight = settings.source_weight(article.source_name)
     if when is None:
@@ -55,103 +81,161 @@ def section_of(settings: Settings, article: Article) -> str:
     return next((s for s in settings.sections if s.casefold() in labels), settings.default_section)
 
 
-def junk(articles: Sequence[Article]) -> list[Skipped]:
-    """Return the articles that are junk, each with why."""
-    found = []
-    for article in articles:
-        reason = article_junk_reason(article)
-        if reason:
-            found.append(Skipped(article.source, f"'{article.title[:60]}': {reason}"))
-    return found
+class _Pool:
+    """The articles a selection works on: candidates, read whole only when needed."""
+
+    def __init__(self, load: Loader | None) -> None:
+        self.load = load
+        self.whole: dict[str, Article] = {}
+
+    def articles(self, ids: Sequence[str]) -> dict[str, Article]:
+        """Return the whole articles with these ids."""
+        missing = [i for i in ids if i not in self.whole]
+        if missing and self.load is not None:
+            self.whole.update(self.load(missing))
+        return {i: self.whole[i] for i in ids}
+
+    def groups(self, entries: Sequence[Candidate]) -> list[list[int]]:
+        """Return the near-duplicate groups among entries, by index."""
+
+        def shingles_of(indices: Sequence[int]) -> dict[int, Shingles]:
+            found = self.articles([entries[i].id for i in indices])
+            return {i: shingle_array(article_text(found[entries[i].id])) for i in indices}
+
+        signatures = [self.signature(e) for e in entries]
+        return group_signatures(signatures, shingles_of)
+
+    def signature(self, entry: Candidate) -> bytes:
+        """Return the entry's stored signature, or make it (a store older than them)."""
+        if entry.signature is not None:
+            return entry.signature
+        return article_signature(self.articles([entry.id])[entry.id])
 
 
-def already_sent(candidates: Sequence[Article], sent: Sequence[Article]) -> dict[str, Article]:
+def already_sent(
+    pool: _Pool, candidates: Sequence[Candidate], sent: Sequence[Candidate]
+) -> dict[str, Candidate]:
     """Map the id of each candidate that re-tells a story already sent to that story.
 
     An edited article matches its own earlier version: that is an update, not a re-post.
     """
     if not sent or not candidates:
         return {}
-    pool = [*sent, *candidates]
-    repeats: dict[str, Article] = {}
+    both = [*sent, *candidates]
+    repeats: dict[str, Candidate] = {}
     sent_ids = {a.id for a in sent}
-    for group in duplicate_groups([article_text(a) for a in pool]):
-        earlier = [pool[i] for i in group if i < len(sent)]
+    for group in pool.groups(both):
+        earlier = [both[i] for i in group if i < len(sent)]
         if not earlier:
             continue
         for i in group:
-            article = pool[i]
-            if i >= len(sent) and article.id not in sent_ids:
-                repeats[article.id] = earlier[0]
+            entry = both[i]
+            if i >= len(sent) and entry.id not in sent_ids:
+                repeats[entry.id] = earlier[0]
     return repeats
+
+
+def _candidate(article: Article, first_seen: datetime | None = None) -> Candidate:
+    when = article_time(article, first_seen)
+    return Candidate(article.id, article.source, article.source_name, article.title, when, None)
 
 
 def select(
     settings: Settings,
-    eligible: Sequence[Article | tuple[Article, datetime]],
+    eligible: Sequence[Article | tuple[Article, datetime] | Candidate],
     edition_id: str,
     now: datetime,
     shown: frozenset[str] = frozenset(),
-    sent: Sequence[Article] = (),
+    sent: Sequence[Article | Candidate] = (),
+    load: Loader | None = None,
 ) -> Selection:
     """Choose the edition's items from eligible articles (store order, newest first).
 
-    eligible holds articles, or (article, first seen) pairs to age articles without a
-    date. shown holds highlight texts of the previous edition, not to be repeated; sent
-    the articles recent editions carried, whose re-posts are left out.
+    eligible holds the store's candidates (judged at ingest, read whole through load
+    only when needed), or whole articles, or (article, first seen) pairs to age
+    articles without a date, which are judged here. shown holds highlight texts of the
+    previous edition, not to be repeated; sent the articles recent editions carried,
+    whose re-posts are left out.
     """
+    pool = _Pool(load)
     dropped: list[Skipped] = []
-    ranked: list[tuple[float, int, Article]] = []
+    ranked: list[tuple[float, int, Candidate]] = []
     for n, entry in enumerate(eligible):
-        article, first_seen = entry if isinstance(entry, tuple) else (entry, None)
-        when = article_time(article, first_seen)
+        if isinstance(entry, Candidate):
+            candidate = entry
+        else:
+            article, first_seen = entry if isinstance(entry, tuple) else (entry, None)
+            candidate = _candidate(article, first_seen)
+            pool.whole[article.id] = article
+        when = candidate.appeared
         if when is not None and now - when > settings.max_age:
-            logger.debug("'%s' is older than DIGEST_MAX_AGE: no longer eligible", article.title)
+            logger.debug("'%s' is older than DIGEST_MAX_AGE: no longer eligible", candidate.title)
             continue
-        reason = article_junk_reason(article)
-        if reason:
-            logger.info("%s: '%s' left out: %s", article.source, article.title, reason)
-            dropped.append(Skipped(article.source, f"'{article.title[:60]}': {reason}"))
-            continue
-        weight = score(settings, article, now, when)
+        if not isinstance(entry, Candidate):
+            reason = article_junk_reason(pool.whole[candidate.id])
+            if reason:
+                logger.info("%s: '%s' left out: %s", candidate.source, candidate.title, reason)
+                dropped.append(Skipped(candidate.source, f"'{candidate.title[:60]}': {reason}"))
+                continue
+        weight = score(settings, candidate, now, when)
         if weight <= 0:
             continue
-        ranked.append((weight, n, article))
+        ranked.append((weight, n, candidate))
     # Equal ranks (the same source weight and date) go by title, then store order, so
     # that an edition's order never depends on how its files happened to be read.
     ranked.sort(key=lambda entry: (-entry[0], entry[2].title.casefold(), entry[1]))
-    repeats = already_sent([article for _, _, article in ranked], sent)
-    for article_id, earlier in repeats.items():
-        article = next(a for _, _, a in ranked if a.id == article_id)
-        reason = f"the same story as '{earlier.title[:60]}', already sent"
-        logger.info("%s: '%s' left out: %s", article.source, article.title, reason)
-        dropped.append(Skipped(article.source, f"'{article.title[:60]}': {reason}"))
-    stories = merge_duplicates([a for _, _, a in ranked if a.id not in repeats])
+    in_order = [candidate for _, _, candidate in ranked]
+    earlier: list[Candidate] = []
+    for entry in sent:
+        if isinstance(entry, Article):
+            pool.whole.setdefault(entry.id, entry)
+            earlier.append(_candidate(entry))
+        else:
+            earlier.append(entry)
+    repeats = already_sent(pool, in_order, earlier)
+    for candidate in in_order:
+        if candidate.id in repeats:
+            reason = f"the same story as '{repeats[candidate.id].title[:60]}', already sent"
+            logger.info("%s: '%s' left out: %s", candidate.source, candidate.title, reason)
+            dropped.append(Skipped(candidate.source, f"'{candidate.title[:60]}': {reason}"))
+    kept = [c for c in in_order if c.id not in repeats]
+    stories = merge_groups([c.title for c in kept], pool.groups(kept))
 
     per_source: Counter[str] = Counter()
     per_section: Counter[str] = Counter()
     chosen: dict[str, list[Item]] = {}
     waiting = 0
-    for article, others in stories:
-        section = section_of(settings, article)
-        full = sum(per_section.values()) >= settings.max_items
-        if (
-            full
-            or (
-                settings.max_per_source
-                and per_source[article.source_name] >= settings.max_per_source
+    for start in range(0, len(stories), LOAD_AHEAD):
+        if sum(per_section.values()) >= settings.max_items:
+            # Full: the rest wait, and are never read whole.
+            waiting += len(stories) - start
+            break
+        window = stories[start : start + LOAD_AHEAD]
+        whole = pool.articles([kept[i].id for head, rest in window for i in (head, *rest)])
+        for head, rest in window:
+            article = whole[kept[head].id]
+            section = section_of(settings, article)
+            full = sum(per_section.values()) >= settings.max_items
+            if (
+                full
+                or (
+                    settings.max_per_source
+                    and per_source[article.source_name] >= settings.max_per_source
+                )
+                or (settings.section_max and per_section[section] >= settings.section_max)
+            ):
+                waiting += 1
+                continue
+            per_source[article.source_name] += 1
+            per_section[section] += 1
+            # A link-only item's few words ("Comments") are no highlight: title and link.
+            highlights = (
+                ()
+                if is_link_only(article)
+                else choose_highlights(article, settings.highlights, shown)
             )
-            or (settings.section_max and per_section[section] >= settings.section_max)
-        ):
-            waiting += 1
-            continue
-        per_source[article.source_name] += 1
-        per_section[section] += 1
-        # A link-only item's few words ("Comments") are no highlight: title and link.
-        highlights = (
-            () if is_link_only(article) else choose_highlights(article, settings.highlights, shown)
-        )
-        chosen.setdefault(section, []).append(Item(article, highlights, others))
+            others = tuple(whole[kept[i].id] for i in rest)
+            chosen.setdefault(section, []).append(Item(article, highlights, others))
     if waiting:
         logger.info(
             "%d stories wait for a later edition (caps on items, sources, sections)", waiting

@@ -99,3 +99,11 @@ def test_workers_bench_runs(pg_server: str | None) -> None:
     assert "ratio 2 workers / 1:" in done.stdout
     assert "database transactions per message:" in done.stdout
     assert "ratio SQLite 2 processes / 1:" in done.stdout
+
+
+def test_scale_bench_runs() -> None:
+    out = run_bench("scale.py", "--quick")
+    assert "40 new articles: CPU against feedparser alone:" in out
+    assert "40 new articles: peak RSS:" in out
+    assert "40 new over 200 stored: CPU against an empty store:" in out
+    assert "40 new over 200 stored: peak RSS:" in out

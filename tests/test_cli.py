@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -151,6 +152,12 @@ def test_status_reads_a_store_a_run_made(workdir: Path) -> None:
     assert status.exit_code == 0, status.output
     assert "Last editions:" in status.output and "10 items" in status.output
     assert "not sent" in status.output
+    # The store's size, and when the run pruned it (nothing old enough to forget yet).
+    assert "Store: 10 articles (0 not in an edition), 5 source files, 1 edition" in status.output
+    assert re.search(
+        r"Last pruned: .* UTC \(0 articles, 0 source files removed; DIGEST_RETENTION is 90 days\)",
+        status.output,
+    )
 
 
 def test_status_columns_line_up_and_counts_agree_in_number(workdir: Path) -> None:

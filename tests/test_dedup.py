@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import os
 import random
+import subprocess
+import sys
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from digest import pipeline
+from digest import dedup, pipeline
 from digest.config import Settings
-from digest.dedup import duplicate_groups, jaccard, merge_duplicates, shingles
+from digest.dedup import article_signature, duplicate_groups, jaccard, merge_duplicates, shingles
 from digest.models import Article
 
 NOW = datetime(2026, 11, 28, 7, 0, tzinfo=UTC)
@@ -113,3 +115,26 @@ def test_a_repost_of_a_sent_story_is_left_out(settings: Settings, tmp_path: Path
     result = pipeline.run_edition(configured, later + timedelta(hours=1))
     assert result.edition is not None
     assert [i.article.source_name for i in result.edition.items] == ["wire"]
+
+
+def test_a_run_imports_no_scipy() -> None:
+    """Start a run without scipy, which the earlier MinHash library's LSH module imported."""
+    code = (
+        "import sys, digest.pipeline;"
+        " print(sorted(m for m in ('scipy', 'datasketch') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+
+
+def test_signatures_are_compact_and_stable() -> None:
+    """Make 256 bytes a story, the same in every process, and none for a text without words."""
+    signature = article_signature(
+        Article(id="a", source="/s", title="Harbour", paragraphs=(STORY,))
+    )
+    assert len(signature) == 256 and signature == dedup.signature("Harbour\n" + STORY)
+    text = "Harbour\n" + STORY
+    code = f"from digest.dedup import signature; print(signature({text!r}).hex())"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == signature.hex()
+    assert dedup.signature("...") == b""

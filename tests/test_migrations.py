@@ -25,6 +25,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import JSON, Column, Date, Integer, MetaData, String, Table, select, text
 
+from digest.select import assess
 from digest.store import Store, StoreError, db, legacy, migrate, schema
 from digest.store.db import Database
 from digest.store.ledger import INTERRUPTED as NOTE
@@ -239,7 +240,7 @@ def _key(table: Table, row: dict[str, Any]) -> tuple[Any, ...]:
 
 
 # Tables that revisions after 0001 added: no legacy store has them.
-LATER_TABLES = {"rate_buckets"}
+LATER_TABLES = {"rate_buckets", "store_state"}
 
 
 def test_legacy_upgrade_keeps_every_row(old_store: Path) -> None:
@@ -250,6 +251,7 @@ def test_legacy_upgrade_keeps_every_row(old_store: Path) -> None:
     Store(old_store).close()
     database = Database(old_store)
     assert migrate.current_revision(database) == migrate.head_revision()
+    assert _new_rows(database, schema.store_state) == []
     for table in tables:
         new = {_key(table, row): row for row in _new_rows(database, table)}
         assert len(new) == len(old[table.name]), table.name
@@ -273,6 +275,14 @@ def test_legacy_upgrade_keeps_every_row(old_store: Path) -> None:
     assert articles["notes-b-1"]["published"] is None
     assert articles["feed-a-2"]["changed_at"] > articles["feed-a-2"]["first_seen"]
     assert articles["feed-a-1"]["data"]["tags"] == ["science", "weather"]
+    # Filled by the migration for selection: when it appeared, its source's name, and
+    # whether an edition carried it; its verdict waits for the next run.
+    assert articles["feed-a-1"]["appeared"] == articles["feed-a-1"]["published"]
+    assert articles["notes-b-1"]["appeared"] == articles["notes-b-1"]["first_seen"]
+    assert articles["feed-a-1"]["source_name"] == articles["feed-a-1"]["data"]["source_name"]
+    carried = {row["article_id"] for row in _new_rows(database, schema.edition_items)}
+    assert carried and set() < {k for k, row in articles.items() if row["carried"]} <= carried
+    assert all(row["junk"] is None and row["signature"] is None for row in articles.values())
     editions = _new_rows(database, schema.editions)
     assert [(e["edition_date"], e["due_date"]) for e in editions] == [
         (date(2024, 5, 1), date(2024, 5, 1)),
@@ -305,6 +315,24 @@ def test_legacy_upgrade_keeps_every_row(old_store: Path) -> None:
         assert row["created"] == row["updated"]
         assert (row["deferrals"], row["maybe_sent"], row["claim_token"]) == (0, False, None)
     database.close()
+
+
+def test_a_converted_store_is_judged_once_by_the_next_run(old_store: Path) -> None:
+    """Judge the articles a converted store still holds for editions, once, and keep it."""
+    long_ago = datetime(2000, 1, 1, tzinfo=UTC)
+    with Store(old_store) as store:
+        # The one article no edition carried: an empty note.
+        assert [a.id for a in store.articles.eligible()] == ["notes-b-3"]
+        assert store.articles.judge_waiting(assess) == 1
+        assert store.articles.judge_waiting(assess) == 0
+        assert store.articles.candidates(long_ago) == []
+        with store.db.read() as conn:
+            verdict = conn.execute(
+                select(schema.articles.c.junk, schema.articles.c.junk_reason).where(
+                    schema.articles.c.id == "notes-b-3"
+                )
+            ).one()
+        assert tuple(verdict) == (True, "too short to say anything")
 
 
 def test_legacy_delivery_without_a_time_gets_its_editions(old_store: Path) -> None:

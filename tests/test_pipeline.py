@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from digest import pipeline
+from digest import select as select_module
 from digest.config import Settings
 from digest.render import GREETING_PLACEHOLDER
 from digest.store import Store
@@ -182,3 +183,34 @@ def test_preview_gives_the_reason_a_run_would(settings: Settings) -> None:
     result = pipeline.preview(replace(settings, min_items=50), now=NOW)
     assert result.edition is None
     assert "fewer than DIGEST_MIN_ITEMS=50" in result.reason
+
+
+def test_a_changed_junk_rule_judges_only_what_comes_after_it(
+    settings: Settings, seeds_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Keep each article's stored verdict: a stricter rule applies to later articles only."""
+    first = pipeline.ingest_only(settings, NOW)
+    assert first.new == 10
+    monkeypatch.setattr(select_module, "article_junk_reason", lambda article: "a stricter rule")
+    (seeds_dir / "zz_new.txt").write_text("Fresh story\n\nSomething happened today. More later.\n")
+    result = pipeline.run_edition(settings, NOW + timedelta(hours=1))
+    assert result.ingest.new == 1
+    assert len(titles(result)) == 10 and "Fresh story" not in titles(result)
+    assert [j.reason for j in result.ingest.junk if "stricter" in j.reason] == [
+        "'Fresh story': a stricter rule"
+    ]
+
+
+def test_a_run_prunes_the_store_once_a_day(settings: Settings) -> None:
+    """Record when the store was pruned; a second run the same day does not prune again."""
+    pipeline.run_edition(settings, NOW)
+    with Store(settings.db) as store:
+        first = store.retention.last_pruned()
+        assert first is not None and first.at == NOW
+    pipeline.run_edition(settings, NOW + timedelta(hours=2))
+    pipeline.ingest_only(replace(settings, retention=timedelta(days=1)), NOW + timedelta(days=2))
+    with Store(settings.db) as store:
+        last = store.retention.last_pruned()
+        assert last is not None and last.at == NOW + timedelta(days=2)
+        # Every seed was in the edition or is junk that appeared just now: nothing to forget.
+        assert last.articles == 0

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from digest import pipeline
+from digest import select as select_module
 from digest.config import Settings, load_settings
+from digest.dedup import article_signature, candidate_pairs
 from digest.errors import ConfigError
-from digest.models import Article
+from digest.highlights import choose_highlights
+from digest.models import Article, Candidate
 from digest.select import score, select
 
 NOW = datetime(2026, 11, 28, 7, 0, tzinfo=UTC)
@@ -178,3 +183,36 @@ def test_selection_keys_are_read_and_checked(tmp_path: Path) -> None:
         load_settings(None, {"DIGEST_SOURCE_WEIGHTS": "Blog"})
     with pytest.raises(ConfigError, match="DIGEST_MIN_ITEMS"):
         load_settings(None, {"DIGEST_MIN_ITEMS": "0"})
+
+
+def test_only_what_the_edition_shows_is_read_whole(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Read whole, and choose highlights for, the stories placed, not every candidate."""
+    articles = {a.id: a for a in (make(n, hours=n / 2) for n in range(300))}
+    candidates = [
+        Candidate(a.id, a.source, a.source_name, a.title, a.published, article_signature(a))
+        for a in articles.values()
+    ]
+    read: list[str] = []
+
+    def load(ids: Sequence[str]) -> dict[str, Article]:
+        read.extend(ids)
+        return {i: articles[i] for i in ids}
+
+    chosen: list[str] = []
+
+    def counting(article: Article, k: int, shown: frozenset[str] = frozenset()) -> Any:
+        chosen.append(article.id)
+        return choose_highlights(article, k, shown)
+
+    monkeypatch.setattr(select_module, "choose_highlights", counting)
+    edition = select(settings, candidates, "e", NOW, load=load).edition
+    assert edition is not None and len(edition.items) == settings.max_items == 10
+    assert chosen == [item.article.id for item in edition.items]
+    # One batch of stories read ahead while the edition filled up, and the texts of the
+    # candidate pairs of near-duplicates (these bodies are alike), not all 300.
+    pairs = candidate_pairs([c.signature or b"" for c in candidates])
+    paired = {candidates[i].id for pair in pairs for i in pair}
+    ahead = {c.id for c in candidates[: select_module.LOAD_AHEAD]}
+    assert set(read) == ahead | paired and len(read) == len(set(read)) < 300

@@ -18,6 +18,7 @@ from digest.store.db import Database, StoreError, is_url, translated
 from digest.store.editions import Editions
 from digest.store.ledger import Ledger
 from digest.store.limits import RateBuckets
+from digest.store.retention import Retention
 from digest.store.subscribers import SubscriberChange, Subscribers
 
 __all__ = ["Change", "Store", "StoreError", "SubscriberChange", "store_exists", "upgrade_store"]
@@ -43,6 +44,7 @@ class Store:
         self.subscribers = Subscribers(self.db)
         self.ledger = Ledger(self.db)
         self.rates = RateBuckets(self.db)
+        self.retention = Retention(self.db)
 
     def __enter__(self) -> Store:
         return self

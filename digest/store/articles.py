@@ -4,21 +4,41 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import Connection, Row, bindparam, exists, func, or_, select
+from sqlalchemy import (
+    Connection,
+    Row,
+    Select,
+    bindparam,
+    exists,
+    false,
+    func,
+    or_,
+    select,
+)
 
-from digest.models import Article, FileRecord, Skipped, SourceHealth, canonical_url
+from digest.models import (
+    Article,
+    Assessment,
+    Candidate,
+    FileRecord,
+    Skipped,
+    SourceHealth,
+    canonical_url,
+)
 from digest.store.codecs import article_from_dict, article_to_dict
 from digest.store.db import Database
-from digest.store.schema import articles, edition_items, source_files, sources
+from digest.store.schema import articles, edition_items, editions, source_files, sources
 
 logger = logging.getLogger(__name__)
 
 Change = Literal["new", "updated", "unchanged"]
+# What ingest works out once per stored version of an article (digest.select.assess).
+Assess = Callable[[Article], Assessment]
 
 # Keys per IN (...) when a save looks up what it may match: well under SQLite's and
 # PostgreSQL's limits on bound parameters.
@@ -40,6 +60,21 @@ class Articles:
         self, items: Iterable[Article], files: Iterable[FileRecord], now: datetime
     ) -> list[Change]:
         """Store articles and the fingerprints of their files in one transaction."""
+        return [change for change, _ in self.save_judged(items, files, now)]
+
+    def save_judged(
+        self,
+        items: Iterable[Article],
+        files: Iterable[FileRecord],
+        now: datetime,
+        assess: Assess | None = None,
+    ) -> list[tuple[Change, str | None]]:
+        """Store articles and their files' fingerprints; return each change and junk verdict.
+
+        assess is called once for each new or edited version, and what it says is
+        stored with it; an unchanged article's verdict is the stored one. Without it the
+        verdict stays unknown until judge_waiting.
+        """
         # An article is known by its id or, failing that, its canonical link: the same
         # story reached through a second source is stored once, under the source that
         # brought it first, so that two feeds differing in detail do not flip it back and
@@ -48,8 +83,11 @@ class Articles:
         batch = list(items)
         records = [_file_row(f) for f in files]
         with self.db.write() as conn:
-            matcher = _Matcher(conn, batch)
-            changes = [matcher.save(article, now) for article in batch]
+            matcher = _Matcher(conn, batch, assess)
+            changes = [
+                matcher.save(article, link, now)
+                for article, link in zip(batch, matcher.links, strict=True)
+            ]
             matcher.flush(conn)
             if records:
                 stmt = self.db.insert(source_files)
@@ -64,6 +102,27 @@ class Articles:
                 )
                 conn.execute(stmt, records)
         return changes
+
+    def note_files(self, seen: Collection[str], known: Collection[str], now: datetime) -> None:
+        """Mark the known files a run did not find as gone since now, the rest as present."""
+        missing = sorted(set(known) - set(seen))
+        with self.db.write() as conn:
+            gone = set(
+                conn.scalars(
+                    select(source_files.c.path).where(source_files.c.gone_since.is_not(None))
+                )
+            )
+            back = sorted(gone & set(seen))
+            missing = [p for p in missing if p not in gone]
+            for chunk, when in [
+                *((c, now) for c in _chunks(missing)),
+                *((c, None) for c in _chunks(back)),
+            ]:
+                conn.execute(
+                    source_files.update()
+                    .where(source_files.c.path.in_(chunk))
+                    .values(gone_since=when)
+                )
 
     def save_one(self, article: Article, now: datetime) -> Change:
         """Store article; report whether it was new, edited or already known."""
@@ -109,27 +168,72 @@ class Articles:
 
     def eligible_with_first_seen(self) -> list[tuple[Article, datetime]]:
         """Return eligible articles, newest first, each with when it was first stored."""
-        # An article edited since an edition carried it is eligible again; items written
-        # before editions remembered the version count as carrying the current one.
-        carried = exists().where(
-            edition_items.c.article_id == articles.c.id,
-            or_(
-                edition_items.c.content_hash.is_(None),
-                edition_items.c.content_hash == articles.c.content_hash,
-            ),
-        )
-        query = (
-            select(articles.c.data, articles.c.first_seen)
-            .where(~carried)
-            .order_by(
-                func.coalesce(articles.c.published, articles.c.first_seen).desc(),
-                articles.c.first_seen.desc(),
-                articles.c.source,
-                articles.c.position,
-            )
+        query = _store_order(
+            select(articles.c.data, articles.c.first_seen).where(articles.c.carried == false())
         )
         with self.db.read() as conn:
             return [(article_from_dict(data), seen) for data, seen in conn.execute(query)]
+
+    def candidates_query(self, since: datetime) -> Select[Any]:
+        """Return the query candidates runs, for a look at its plan."""
+        return _store_order(
+            select(*_CANDIDATE_COLUMNS).where(
+                articles.c.carried == false(),
+                articles.c.junk == false(),
+                articles.c.appeared >= since,
+            )
+        )
+
+    def candidates(self, since: datetime) -> list[Candidate]:
+        """Return the articles an edition may carry, newest first: judged not junk, not
+        carried yet in this version, appeared since `since`."""
+        with self.db.read() as conn:
+            return [Candidate(*row) for row in conn.execute(self.candidates_query(since))]
+
+    def sent_since(self, since: datetime) -> list[Candidate]:
+        """Return the articles editions made since `since` carried, merged ones included."""
+        carried = (
+            select(edition_items.c.article_id)
+            .join(editions, editions.c.id == edition_items.c.edition_id)
+            .where(editions.c.created >= since)
+        )
+        query = (
+            select(*_CANDIDATE_COLUMNS).where(articles.c.id.in_(carried)).order_by(articles.c.id)
+        )
+        with self.db.read() as conn:
+            return [Candidate(*row) for row in conn.execute(query)]
+
+    def load(self, ids: Sequence[str]) -> dict[str, Article]:
+        """Return the stored articles with the given ids, by id."""
+        found: dict[str, Article] = {}
+        with self.db.read() as conn:
+            for chunk in _chunks(sorted(set(ids))):
+                query = select(articles.c.id, articles.c.data).where(articles.c.id.in_(chunk))
+                found.update((key, article_from_dict(data)) for key, data in conn.execute(query))
+        return found
+
+    def judge_waiting(self, assess: Assess, batch: int = LOOKUP_CHUNK) -> int:
+        """Judge once the articles not carried whose verdict is unknown; return how many.
+
+        Only a store made before verdicts were stored (or articles saved without
+        assess) has any.
+        """
+        waiting = select(articles.c.id, articles.c.data).where(
+            articles.c.carried == false(), articles.c.junk.is_(None)
+        )
+        done = 0
+        while True:
+            with self.db.write() as conn:
+                rows = conn.execute(waiting.limit(batch)).all()
+                if not rows:
+                    return done
+                values = []
+                for key, data in rows:
+                    found = assess(article_from_dict(data))
+                    values.append({"key": key, **_assessed(found)})
+                stmt = articles.update().where(articles.c.id == bindparam("key"))
+                conn.execute(stmt, values)
+            done += len(rows)
 
     def file_records(self) -> dict[str, FileRecord]:
         """Return every local source file's fingerprint, by resolved path."""
@@ -161,6 +265,51 @@ class _Known:
     content_hash: str
     canonical: str | None
     first_seen: datetime
+    junk_reason: str | None = None
+
+
+_CANDIDATE_COLUMNS = (
+    articles.c.id,
+    articles.c.source,
+    articles.c.source_name,
+    articles.c.title,
+    articles.c.appeared,
+    articles.c.signature,
+)
+
+
+def _store_order(query: Select[Any]) -> Select[Any]:
+    """Order query newest first, then by when first stored, then by place in the source."""
+    return query.order_by(
+        func.coalesce(articles.c.published, articles.c.first_seen).desc(),
+        articles.c.first_seen.desc(),
+        articles.c.source,
+        articles.c.position,
+    )
+
+
+def _assessed(found: Assessment | None) -> dict[str, Any]:
+    if found is None:
+        return {"junk": None, "junk_reason": None, "signature": None}
+    return {
+        "junk": found.junk_reason is not None,
+        "junk_reason": found.junk_reason,
+        "signature": found.signature,
+    }
+
+
+def carried_now(conn: Connection, ids: Collection[str]) -> None:
+    """Mark the articles with these ids carried if an edition holds their current version."""
+    # Items written before editions remembered the version count as carrying the current.
+    holds = exists().where(
+        edition_items.c.article_id == articles.c.id,
+        or_(
+            edition_items.c.content_hash.is_(None),
+            edition_items.c.content_hash == articles.c.content_hash,
+        ),
+    )
+    for chunk in _chunks(sorted(ids)):
+        conn.execute(articles.update().where(articles.c.id.in_(chunk)).values(carried=holds))
 
 
 class _Matcher:
@@ -171,15 +320,19 @@ class _Matcher:
     # slow. The batch's own articles are added to them as it goes, so that each is
     # matched exactly as if the ones before it had been written already.
 
-    def __init__(self, conn: Connection, batch: list[Article]) -> None:
+    def __init__(self, conn: Connection, batch: list[Article], assess: Assess | None) -> None:
+        self.assess = assess
         ids = sorted({a.id for a in batch})
-        links = sorted({c for a in batch if (c := _canonical(a)) is not None})
+        # Each article's canonical link, worked out once: it showed in a large ingest.
+        self.links = [_canonical(a) for a in batch]
+        links = sorted({c for c in self.links if c is not None})
         columns = (
             articles.c.id,
             articles.c.source,
             articles.c.content_hash,
             articles.c.canonical_url,
             articles.c.first_seen,
+            articles.c.junk_reason,
         )
         found: dict[str, _Known] = {}
         for column, keys in ((articles.c.id, ids), (articles.c.canonical_url, links)):
@@ -194,9 +347,13 @@ class _Matcher:
         self.inserts: dict[str, dict[str, Any]] = {}
         self.updates: dict[str, dict[str, Any]] = {}
 
-    def save(self, article: Article, now: datetime) -> Change:
-        """Match article and note what storing it changes."""
-        canonical = _canonical(article)
+    def save(
+        self, article: Article, canonical: str | None, now: datetime
+    ) -> tuple[Change, str | None]:
+        """Match article (whose canonical link is given) and note what storing it changes.
+
+        Return the change and the article's junk verdict.
+        """
         row = self.by_id.get(article.id)
         if row is None and canonical:
             # Only across sources: inside one feed, two entries with their own guids may
@@ -206,7 +363,9 @@ class _Matcher:
             row = min(others, key=lambda k: (k.first_seen, k.id), default=None)
         digest = article.content_hash
         if row is None:
-            known = _Known(article.id, article.source, digest, canonical, now)
+            found = self.assess(article) if self.assess else None
+            reason = found.junk_reason if found else None
+            known = _Known(article.id, article.source, digest, canonical, now, reason)
             self.by_id[article.id] = known
             if canonical:
                 self.by_link[canonical].append(known)
@@ -214,15 +373,21 @@ class _Matcher:
                 "id": article.id,
                 "source": article.source,
                 "first_seen": now,
-                **_article_values(article, canonical, digest, now),
+                **_article_values(article, canonical, digest, now, now),
+                **_assessed(found),
             }
-            return "new"
+            return "new", reason
         if row.source != article.source:
             logger.debug("%s: '%s' is stored from %s", article.source, article.title, row.source)
-            return "unchanged"
+            return "unchanged", row.junk_reason
         if row.content_hash == digest:
-            return "unchanged"
-        values = _article_values(replace(article, id=row.id), canonical, digest, now)
+            return "unchanged", row.junk_reason
+        found = self.assess(article) if self.assess else None
+        row.junk_reason = found.junk_reason if found else None
+        values = {
+            **_article_values(replace(article, id=row.id), canonical, digest, now, row.first_seen),
+            **_assessed(found),
+        }
         if row.canonical != canonical:
             if row.canonical is not None:
                 self.by_link[row.canonical].remove(row)
@@ -235,7 +400,7 @@ class _Matcher:
             pending.update(values)
         else:
             self.updates[row.id] = {"key": row.id, **values}
-        return "updated"
+        return "updated", row.junk_reason
 
     def flush(self, conn: Connection) -> None:
         """Write the inserts and updates noted, one statement for each kind."""
@@ -245,6 +410,8 @@ class _Matcher:
             # The SET clause comes from the parameters' keys; "key" is the row's id.
             stmt = articles.update().where(articles.c.id == bindparam("key"))
             conn.execute(stmt, list(self.updates.values()))
+            # An edit makes an article eligible again, unless an edition holds this version.
+            carried_now(conn, self.updates.keys())
 
 
 def _canonical(article: Article) -> str | None:
@@ -258,10 +425,12 @@ def _chunks(keys: list[str]) -> Iterator[list[str]]:
 
 
 def _article_values(
-    article: Article, canonical: str | None, digest: str, now: datetime
+    article: Article, canonical: str | None, digest: str, now: datetime, first_seen: datetime
 ) -> dict[str, Any]:
     """Return the columns a save (insert or update) sets from article."""
     return {
+        "source_name": article.source_name,
+        "appeared": article.updated or article.published or first_seen,
         "position": article.position,
         "title": article.title,
         "url": article.url,

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import Row, Select, select
 
 from digest.models import Article, Edition, EditionContent, EditionRecord, RenderedEdition
+from digest.store.articles import carried_now
 from digest.store.codecs import article_from_dict, edition_from_dict, edition_to_dict
 from digest.store.db import Database
 from digest.store.ledger import Audience, insert_rows
@@ -85,6 +86,8 @@ class Editions:
             if items:
                 # The same article twice in one edition (a merge gone round) is kept once.
                 conn.execute(self.db.insert(edition_items).on_conflict_do_nothing(), items)
+                # Selection reads the flag, not the items: see digest.store.articles.
+                carried_now(conn, {row["article_id"] for row in items})
             if shown:
                 conn.execute(edition_highlights.insert(), shown)
             if content is not None:

@@ -22,6 +22,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -94,8 +95,22 @@ articles = Table(
     Column("changed_at", UtcDateTime, nullable=False),
     Column("content_hash", String, nullable=False),
     Column("data", JSON, nullable=False),
+    # What selection reads of every candidate, kept beside the document so that it is
+    # read without decoding it: the source's name (its weight), and when the article
+    # appeared (updated, else published, else first seen) for DIGEST_MAX_AGE.
+    Column("source_name", Text, nullable=False, server_default=""),
+    Column("appeared", UtcDateTime, nullable=False),
+    # Whether an edition carried this version; an edit makes it eligible again.
+    Column("carried", Boolean, nullable=False, server_default=text("false")),
+    # Judged once, when the version was stored; NULL: not judged yet (an older store).
+    Column("junk", Boolean),
+    Column("junk_reason", Text),
+    # dedup's MinHash signature of the story text, NUM_PERM little-endian uint32s.
+    Column("signature", LargeBinary),
     Index("articles_order", "published", "first_seen"),
     Index("articles_canonical_url", "canonical_url"),
+    # The candidates for an edition: not carried, not junk, within the window.
+    Index("articles_candidates", "carried", "junk", "appeared"),
 )
 
 sources = Table(
@@ -125,6 +140,18 @@ source_files = Table(
     Column("articles", Integer, nullable=False, server_default=text("0")),
     # [[where, reason], ...]: what the file's reader skipped.
     Column("skipped", JSON, nullable=False),
+    # Since when no run has found the file; DIGEST_RETENTION later it is forgotten.
+    Column("gone_since", UtcDateTime),
+    Index("source_files_gone", "gone_since"),
+)
+
+# What the store did last on its own, such as pruning, by name.
+store_state = Table(
+    "store_state",
+    metadata,
+    Column("name", String, primary_key=True),
+    Column("at", UtcDateTime, nullable=False),
+    Column("detail", Text, nullable=False, server_default=""),
 )
 
 editions = Table(
