@@ -3,7 +3,7 @@
 Times `duplicate_groups` on 50,000 synthetic articles (with planted re-posts) and a
 pairwise exact comparison of shingle sets on 2,000, extrapolated to 50,000 by the square
 of the size ratio. Also prints how the LSH time grows from a quarter of the articles to
-all of them (1.00 would be perfectly linear). Usage: bench/dedup.py [N]
+all of them (1.00 would be perfectly linear). Usage: bench/dedup.py [--quick] [N]
 """
 
 from __future__ import annotations
@@ -11,6 +11,11 @@ from __future__ import annotations
 import random
 import sys
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _figures import Figure
 
 from digest.dedup import THRESHOLD, duplicate_groups, jaccard, shingles
 
@@ -49,19 +54,35 @@ def timed(texts: list[str]) -> tuple[float, int]:
     return time.perf_counter() - start, len(groups)
 
 
-def main(argv: list[str]) -> int:
-    """Print the LSH time as a ratio of the extrapolated pairwise time, and its scaling."""
-    n = int(argv[1]) if len(argv) > 1 else 50_000
+def measure(quick: bool = False, n: int | None = None) -> list[Figure]:
+    """One run: the LSH time as a ratio of the extrapolated pairwise time, and its growth."""
+    n = n or (2_000 if quick else 50_000)
+    sample = min(PAIRWISE_SAMPLE, n // 4)
     texts = corpus(n)
     quarter, _ = timed(texts[: n // 4])
     ours, groups = timed(texts)
+    assert groups >= n // 60, f"only {groups} groups of near-duplicates in {n} articles"
     start = time.perf_counter()
-    pairwise(texts[:PAIRWISE_SAMPLE])
-    sample = time.perf_counter() - start
-    extrapolated = sample * (n / PAIRWISE_SAMPLE) ** 2
-    print(f"{n} articles: MinHash + LSH found {groups} groups of near-duplicates")
-    print(f"LSH / pairwise (extrapolated from {PAIRWISE_SAMPLE}): {ours / extrapolated:.4f}")
-    print(f"growth from {n // 4} to {n} articles, relative to linear: {ours / quarter / 4:.2f}x")
+    pairwise(texts[:sample])
+    extrapolated = (time.perf_counter() - start) * (n / sample) ** 2
+    return [
+        Figure(
+            f"MinHash + LSH / pairwise comparison (extrapolated from {sample:,}), {n:,} articles",
+            ours / extrapolated,
+        ),
+        Figure(
+            f"LSH time growth from {n // 4:,} to {n:,} articles, relative to linear",
+            ours / quarter / 4,
+        ),
+    ]
+
+
+def main(argv: list[str]) -> int:
+    """Print the figures of one run."""
+    quick = "--quick" in argv[1:]
+    sizes = [a for a in argv[1:] if a != "--quick"]
+    for figure in measure(quick, int(sizes[0]) if sizes else None):
+        print(figure.line())
     return 0
 
 

@@ -1,11 +1,11 @@
 """Ingest throughput: Markdown articles and RSS feeds from disk, as ratios to a baseline.
 
-Prints articles per second, then two ratios measured in this same run:
+Gives articles per second, then two ratios measured in this same run:
 - feeds: our whole ingest (parse, sanitise, store) over `feedparser.parse` alone on the
   same files; the parse is the floor (target <= 1.5);
 - unchanged: a second ingest of files that did not change over the first (target <= 0.1).
 
-Usage: .venv/bin/python bench/ingest.py [--articles 10000] [--feeds 200] [--items 50]
+Usage: .venv/bin/python bench/ingest.py [--quick] [--articles 10000] [--feeds 200] [--items 50]
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ import feedparser
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _timing import best_of, ratio
+from _figures import Figure
+from _timing import best_of
 
 from digest import pipeline
 from digest.config import Settings, load_settings
@@ -121,20 +122,22 @@ def run_ingest(settings: Settings, now: datetime) -> IngestReport:
         return pipeline.ingest(settings, store, now)
 
 
-def main() -> None:
-    """Build the sample sources, time the passes and print the figures."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--articles", type=int, default=10_000)
-    parser.add_argument("--feeds", type=int, default=200)
-    parser.add_argument("--items", type=int, default=50)
-    args = parser.parse_args()
+def measure(
+    quick: bool = False,
+    articles: int | None = None,
+    feeds: int | None = None,
+    items: int | None = None,
+) -> list[Figure]:
+    """One run: build the sample sources, time the passes, return the figures."""
+    articles = articles or (200 if quick else 10_000)
+    feeds = feeds or (4 if quick else 200)
+    items = items or (10 if quick else 50)
     logging.disable(logging.WARNING)
-
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        write_markdown(root / "md", args.articles)
-        feed_paths = write_feeds(root / "feeds", args.feeds, args.items)
-        total_items = args.feeds * args.items
+        write_markdown(root / "md", articles)
+        feed_paths = write_feeds(root / "feeds", feeds, items)
+        total_items = feeds * items
 
         # Old mtimes, so an unchanged file is trusted on its size and mtime alone, as it
         # is in real use when files were written before the previous run.
@@ -143,9 +146,9 @@ def main() -> None:
 
         md = settings_for(root, root / "md", "md.db")
         md_first, report = best_of(lambda: run_ingest(md, NOW), repeat=1)
-        assert report.new == args.articles, report
+        assert report.new == articles, report
         md_second, report = best_of(lambda: run_ingest(md, NOW + timedelta(hours=1)), repeat=3)
-        assert report.unchanged == args.articles and report.new == 0, report
+        assert report.unchanged == articles and report.new == 0, report
 
         datas = [p.read_bytes() for p in feed_paths]
         parse_only, _ = best_of(lambda: [feedparser.parse(d) for d in datas], repeat=3)
@@ -163,23 +166,39 @@ def main() -> None:
             lambda: run_ingest(feeds_db, NOW + timedelta(hours=1)), repeat=3
         )
         assert report.unchanged == total_items and report.new == 0, report
+    logging.disable(logging.NOTSET)
+    per_second = " articles/s"
+    return [
+        Figure(
+            f"Markdown first ingest, {articles:,} articles",
+            articles / md_first,
+            per_second,
+            better="higher",
+        ),
+        Figure(
+            f"RSS first ingest, {feeds} feeds x {items} items",
+            total_items / feeds_first,
+            per_second,
+            better="higher",
+        ),
+        Figure(
+            "feeds: whole ingest / feedparser.parse alone", feeds_first / parse_only, target=1.5
+        ),
+        Figure("unchanged second ingest / first, Markdown", md_second / md_first, target=0.1),
+        Figure("unchanged second ingest / first, feeds", feeds_second / feeds_first, target=0.1),
+    ]
 
-    print(
-        f"Markdown: {args.articles} articles, first ingest {md_first:.2f} s "
-        f"({args.articles / md_first:,.0f} articles/s)"
-    )
-    print(
-        f"Feeds: {args.feeds} x {args.items} items, first ingest {feeds_first:.2f} s "
-        f"({total_items / feeds_first:,.0f} articles/s); feedparser.parse alone {parse_only:.2f} s"
-    )
-    print(
-        f"ratio feeds ingest / feedparser.parse alone: {ratio(feeds_first, parse_only)} "
-        "(target <= 1.5)"
-    )
-    print(
-        f"ratio unchanged second ingest / first, Markdown: {ratio(md_second, md_first)}; "
-        f"feeds: {ratio(feeds_second, feeds_first)} (target <= 0.1)"
-    )
+
+def main() -> None:
+    """Print the figures of one run."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, to check it runs")
+    parser.add_argument("--articles", type=int)
+    parser.add_argument("--feeds", type=int)
+    parser.add_argument("--items", type=int)
+    args = parser.parse_args()
+    for figure in measure(args.quick, args.articles, args.feeds, args.items):
+        print(figure.line())
 
 
 if __name__ == "__main__":

@@ -294,8 +294,6 @@ def status(ctx: Context) -> None:
     Example:
       digest status
     """
-    from datetime import UTC, datetime
-
     from digest.models import DueEdition, EditionRecord
     from digest.schedule import next_fire, scheduler_status
     from digest.store import Store, store_exists

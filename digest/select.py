@@ -181,7 +181,9 @@ def select(
         if weight <= 0:
             continue
         ranked.append((weight, n, candidate))
-    ranked.sort(key=lambda entry: (-entry[0], entry[1]))
+    # Equal ranks (the same source weight and date) go by title, then store order, so
+    # that an edition's order never depends on how its files happened to be read.
+    ranked.sort(key=lambda entry: (-entry[0], entry[2].title.casefold(), entry[1]))
     in_order = [candidate for _, _, candidate in ranked]
     earlier: list[Candidate] = []
     for entry in sent:

@@ -77,27 +77,37 @@ def tls_context(settings: Settings) -> ssl.SSLContext:
 
 
 class RateLimiter:
-    """At most `per_minute` acquisitions a minute, spread evenly, shared by all threads."""
+    """At most `per_minute` acquisitions a minute, spread evenly, shared by all threads.
 
-    def __init__(self, per_minute: int) -> None:
+    clock and sleep are the monotonic clock and its sleep; a test passes its own pair.
+    """
+
+    def __init__(
+        self,
+        per_minute: int,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], object] = time.sleep,
+    ) -> None:
         self.interval = 60.0 / per_minute if per_minute > 0 else 0.0
         self._next = 0.0
         self._lock = threading.Lock()
+        self._clock = clock
+        self._sleep = sleep
 
     def wait(self, stop: threading.Event | None = None) -> None:
         """Block until the next message may go."""
         if not self.interval:
             return
         with self._lock:
-            now = time.monotonic()
+            now = self._clock()
             slot = max(now, self._next)
             self._next = slot + self.interval
-        delay = slot - time.monotonic()
+        delay = slot - self._clock()
         if delay > 0:
             if stop is not None:
                 stop.wait(delay)
             else:
-                time.sleep(delay)
+                self._sleep(delay)
 
 
 class Connection:

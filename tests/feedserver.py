@@ -39,6 +39,12 @@ class Route:
     stream_bytes: int = 0
     # Send the body a few bytes at a time, this many seconds apart.
     drip: float = 0.0
+    # Answer only once this is set (or after 60 s): a server that has not answered yet,
+    # so a test can tell the client gave up by itself without timing it.
+    hold: threading.Event | None = None
+    # Set when a client hung up before the whole body had been sent, with how much had.
+    cut_off: threading.Event = field(default_factory=threading.Event)
+    sent: int = 0
 
 
 @dataclass
@@ -97,6 +103,8 @@ def _handler(server: FeedServer) -> type[BaseHTTPRequestHandler]:
                 return
             if route.delay:
                 time.sleep(route.delay)
+            if route.hold is not None:
+                route.hold.wait(60)
             if route.location is not None:
                 self._log(route.status)
                 self.send_response(route.status)
@@ -133,11 +141,12 @@ def _handler(server: FeedServer) -> type[BaseHTTPRequestHandler]:
                     for i in range(0, len(body), 4):
                         self.wfile.write(body[i : i + 4])
                         self.wfile.flush()
+                        route.sent = i + 4
                         time.sleep(route.drip)
                 else:
                     self.wfile.write(body)
             except (BrokenPipeError, ConnectionResetError):
-                pass  # the client gave up, as it was meant to
+                route.cut_off.set()  # the client gave up, as it was meant to
 
         def _validators(self, route: Route) -> None:
             if route.etag:

@@ -7,9 +7,7 @@ chosen replies, drop connections, or slow down, and record every message they ac
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import email
-import ipaddress
 import socket
 import ssl
 import threading
@@ -19,11 +17,8 @@ from email import policy
 from pathlib import Path
 from typing import Any
 
+import trustme
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 
 @dataclass(frozen=True)
@@ -70,6 +65,8 @@ class Handler:
         self.dropped: list[Received] = []
         self.attempts: Counter[str] = Counter()
         self.lock = threading.Lock()
+        # Notified under lock each time a message is accepted, so a test can wait for it.
+        self.arrived = threading.Condition(self.lock)
         self._per_connection: dict[int, int] = {}
 
     async def handle_MAIL(
@@ -126,6 +123,7 @@ class Handler:
                 transport.abort()
                 return "250 never heard"
             self.received.append(message)
+            self.arrived.notify_all()
             key = id(server)
             self._per_connection[key] = self._per_connection.get(key, 0) + 1
             drop = (
@@ -236,13 +234,6 @@ class SilentServer:
             client.close()
 
 
-def _general_name(name: str) -> x509.GeneralName:
-    try:
-        return x509.IPAddress(ipaddress.ip_address(name))
-    except ValueError:
-        return x509.DNSName(name)
-
-
 @dataclass(frozen=True)
 class Certificates:
     """A throw-away CA and a server certificate for 127.0.0.1 and localhost."""
@@ -262,60 +253,10 @@ def make_certificates(
     folder: Path, names: tuple[str, ...] = ("localhost", "127.0.0.1")
 ) -> Certificates:
     """Create a CA and a server certificate it signed for names, as PEM files in folder."""
-    now = dt.datetime.now(dt.UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "digest test CA")])
-    ca_cert = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(hours=1))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(hours=1))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([_general_name(name) for name in names]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    pem = serialization.Encoding.PEM
+    ca = trustme.CA()
+    issued = ca.issue_cert(*names)
     files = Certificates(folder / "ca.pem", folder / "server.pem", folder / "server.key")
-    files.ca_file.write_bytes(ca_cert.public_bytes(pem))
-    files.cert_file.write_bytes(cert.public_bytes(pem))
-    files.key_file.write_bytes(
-        key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
+    ca.cert_pem.write_to_path(str(files.ca_file))
+    issued.cert_chain_pems[0].write_to_path(str(files.cert_file))
+    issued.private_key_pem.write_to_path(str(files.key_file))
     return files

@@ -30,7 +30,7 @@ OTHER = (
 
 
 def write(folder: Path, name: str, title: str, body: str, when: datetime) -> Path:
-    """Write a seed-format article dated when."""
+    """Write a seed-format article whose file time is when (which does not date it)."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / name
     path.write_text(f"{title}\n\n{body}\n", encoding="utf-8")
@@ -74,7 +74,8 @@ def test_merge_keeps_the_first_version_and_links_the_others() -> None:
 def test_two_sources_one_item_also_in(settings: Settings, tmp_path: Path) -> None:
     """Show one story from two sources as one item with 'Also in', and use both up."""
     root = tmp_path / "feeds"
-    write(root / "wire", "harbour.txt", "Harbour channel to be deepened", STORY, NOW)
+    configured = replace(settings, sources=(str(root),))
+    # The herald's version is seen two hours before the wire's, so it ranks lower.
     write(
         root / "herald",
         "channel.txt",
@@ -82,8 +83,9 @@ def test_two_sources_one_item_also_in(settings: Settings, tmp_path: Path) -> Non
         STORY.replace("officials said", "a spokesman said"),
         NOW - timedelta(hours=2),
     )
+    pipeline.ingest_only(configured, NOW - timedelta(hours=2))
+    write(root / "wire", "harbour.txt", "Harbour channel to be deepened", STORY, NOW)
     write(root / "culture", "theatre.txt", "New stage adaptation", OTHER, NOW)
-    configured = replace(settings, sources=(str(root),))
     result = pipeline.run_edition(configured, NOW)
     assert result.edition is not None and result.rendered is not None
     items = result.edition.items

@@ -49,20 +49,6 @@ def test_segmenter_knows_abbreviations_decimals_and_quotes() -> None:
     assert split_sentences("\n".join((" ".join(STORY[:3]), " ".join(STORY[3:])))) == list(STORY)
 
 
-def test_a_quotation_after_a_sentence_end_starts_a_sentence() -> None:
-    """Split before a quotation that opens after a full stop, not before one that closes."""
-    text = (
-        'Sales grew 6.4% to $42.09bn. "Our year was strong," the chief executive said. '
-        '"It was not easy." She thanked the staff.'
-    )
-    assert split_sentences(text) == [
-        "Sales grew 6.4% to $42.09bn.",
-        '"Our year was strong," the chief executive said.',
-        '"It was not easy."',
-        "She thanked the staff.",
-    ]
-
-
 def test_best_sentences_in_article_order() -> None:
     """Return k whole sentences of the article, in the order they appear."""
     chosen = [hl.text for hl in choose_highlights(story(), 3)]

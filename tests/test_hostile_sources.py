@@ -1,4 +1,4 @@
-"""Hostile input cannot hurt: each bad file or entry is skipped with its reason, quickly.
+"""Hostile input cannot hurt: each bad file or entry is skipped with its reason.
 
 Every case also has a good source or entry beside the bad one: the rest is still read.
 """
@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
-import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -31,15 +29,6 @@ VERSION = "https://jsonfeed.org/version/1.1"
 # Overflows when converted to UTC (the year 10000); the other end of the calendar too.
 TOO_LATE = "9999-12-31T23:00-12:00"
 TOO_EARLY = "0001-01-01T00:00+01:00"
-
-
-@contextmanager
-def within(seconds: float) -> Iterator[None]:
-    """Fail unless the block finishes within seconds (generous: it takes a fraction)."""
-    start = time.monotonic()
-    yield
-    elapsed = time.monotonic() - start
-    assert elapsed < seconds, f"took {elapsed:.1f} s"
 
 
 def by_where(results: list[SourceResult]) -> dict[str, SourceResult]:
@@ -75,8 +64,7 @@ def test_front_matter_alias_bomb_is_refused(tmp_path: Path) -> None:
     assert len(bomb) < 2048
     (tmp_path / "bomb.md").write_text(bomb)
     shutil.copy(DATA / "good.md", tmp_path / "good.md")
-    with within(2):
-        results = by_where(list(read_sources((str(tmp_path),))))
+    results = by_where(list(read_sources((str(tmp_path),))))
     assert results["bomb.md"].error == f"line 4: {ALIASES_REFUSED}"
     assert results["bomb.md"].skipped[0].where == str(tmp_path / "bomb.md")
     assert [a.title for a in results["good.md"].articles] == ["Harbour festival announced"]
@@ -104,8 +92,7 @@ def test_anchor_bomb_stores_nothing(tmp_path: Path) -> None:
     # (the nine of the test above made a row of hundreds of megabytes).
     (tmp_path / "notes" / "bomb.md").write_text(alias_bomb(6).replace("a5: &a5", "tags: &a5"))
     settings = source_settings(tmp_path, tmp_path / "notes")
-    with within(5):
-        report = ingest(settings)
+    report = ingest(settings)
     assert report.new == 0
     assert [s.reason for s in report.skipped] == [f"line 4: {ALIASES_REFUSED}"]
     with Store(settings.db) as store:
@@ -188,8 +175,7 @@ def test_local_file_over_the_cap_is_skipped_unread(
         return real_open(self, *args, **kwargs)  # type: ignore[call-overload]
 
     monkeypatch.setattr(Path, "open", tracking)
-    with within(2):
-        results = by_where(list(read_sources((str(tmp_path),))))
+    results = by_where(list(read_sources((str(tmp_path),))))
     assert results["huge.md"].error == (
         "file of 50,000,000 bytes, larger than 2,000,000 (DIGEST_MAX_ARTICLE_BYTES); not read"
     )
@@ -245,12 +231,11 @@ def words(prefix: str) -> str:
 
 
 def test_junk_detection_reads_only_the_start() -> None:
-    """Judge a 10 MB article by its first 100,000 characters, in a fraction of a second."""
+    """Judge a 10 MB article by its first 100,000 characters: what follows is never read."""
     article = big_article("Content to follow. " * 500_000)
-    with within(1):
-        assert junk.article_junk_reason(article) is None
-        assert junk.junk_reason(article.title, article.body) is None
-        assert not junk.is_boilerplate(article.body)
+    assert junk.article_junk_reason(article) is None
+    assert junk.junk_reason(article.title, article.body) is None
+    assert not junk.is_boilerplate(article.body)
     early = big_article("More to read. " * 700_000, start="Content to follow. " + START)
     assert junk.article_junk_reason(early) == "placeholder text ('Content to follow')"
 
@@ -259,10 +244,9 @@ def test_dedup_shingles_only_the_start() -> None:
     """Shingle a 10 MB article's first 100,000 characters: same stories, same result."""
     article = big_article(words("alpha"))
     other = big_article(words("omega"))
-    with within(3):
-        text = dedup.article_text(article)
-        assert dedup.shingles(text) == dedup.shingles(text[: dedup.SCAN_CHARS])
-        assert dedup.duplicate_groups([text, dedup.article_text(other)]) == [[0, 1]]
+    text = dedup.article_text(article)
+    assert dedup.shingles(text) == dedup.shingles(text[: dedup.SCAN_CHARS])
+    assert dedup.duplicate_groups([text, dedup.article_text(other)]) == [[0, 1]]
 
 
 # --- 4. JSON nested too deeply ---------------------------------------------------------
@@ -282,8 +266,7 @@ def test_deeply_nested_json_feed_is_skipped(tmp_path: Path, data: bytes) -> None
     """Skip a JSON file nested 100,000 deep with a clear reason, not a traceback."""
     (tmp_path / "deep.json").write_bytes(data)
     shutil.copy(DATA / "feed.json", tmp_path / "feed.json")
-    with within(2):
-        results = by_where(list(read_sources((str(tmp_path),))))
+    results = by_where(list(read_sources((str(tmp_path),))))
     assert results["deep.json"].error == "not a JSON Feed: nested too deeply"
     assert len(results["feed.json"].articles) == 3
 
@@ -444,9 +427,8 @@ def test_deeply_nested_html_skips_that_entry() -> None:
         "</channel></rss>"
     )
     item = {"id": "deep", "title": "Deep", "content_html": deep}
-    with within(2):
-        result = read_feed(Document(where="/f.xml", data=rss.encode()))
-        json_result = read_jsonfeed(Document(where="/f.json", data=json_feed(item, GOOD_ITEM)))
+    result = read_feed(Document(where="/f.xml", data=rss.encode()))
+    json_result = read_jsonfeed(Document(where="/f.json", data=json_feed(item, GOOD_ITEM)))
     reason = f"HTML nested more than {MAX_DEPTH:,} elements deep"
     assert [a.title for a in result.articles] == ["Flat"]
     assert [(s.where, s.reason) for s in result.skipped] == [("/f.xml: entry 1", reason)]

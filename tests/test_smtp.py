@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -156,13 +155,23 @@ def test_connection_is_reused_and_reopened() -> None:
 
 
 def test_silent_server_times_out_within_the_timeout() -> None:
-    """Fail the attempt within SMTP_TIMEOUT when the server never greets."""
+    """Fail the attempt within SMTP_TIMEOUT when the server never greets.
+
+    The attempt runs in a thread: without the timeout it would wait for a greeting that
+    never comes, and the generous join below would give up on it.
+    """
+    outcomes: list[tuple[str, bool]] = []
     with SilentServer() as srv:
-        start = time.monotonic()
         connection = Connection(plain(srv.port, smtp_timeout=0.5))
-        result = connection.send_once("d@example.com", "r@example.org", MESSAGE)
-        assert result.outcome == "transient" and connection.unreachable
-        assert time.monotonic() - start < 3
+
+        def attempt() -> None:
+            result = connection.send_once("d@example.com", "r@example.org", MESSAGE)
+            outcomes.append((result.outcome, connection.unreachable))
+
+        thread = threading.Thread(target=attempt, daemon=True)
+        thread.start()
+        thread.join(60)
+        assert outcomes == [("transient", True)], "the attempt never gave up"
 
 
 def test_starttls_with_a_trusted_ca(certs: Certificates) -> None:
@@ -229,40 +238,65 @@ def test_login_required_and_password_never_logged(
         assert password not in text
 
 
+class FakeClock:
+    """A monotonic clock that moves only when something sleeps on it."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
 def test_rate_limiter_spreads_messages() -> None:
-    """Let 600 a minute through at one every 0.1 s."""
-    limiter = RateLimiter(600)
-    start = time.monotonic()
+    """Let 600 a minute through at one every 0.1 s; with no limit, never wait."""
+    clock = FakeClock()
+    limiter = RateLimiter(600, clock=clock, sleep=clock.sleep)
     for _ in range(4):
         limiter.wait()
-    assert 0.25 < time.monotonic() - start < 2
-    unlimited = RateLimiter(0)
-    start = time.monotonic()
+    assert clock.slept == pytest.approx([0.1, 0.1, 0.1])
+    assert clock.now == pytest.approx(1000.3)
+    unlimited = RateLimiter(0, clock=clock, sleep=clock.sleep)
     for _ in range(100):
         unlimited.wait()
-    assert time.monotonic() - start < 0.1
+    assert len(clock.slept) == 3
 
 
 def test_stop_cuts_the_back_off_short() -> None:
-    """Return at once from a back-off when asked to stop."""
+    """Return at once from a back-off when asked to stop.
+
+    The back-off after the refused connection is five minutes; the send runs in a thread
+    and the join waits one: only a stop that cut the back-off short lets it end in time.
+    """
     stop = threading.Event()
     with SmtpServer() as gone:
         port = gone.port
     connection = Connection(plain(port))
-    threading.Timer(0.2, stop.set).start()
-    start = time.monotonic()
-    result, tries = send_with_retries(
-        connection,
-        "d@example.com",
-        "r@example.org",
-        MESSAGE,
-        max_attempts=5,
-        retry_delay=30,
-        stop=stop,
-    )
+    outcomes: list[tuple[str, int]] = []
+
+    def attempt() -> None:
+        result, tries = send_with_retries(
+            connection,
+            "d@example.com",
+            "r@example.org",
+            MESSAGE,
+            max_attempts=5,
+            retry_delay=3600,
+            stop=stop,
+        )
+        outcomes.append((result.outcome, tries))
+
+    thread = threading.Thread(target=attempt, daemon=True)
+    thread.start()
+    stop.set()
+    thread.join(60)
     connection.close()
-    assert result.outcome == "transient" and tries == 1
-    assert time.monotonic() - start < 5
+    assert outcomes == [("transient", 1)]
 
 
 def test_backoff_doubles_up_to_a_cap() -> None:

@@ -25,7 +25,7 @@ from webserver import request, running
 from digest.config import Settings, load_settings
 from digest.store import Store
 from digest.tokens import make_token
-from digest.web import PREVIEW_RETRY_AFTER, PREVIEW_WAIT, REQUEST_DEADLINE, App
+from digest.web import PREVIEW_RETRY_AFTER, REQUEST_DEADLINE, App
 
 SECRET = "a-test-secret-that-is-long-enough-to-sign"
 ONE_CLICK = b"List-Unsubscribe=One-Click"
@@ -266,9 +266,13 @@ def test_an_idle_keep_alive_connection_outlives_the_deadline(signed: Settings) -
 def test_slow_previews_leave_unsubscribe_answering(
     tmp_path: Path, seeds_dir: Path, feed_server: FeedServer
 ) -> None:
-    """Five previews with a slow feed: one build, 503 for the rest, unsubscribe answers."""
-    slow_feed = PREVIEW_WAIT + 3  # longer than any request waits for a build
-    feed = feed_server.add("/slow.xml", RSS, delay=slow_feed)
+    """Five previews with a slow feed: one build, 503 for the rest, unsubscribe answers.
+
+    The feed server holds its answer until the test lets it go, so the build is under
+    way for as long as the test needs, whatever the machine's speed.
+    """
+    hold = threading.Event()
+    feed = feed_server.add("/slow.xml", RSS, hold=hold)
     settings = load_settings(
         None,
         {
@@ -282,39 +286,38 @@ def test_slow_previews_leave_unsubscribe_answering(
         },
     )
     ids = subscribe(settings, 3)
-    answers: list[tuple[float, int, dict[str, str]]] = []
-    lock = threading.Lock()
+    answers: list[tuple[int, dict[str, str]]] = []
+    answered = threading.Condition()
 
     with running(App(settings)) as url:
 
         def preview() -> None:
-            status, headers, _ = request(f"{url}/preview", timeout=slow_feed + 20)
-            with lock:
-                answers.append((time.monotonic(), status, headers))
+            status, headers, _ = request(f"{url}/preview", timeout=90)
+            with answered:
+                answers.append((status, headers))
+                answered.notify_all()
 
         previews = [threading.Thread(target=preview) for _ in range(5)]
+        try:
+            for thread in previews:
+                thread.start()
+            # Every request but the one building is refused: three at once, the one
+            # waiting for the build after PREVIEW_WAIT.
+            with answered:
+                answered.wait_for(lambda: len(answers) >= 4, timeout=60)
+            assert len(answers) == 4 and not feed_server.hits("/slow.xml"), answers
+            for subscriber_id in ids:
+                assert_one_click(url, settings, subscriber_id)
+                assert_health(url)
+            # Answered while the build was still reading the held feed.
+            assert all(status == 503 for status, _ in answers)
+        finally:
+            hold.set()
         for thread in previews:
-            thread.start()
-        # The requests beyond the one building and the one waiting are refused at once:
-        # proof that the build is under way (the feed server logs a hit only once answered).
-        for _ in range(100):
-            with lock:
-                if len(answers) >= 3:
-                    break
-            time.sleep(0.05)
-        assert len(answers) >= 3 and not feed_server.hits("/slow.xml"), answers
-        unsubscribed = []
-        for subscriber_id in ids:
-            assert_one_click(url, settings, subscriber_id)
-            assert_health(url)
-            unsubscribed.append(time.monotonic())
-        for thread in previews:
-            thread.join(slow_feed + 30)
-        built = [when for when, status, _ in answers if status == 200]
-        busy = [headers for _, status, headers in answers if status == 503]
+            thread.join(90)
+        built = [status for status, _ in answers if status == 200]
+        busy = [headers for status, headers in answers if status == 503]
         assert len(built) == 1 and len(busy) == 4, answers
-        # Answered while the build was still reading the slow feed.
-        assert max(unsubscribed) < built[0]
         assert all(h["Retry-After"] == str(PREVIEW_RETRY_AFTER) for h in busy)
         assert len(feed_server.hits("/slow.xml")) == 1  # one build at a time
         # Built once, then served from memory.

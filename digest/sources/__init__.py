@@ -54,7 +54,7 @@ _AHEAD = 4
 
 def _read_text(doc: Document) -> SourceResult:
     path = doc.path or Path(doc.where)
-    articles, skipped = text.read_text(path, text.decode(path, doc.data), doc.mtime)
+    articles, skipped = text.read_text(path, text.decode(path, doc.data))
     return SourceResult(articles, skipped, where=doc.where)
 
 

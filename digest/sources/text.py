@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 from digest.errors import SourceError
@@ -85,10 +84,13 @@ def _bullet_text(block: _Block) -> str:
     return block.text.removeprefix(BULLET).strip()
 
 
-def read_text(
-    path: Path, content: str, mtime: datetime | None = None
-) -> tuple[list[Article], list[Skipped]]:
-    """Parse content (the text of path) into the main article and its related ones."""
+def read_text(path: Path, content: str) -> tuple[list[Article], list[Skipped]]:
+    """Parse content (the text of path) into the main article and its related ones.
+
+    The format carries no date, and the file's modification time is not one: a checkout
+    or a copy sets it at random, and it would order the edition. These articles are
+    dated when digest first sees them, like any other article without a date.
+    """
     # Bidi controls go from the whole file: titles, paragraphs and highlights are all text.
     lines = plain(content).replace("\r\n", "\n").replace("\r", "\n").split("\n")
     start = next((i for i, line in enumerate(lines) if line.strip()), None)
@@ -130,7 +132,6 @@ def read_text(
                 paragraphs=paragraphs,
                 highlights=bullets,
                 source_name=name,
-                published=mtime,
                 position=0,
             )
         )
@@ -163,7 +164,6 @@ def read_text(
                 paragraphs=summary,
                 summary=summary[0],
                 source_name=name,
-                published=mtime,
                 position=position,
             )
         )
@@ -179,7 +179,6 @@ def read_file(path: Path, max_bytes: int = MAX_FILE_BYTES) -> tuple[list[Article
     try:
         stat = path.stat()
         data = read_capped(path, max_bytes, stat.st_size)
-        mtime = datetime.fromtimestamp(stat.st_mtime, UTC)
     except OSError as err:
         raise SourceError(f"{path}: cannot read: {err.strerror or err}") from err
-    return read_text(path, decode(path, data), mtime)
+    return read_text(path, decode(path, data))
