@@ -10,6 +10,10 @@ missing=()
 for entry in "${NEEDED[@]}"; do
     command -v "${entry%%:*}" >/dev/null 2>&1 || missing+=("${entry##*:}")
 done
+# Debian keeps PostgreSQL's server programs off PATH, under /usr/lib/postgresql/N/bin.
+if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+    missing+=("postgresql")
+fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
     echo "The tests need these system packages: ${missing[*]}" >&2
