@@ -187,7 +187,9 @@ def new_articles(tmp: Path, count: int, writer: Writer) -> list[Figure]:
         Figure(
             f"{count:,} new articles: CPU against feedparser alone",
             run["cpu"] / parse["cpu"],
-            target=2.0,
+            # The target is set at 10,000 new articles; a smaller run's fixed costs
+            # (imports, rendering the edition) weigh more and have none.
+            target=2.0 if count >= 10_000 else None,
         ),
         Figure(f"{count:,} new articles: peak RSS", run["rss_mb"], " MB", target=RSS_TARGET),
     ]
