@@ -343,8 +343,9 @@ def _one(
         return Outcome(edition_id, sid, "failed", run.clock(), msg_id, reason, 1), 0
     if result.outcome == "abandoned":
         logger.warning(
-            "edition %s: a batch's lease ran out while subscriber %d's message was under"
-            " way; it was withdrawn before its end, and the row left to its new owner",
+            "edition %s: a batch's lease ran out or was taken over while subscriber %d's"
+            " message was under way; it was withdrawn before its end, and the row left to"
+            " its new owner",
             edition_id,
             sid,
         )
