@@ -13,9 +13,10 @@ from webserver import request, running
 
 from digest import pipeline
 from digest.config import Settings
+from digest.httpserver import MAX_BODY
 from digest.store import Store
 from digest.tokens import make_token
-from digest.web import MAX_BODY, App
+from digest.web import App
 
 SECRET = "a-test-secret-that-is-long-enough-to-sign"
 ONE_CLICK = b"List-Unsubscribe=One-Click"

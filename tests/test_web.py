@@ -20,9 +20,10 @@ from digest import pipeline, web
 from digest.archive import write_archive
 from digest.check import is_loopback
 from digest.config import Settings
+from digest.httpserver import FD_RESERVE, connection_limit
 from digest.render import GREETING_PLACEHOLDER, UNSUBSCRIBE_PLACEHOLDER
 from digest.tokens import make_token
-from digest.web import App, connection_limit, preview_enabled
+from digest.web import App, preview_enabled
 
 NOW = datetime(2026, 11, 28, 7, 0, tzinfo=UTC)
 
@@ -249,7 +250,7 @@ def test_connection_limit_fits_the_file_descriptors(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(resource, "getrlimit", lambda _: (20_000, 20_000))
     assert connection_limit() == 1000
     monkeypatch.setattr(resource, "getrlimit", lambda _: (256, 4096))
-    assert connection_limit() == 256 - web.FD_RESERVE
+    assert connection_limit() == 256 - FD_RESERVE
     monkeypatch.setattr(resource, "getrlimit", lambda _: (resource.RLIM_INFINITY,) * 2)
     assert connection_limit() == 1000
 

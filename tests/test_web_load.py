@@ -23,9 +23,10 @@ from feedserver import FeedServer
 from webserver import request, running
 
 from digest.config import Settings, load_settings
+from digest.httpserver import REQUEST_DEADLINE
 from digest.store import Store
 from digest.tokens import make_token
-from digest.web import PREVIEW_RETRY_AFTER, REQUEST_DEADLINE, App
+from digest.web import PREVIEW_RETRY_AFTER, App
 
 SECRET = "a-test-secret-that-is-long-enough-to-sign"
 ONE_CLICK = b"List-Unsubscribe=One-Click"

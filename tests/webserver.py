@@ -1,6 +1,6 @@
 """A real waitress server on 127.0.0.1, port 0, for the web tests.
 
-It is the server `digest serve` runs (digest.web.make_server), with its limits and its
+It is the server `digest serve` runs (digest.httpserver.make_server), with its limits and its
 request deadline, so that the tests see what a deployment sees.
 """
 
@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from waitress import wasyncore
 
-from digest.web import REQUEST_DEADLINE, THREADS, make_server
+from digest.httpserver import REQUEST_DEADLINE, THREADS, make_server
 
 
 @contextmanager
