@@ -20,7 +20,7 @@ import click
 
 from digest import __version__
 from digest.config import Settings, load_settings
-from digest.errors import ConfigError, DeliveryError, DigestError
+from digest.errors import ConfigError, DigestError
 from digest.models import IngestReport, Progress, SendReport
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -285,91 +285,6 @@ def schedule(ctx: Context) -> None:
 
 
 @main.command()
-@pass_context
-@handle_errors
-def status(ctx: Context) -> None:
-    """Show the last editions, the next scheduled run and whether a scheduler runs.
-
-    \b
-    Example:
-      digest status
-    """
-    from digest.models import DueEdition, EditionRecord
-    from digest.schedule import next_fire, scheduler_status
-    from digest.store import Store, store_exists
-
-    settings = ctx.settings()
-    editions: list[EditionRecord] = []
-    sends: dict[str, dict[str, int]] = {}
-    still_open: dict[str, DueEdition] = {}
-    size = None
-    # A fresh machine has no store yet: nothing made, nothing pending, and a status
-    # command must not create one.
-    if store_exists(settings.db):
-        with Store(settings.db, readonly=True) as store:
-            editions = store.editions.recent(limit=10)
-            sends = {record.id: store.ledger.counts(record.id) for record in editions}
-            still_open = {
-                row.edition_id: row for row in store.ledger.due_editions(datetime.now(UTC))
-            }
-            size = store.retention.size()
-    if editions:
-        click.echo("Last editions:")
-        # Columns: ids differ in length (2026-11-28, 2026-11-28-2), counts in width.
-        width = max(len(record.id) for record in editions)
-        order = ("sent", "failed", "bounced", "skipped", "pending", "sending")
-        for record in editions:
-            due = f"  due {record.due_date}" if record.due_date else ""
-            counts = sends[record.id]
-            states = sorted(counts, key=lambda s: order.index(s) if s in order else len(order))
-            sent = ", ".join(f"{counts[state]} {state}" for state in states) or "not sent"
-            click.echo(
-                f"  {record.id:<{width}}  {plural(record.item_count, 'item'):>9}  made"
-                f" {record.created:%Y-%m-%d %H:%M} UTC  {sent}{due}"
-            )
-    elif not store_exists(settings.db):
-        click.echo(f"No edition made yet: there is no store at {shown(settings.db)}.")
-    else:
-        click.echo("No edition made yet.")
-    if still_open:
-        click.echo("Pending deliveries (`digest send` sends what is due):")
-        for row in still_open.values():
-            later = row.open_rows - row.due_rows
-            when = (
-                f", {later} waiting until {_local(row.next_attempt_at)}"
-                if later and row.next_attempt_at is not None
-                else ""
-            )
-            click.echo(f"  {row.edition_id}: {row.open_rows} open, {row.due_rows} due now{when}")
-    else:
-        click.echo("Pending deliveries: none")
-    if size is not None:
-        click.echo(
-            f"Store: {plural(size.articles, 'article')} ({size.waiting} not in an edition),"
-            f" {plural(size.files, 'source file')}, {plural(size.editions, 'edition')}"
-        )
-        pruned = size.last_pruned
-        click.echo(
-            f"Last pruned: {pruned.at:%Y-%m-%d %H:%M} UTC ({plural(pruned.articles, 'article')},"
-            f" {plural(pruned.files, 'source file')} removed; DIGEST_RETENTION is"
-            f" {_days(settings.retention.total_seconds() / 86400)})"
-            if pruned
-            else "Last pruned: never"
-        )
-    upcoming = next_fire(settings, datetime.now(UTC))
-    when = upcoming.isoformat(timespec="minutes") if upcoming else "never"
-    click.echo(f"Next run: {when} ('{settings.schedule}' in {settings.timezone})")
-    holder = scheduler_status(settings)
-    if holder is None:
-        click.echo("Scheduler: not running")
-    else:
-        click.echo(
-            f"Scheduler: running (process {holder.get('pid', '?')} on"
-            f" {holder.get('host', '?')}, since {holder.get('since', '?')})"
-        )
-
-
-@main.command()
 @click.option("--host", help="Address to listen on (default: DIGEST_HOST).")
 @click.option("--port", type=int, help="Port to listen on (default: DIGEST_PORT).")
 @pass_context
@@ -540,120 +455,6 @@ def _print_send_reports(reports: list[SendReport]) -> None:
         _print_send_report(report)
 
 
-@main.command()
-@click.argument("edition", required=False)
-@click.option("--test", "test_address", metavar="ADDRESS", help="Send one copy to ADDRESS only.")
-@click.option(
-    "--worker",
-    is_flag=True,
-    help="Keep running: send whatever becomes due, on any number of machines at once.",
-)
-@pass_context
-@handle_errors
-def send(ctx: Context, edition: str | None, test_address: str | None, worker: bool) -> None:
-    """Send an edition (the newest by default) to every active subscriber over SMTP,
-    then every older edition with rows due, oldest first.
-
-    Each subscriber's delivery is recorded; running it again resumes a send that was
-    stopped or killed, and nobody receives the edition twice. Several `digest send`
-    processes on one store share the work. Addresses that failed temporarily are tried
-    again once their next attempt is due. SIGTERM or Ctrl-C finishes the messages in
-    flight and stops. With --worker it keeps running and sends every edition's rows as
-    they become due (see "Running on several machines" in the README).
-
-    \b
-    Example:
-      digest send 2026-11-28
-    """
-    from digest import pipeline
-
-    settings = ctx.settings()
-    if worker:
-        _send_worker(settings)
-        return
-    if test_address is not None:
-        from digest.send import send_test
-        from digest.store import Store
-        from digest.subscribers import SubscriberError, normalise_email
-
-        try:
-            address = normalise_email(test_address)
-        except SubscriberError as err:
-            raise SubscriberError(f"{test_address.strip()}: {err}") from None
-        with Store(settings.db) as store:
-            edition = edition or store.editions.latest_sendable()
-            if edition is None:
-                raise DeliveryError("no edition to send yet", hint="run `digest run` first")
-            result = send_test(settings, store, edition, address)
-        if result.outcome != "sent":
-            raise DeliveryError(f"{address}: {result.error}")
-        click.echo(f"Sent a test copy of edition {edition} to {address}; the ledger is unchanged.")
-        return
-    _preflight(settings)
-    stop = threading.Event()
-    _on_signal_stop(stop)
-    line = _ProgressLine()
-    try:
-        reports = pipeline.send_edition(settings, edition, stop=stop, progress=line)
-    finally:
-        line.done()
-    _print_send_reports(reports)
-
-
-def _send_worker(settings: Settings) -> None:
-    from digest.worker import work
-
-    stop = threading.Event()
-    _on_signal_stop(stop)
-    click.echo("Worker started; SIGTERM or Ctrl-C finishes the messages in flight and stops.")
-    totals = work(settings, stop=stop, on_report=_print_send_report)
-    click.echo(f"Worker stopped: {totals.sent} sent, {totals.failed} failed.")
-
-
-@main.command()
-@click.argument("edition", required=False)
-@click.option("--all", "show_all", is_flag=True, help="List every address, not only problems.")
-@pass_context
-@handle_errors
-def deliveries(ctx: Context, edition: str | None, show_all: bool) -> None:
-    """Show what happened to each address for an edition (the newest by default).
-
-    \b
-    Example:
-      digest deliveries 2026-11-28
-    """
-    from digest.store import Store
-
-    settings = ctx.settings()
-    with Store(settings.db, readonly=True) as store:
-        edition = edition or store.editions.latest_sendable()
-        if edition is None or store.editions.get(edition) is None:
-            raise DeliveryError(
-                f"no edition {edition}" if edition else "no edition made yet",
-                hint="`digest status` lists the editions",
-            )
-        counts = store.ledger.counts(edition)
-        total = sum(counts.values())
-        order = ("sent", "failed", "bounced", "skipped", "pending", "sending")
-        summary = ", ".join(
-            f"{counts.get(s, 0)} {s}" for s in order if counts.get(s) or s == "sent"
-        )
-        click.echo(f"Edition {edition}: {plural(total, 'subscriber')}: {summary}.")
-        statuses = None if show_all else ("failed", "bounced", "skipped", "pending", "sending")
-        for row in store.ledger.rows(edition, statuses):  # type: ignore[arg-type]
-            when = f"{row.updated:%Y-%m-%d %H:%M}" if row.updated else ""
-            notes = []
-            if row.next_attempt_at is not None:
-                notes.append(f"next try {_local(row.next_attempt_at)}")
-            if row.maybe_sent:
-                notes.append("maybe sent")
-            if row.claimed_by:
-                notes.append(f"held by {row.claimed_by}")
-            note = f"  ({', '.join(notes)})" if notes else ""
-            error = f"  {row.last_error}" if row.last_error else ""
-            click.echo(f"  {row.status:8} {row.email}  tries {row.attempts}  {when}{note}{error}")
-
-
 def _preflight(settings: Settings) -> None:
     """Run `digest check`'s checks but the SMTP round trip; print warnings, stop on errors."""
     from digest.check import before_send, has_errors
@@ -706,68 +507,12 @@ def plural(count: int, word: str, words: str = "") -> str:
     return f"{count} {word if count == 1 else words or word + 's'}"
 
 
-@main.group()
-def db() -> None:
-    """Look after the store's schema: see its version, bring it up to date.
-
-    \b
-    Example:
-      digest db upgrade
-    """
-
-
-@db.command("copy")
-@click.option("--to", "target", required=True, metavar="URL", help="The empty store to fill.")
-@pass_context
-@handle_errors
-def db_copy(ctx: Context, target: str) -> None:
-    """Copy this store (DIGEST_DB) with every article, edition, subscriber and delivery
-    into a new, empty one, such as a PostgreSQL database, and check the counts.
-
-    Then point DIGEST_DB at the new store. The copy is one transaction: on any failure
-    the target is left as it was.
-
-    \b
-    Example:
-      digest db copy --to postgresql://digest:secret@db.example.org/digest
-    """
-    from digest.store.copy import copy_store
-
-    settings = ctx.settings()
-    counts = copy_store(settings.db, target)
-    for table, count in counts.items():
-        click.echo(f"  {table}: {count} rows")
-    click.echo(
-        f"Copied {shown(settings.db)} to {shown(target)}: {sum(counts.values())} rows,"
-        " every table's count checked."
-    )
-
-
-@db.command("upgrade")
-@pass_context
-@handle_errors
-def db_upgrade(ctx: Context) -> None:
-    """Bring the store's schema up to date (commands that write do this themselves).
-
-    A store made by an earlier release is converted in place, in one transaction.
-
-    \b
-    Example:
-      digest db upgrade
-    """
-    from digest.store import upgrade_store
-
-    settings = ctx.settings()
-    before, after = upgrade_store(settings.db)
-    if before == after:
-        click.echo(f"{shown(settings.db)}: schema already at revision {after}.")
-    else:
-        click.echo(f"{shown(settings.db)}: schema upgraded from {before} to revision {after}.")
-
-
 def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-# The subscriber commands live in their own module; importing it adds them to main.
+# Command groups live in their own modules; importing them adds them to main.
+import digest.cli_db  # noqa: E402
+import digest.cli_send  # noqa: E402
+import digest.cli_status  # noqa: E402
 import digest.cli_subscribers  # noqa: E402, F401
