@@ -112,6 +112,8 @@ class Settings:
     smtp_domain_rate: int = 0
     # How long a sender's claim on ledger rows holds without renewal.
     send_lease: timedelta = timedelta(minutes=2)
+    # Outcomes a sender records in one commit: what a killed sender may send again.
+    send_commit_every: int = 20
     # How often `digest send --worker` looks for due rows when nothing wakes it sooner.
     worker_poll: timedelta = timedelta(seconds=30)
     # A mailbox something reads for unsubscribe requests by mail (empty: no mailto: in
@@ -521,6 +523,7 @@ def load_settings(
         smtp_ca_file=v.optional_path("SMTP_CA_FILE"),
         smtp_domain_rate=v.integer("SMTP_DOMAIN_RATE", 0, minimum=0),
         send_lease=v.duration("DIGEST_SEND_LEASE", "2m", maximum=timedelta(days=1)),
+        send_commit_every=v.integer("DIGEST_SEND_COMMIT_EVERY", 20, minimum=1, maximum=1000),
         worker_poll=v.duration("DIGEST_WORKER_POLL", "30s", maximum=timedelta(days=1)),
         unsubscribe_mailto=_optional_mailbox(v, "DIGEST_UNSUBSCRIBE_MAILTO"),
     )

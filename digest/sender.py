@@ -1,5 +1,5 @@
-"""The threads of one edition's send: each claims a batch of due rows, sends, and
-records every outcome before the next message; a heartbeat renews their leases.
+"""The threads of one edition's send: each claims a batch of due rows and sends; their
+outcomes are recorded in groups (digest.outcomes); a heartbeat renews their leases.
 
 Anything wrong with one message fails its own row; only a server that cannot be used
 stops the threads, and the error is raised by the caller.
@@ -22,9 +22,10 @@ from digest.errors import DeliveryError
 from digest.holds import DomainHolds
 from digest.limits import DomainRates, overall
 from digest.models import Outcome, Progress
+from digest.outcomes import Outcomes
 from digest.smtp import Connection, Result, SmtpSetupError, send_with_retries
 from digest.store import Store
-from digest.store.claims import Claim, ClaimedRow, Recorder, RetryPolicy
+from digest.store.claims import Claim, ClaimedRow, Done, Recorder, RetryPolicy
 from digest.store.ledger import owner_name
 from digest.tokens import make_token, unsubscribe_url
 
@@ -157,9 +158,12 @@ class Heartbeat:
     rather than sending them again. What it records is fenced by the claim's token too.
     """
 
-    def __init__(self, run: SendRun, lease: timedelta) -> None:
+    def __init__(self, run: SendRun, lease: timedelta, ledger: threading.Lock) -> None:
         self.run = run
         self.lease = lease
+        # Held while this process writes the ledger: a renewal and a group of outcomes
+        # lock the same rows, and in one process they must take turns, not deadlock.
+        self._ledger = ledger
         self.tokens: set[str] = set()
         self.lost: set[str] = set()
         # token -> time.monotonic() at which its lease runs out, as far as this
@@ -176,6 +180,11 @@ class Heartbeat:
         with self._lock:
             self.tokens.add(token)
             self.until[token] = since + self.lease.total_seconds()
+
+    def lose(self, token: str) -> None:
+        """Stop using token's rows: some were taken over."""
+        with self._lock:
+            self.lost.add(token)
 
     def drop(self, token: str) -> None:
         """Stop renewing token."""
@@ -196,9 +205,10 @@ class Heartbeat:
                 tokens = set(self.tokens)
             asked = time.monotonic()
             try:
-                held = self.run.store.ledger.renew(
-                    self.run.edition_id, tokens, self.run.clock(), self.lease
-                )
+                with self._ledger:
+                    held = self.run.store.ledger.renew(
+                        self.run.edition_id, tokens, self.run.clock(), self.lease
+                    )
             except Exception as err:  # a missed renewal is tried again at the next beat
                 logger.warning("could not renew the send's claims: %s", err)
                 continue
@@ -216,7 +226,12 @@ class Heartbeat:
 
 
 def _worker(
-    run: SendRun, beat: Heartbeat, factory: TransportFactory, lease: timedelta, quick: float
+    run: SendRun,
+    beat: Heartbeat,
+    outcomes: Outcomes,
+    factory: TransportFactory,
+    lease: timedelta,
+    quick: float,
 ) -> None:
     """Claim and send batches until none is due, the send halts, or it fails."""
     connection: Connection | None = None
@@ -236,8 +251,10 @@ def _worker(
             beat.hold(claim.token, since)
             recorded = 0
             try:
-                recorded = _send_claim(run, beat, connection, recorder, claim, quick)
+                recorded = _send_claim(run, beat, outcomes, connection, recorder, claim, quick)
             finally:
+                # Every outcome of the claim is committed before any of its rows goes back.
+                outcomes.flush(recorder)
                 beat.drop(claim.token)
                 if recorded < len(claim.rows):
                     # Rows never started go back at once, for this or another sender.
@@ -247,18 +264,23 @@ def _worker(
     finally:
         if connection is not None:
             connection.close()
+        try:
+            outcomes.flush(recorder)
+        except BaseException as err:
+            run.fail(err)
         recorder.close()
 
 
 def _send_claim(
     run: SendRun,
     beat: Heartbeat,
+    outcomes: Outcomes,
     connection: Connection,
     recorder: Recorder,
     claim: Claim,
     quick: float,
 ) -> int:
-    """Send the rows of claim in order; return how many outcomes were recorded."""
+    """Send the rows of claim in order; return how many outcomes were handed in."""
     recorded = 0
     for row in claim.rows:
         if run.halted():
@@ -280,13 +302,7 @@ def _send_claim(
             # The server cannot be reached, or the claim ran out while this message was
             # under way: neither is the address's fault, so no deferral.
             return recorded
-        if not recorder.record(claim.token, row, done, run.policy, run.rng):
-            logger.warning(
-                "edition %s: subscriber %d's row was taken over before its outcome was recorded",
-                run.edition_id,
-                row.subscriber_id,
-            )
-            return recorded
+        outcomes.add(recorder, Done(claim.token, row, done))
         recorded += 1
         run.note(done, code)
     return recorded
@@ -396,11 +412,14 @@ def _outcome(
 
 def run_threads(run: SendRun, factory: TransportFactory, lease: timedelta, quick: float) -> None:
     """Send run's due rows over one thread per connection, a heartbeat renewing leases."""
-    beat = Heartbeat(run, lease)
+    ledger = threading.Lock()
+    beat = Heartbeat(run, lease, ledger)
+    every = run.settings.send_commit_every
+    outcomes = Outcomes(run.edition_id, every, run.policy, run.rng, beat.lose, ledger)
     threads = [
         threading.Thread(
             target=_worker,
-            args=(run, beat, factory, lease, quick),
+            args=(run, beat, outcomes, factory, lease, quick),
             name=f"send-{n}",
             daemon=True,
         )

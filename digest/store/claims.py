@@ -1,8 +1,10 @@
 """A sender's claim on ledger rows, and recording how each of its messages ended.
 
-Each outcome is recorded in a commit of its own, where the claim's token still holds the
-row, before the next message goes: a sender killed at any moment leaves at most its
-message in flight unrecorded.
+Outcomes are recorded in groups, one commit for several messages, and only where the
+claim's token still holds the row. A message is in flight from its first SMTP command
+until its outcome is committed: a sender killed at any moment leaves at most those
+unrecorded, and their rows, still `sending`, go again with the same Message-ID once
+their lease runs out.
 """
 
 from __future__ import annotations
@@ -65,13 +67,23 @@ class Claim:
     rows: tuple[ClaimedRow, ...]
 
 
-class Recorder:
-    """One sending thread's connection: each outcome in a commit of its own.
+@dataclass(frozen=True)
+class Done:
+    """How one claimed row's message ended, waiting to be recorded."""
 
-    A plain success is nearly every outcome, and recording it is the one statement run
-    per message. On SQLite it goes to the driver as SQLAlchemy compiled it, once: the
-    execution layer around a statement costs three times the statement and its commit,
-    which would make the ledger, not the network, the limit of a send.
+    token: str
+    row: ClaimedRow
+    outcome: Outcome
+
+
+class Recorder:
+    """One sending thread's connection, for recording outcomes in groups.
+
+    A plain success is nearly every outcome: those of a group go in one executemany per
+    claim, so that each claim's count of rows still held tells whether it was taken over.
+    On SQLite the statement goes to the driver as SQLAlchemy compiled it, once: the
+    execution layer around a statement costs more than the statement itself, which
+    would make the ledger, not the network, the limit of a send.
     """
 
     def __init__(self, db: Database) -> None:
@@ -110,43 +122,48 @@ class Recorder:
         """Give the connection back."""
         self._conn.close()
 
-    def _record_sent(self, token: str, done: Outcome) -> bool:
-        conn = self._conn
-        with conn.begin():
-            result = conn.execute(
-                self._sent,
-                _sent_values(token, done),
-            )
-        return bool(result.rowcount)
-
-    def record(
-        self, token: str, row: ClaimedRow, done: Outcome, policy: RetryPolicy, rng: random.Random
-    ) -> bool:
-        """Record how row's message ended, in its own commit; False if the row is no
-        longer token's. A full or failing disk is a StoreError naming the store."""
+    def record(self, group: list[Done], policy: RetryPolicy, rng: random.Random) -> dict[str, int]:
+        """Record a group of outcomes in one commit; return, for each claim token whose
+        rows were not all still its own, how many it lost. A full or failing disk is a
+        StoreError naming the store."""
         with failures_of_the_disk(self._db):
-            return self._record(token, row, done, policy, rng)
+            plain: dict[str, list[Outcome]] = {}
+            other: list[Done] = []
+            for done in group:
+                if done.outcome.kind == "sent" and not done.row.maybe_sent:
+                    plain.setdefault(done.token, []).append(done.outcome)
+                else:
+                    other.append(done)
+            if self._fast is not None and not other:
+                return self._fast.record(plain)
+            with self._conn.begin():
+                lost = {
+                    token: len(outcomes) - self._record_sent(token, outcomes)
+                    for token, outcomes in plain.items()
+                }
+                for done in other:
+                    if not self._record_other(done, policy, rng):
+                        lost[done.token] = lost.get(done.token, 0) + 1
+            return {token: count for token, count in lost.items() if count}
 
-    def _record(
-        self, token: str, row: ClaimedRow, done: Outcome, policy: RetryPolicy, rng: random.Random
-    ) -> bool:
-        if done.kind == "sent" and not row.maybe_sent:
-            if self._fast is not None:
-                return self._fast.record(token, done)
-            return self._record_sent(token, done)
+    def _record_sent(self, token: str, outcomes: list[Outcome]) -> int:
+        result = self._conn.execute(self._sent, [_sent_values(token, done) for done in outcomes])
+        return int(result.rowcount)
+
+    def _record_other(self, item: Done, policy: RetryPolicy, rng: random.Random) -> bool:
+        row, done = item.row, item.outcome
         conn = self._conn
         values = self._values(row, done, policy, rng)
-        with conn.begin():
-            result = conn.execute(
-                update(deliveries)
-                .where(self._mine)
-                .values(**values, attempts=deliveries.c.attempts + done.tries),
-                {"e": done.edition_id, "s": done.subscriber_id, "token": token},
-            )
-            if not result.rowcount:
-                return False
-            if done.kind == "failed" and done.hard:
-                self._count_hard_failure(conn, done)
+        result = conn.execute(
+            update(deliveries)
+            .where(self._mine)
+            .values(**values, attempts=deliveries.c.attempts + done.tries),
+            {"e": done.edition_id, "s": done.subscriber_id, "token": item.token},
+        )
+        if not result.rowcount:
+            return False
+        if done.kind == "failed" and done.hard:
+            self._count_hard_failure(conn, done)
         return True
 
     def _values(
@@ -226,7 +243,7 @@ def _sent_values(token: str, done: Outcome) -> dict[str, Any]:
 
 
 class _SqliteSent:
-    """The plain-success UPDATE, compiled once, run on the driver in its own commit."""
+    """The plain-success UPDATE, compiled once, run on the driver in a commit per group."""
 
     def __init__(self, conn: Connection, statement: Any) -> None:
         compiled = statement.compile(dialect=conn.dialect)
@@ -236,19 +253,27 @@ class _SqliteSent:
         self._fixed = dict(compiled.params)
         self._raw: Any = conn.connection.driver_connection
 
-    def record(self, token: str, done: Outcome) -> bool:
-        """Record done as sent where token still holds the row; False if it does not."""
+    def _args(self, token: str, done: Outcome) -> list[Any]:
         values = _sent_values(token, done)
         values["when"] = to_micros(done.when)
-        args = [values.get(name, self._fixed.get(name)) for name in self._order]
+        return [values.get(name, self._fixed.get(name)) for name in self._order]
+
+    def record(self, plain: dict[str, list[Outcome]]) -> dict[str, int]:
+        """Record each token's outcomes as sent where it still holds the rows; return
+        how many rows each token had lost."""
+        lost: dict[str, int] = {}
         self._raw.execute("BEGIN IMMEDIATE")
         try:
-            changed = self._raw.execute(self._sql, args).rowcount
+            for token, outcomes in plain.items():
+                args = [self._args(token, done) for done in outcomes]
+                changed = self._raw.executemany(self._sql, args).rowcount
+                if changed < len(outcomes):
+                    lost[token] = len(outcomes) - changed
         except BaseException:
             self._raw.execute("ROLLBACK")
             raise
         self._raw.execute("COMMIT")
-        return bool(changed)
+        return lost
 
 
 def _short(delta: timedelta) -> str:
