@@ -119,6 +119,15 @@ class Settings:
     # A mailbox something reads for unsubscribe requests by mail (empty: no mailto: in
     # List-Unsubscribe, only the one-click URL).
     unsubscribe_mailto: str = ""
+    # Webhooks for delivery reports (docs/webhooks.md); each route is off while its key
+    # is empty. SES: the SNS topic ARNs whose notifications are accepted.
+    webhook_ses_topics: tuple[str, ...] = ()
+    # Postmark: "user:password" for the webhook URL's basic auth.
+    webhook_postmark_auth: str = field(default="", repr=False)
+    # Mailgun: the HTTP webhook signing key.
+    webhook_mailgun_key: str = field(default="", repr=False)
+    # SendGrid: the Signed Event Webhook's verification key (public; base64 DER).
+    webhook_sendgrid_key: str = ""
 
     @property
     def zone(self) -> ZoneInfo:
@@ -443,6 +452,48 @@ def _optional_mailbox(values: _Values, key: str) -> str:
     return parseaddr(values.mailbox(key, ""))[1]
 
 
+# An SNS topic ARN: arn:aws:sns:us-east-1:123456789012:digest-bounces (other partitions too).
+_SNS_TOPIC = re.compile(r"arn:aws(?:-[a-z]+)*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_.-]{1,256}")
+
+
+def _sns_topics(values: _Values, key: str) -> tuple[str, ...]:
+    """Return the SNS topic ARNs of key, each checked, or () when it is not set."""
+    raw, origin = values.raw(key)
+    if raw is None or not raw.strip():
+        return ()
+    topics = values.listing(key, ())
+    for topic in topics:
+        if not _SNS_TOPIC.fullmatch(topic):
+            raise values.fail(
+                key, raw, origin, f"{topic!r} is not an SNS topic ARN (arn:aws:sns:REGION:ID:NAME)"
+            )
+    return topics
+
+
+def _basic_auth(values: _Values, key: str) -> str:
+    """Return a user:password secret, or "" when it is not set; never show the value."""
+    value = values.secret(key).strip()
+    if value and (":" not in value or not value.partition(":")[0]):
+        _, origin = values.raw(key)
+        raise values.fail(key, "***", origin, "must be user:password")
+    return value
+
+
+def _ec_public_key(values: _Values, key: str) -> str:
+    """Return an ECDSA public key (base64 DER as SendGrid shows it), checked."""
+    value = values.text(key, "", allow_empty=True)
+    if not value:
+        return ""
+    from digest.bounces.sendgrid import load_key
+
+    try:
+        load_key(value)
+    except ValueError as err:
+        raw, origin = values.raw(key)
+        raise values.fail(key, raw or value, origin, str(err)) from None
+    return value
+
+
 def load_settings(
     env_file: Path | None = None, environ: Mapping[str, str] | None = None
 ) -> Settings:
@@ -526,6 +577,10 @@ def load_settings(
         send_commit_every=v.integer("DIGEST_SEND_COMMIT_EVERY", 20, minimum=1, maximum=1000),
         worker_poll=v.duration("DIGEST_WORKER_POLL", "30s", maximum=timedelta(days=1)),
         unsubscribe_mailto=_optional_mailbox(v, "DIGEST_UNSUBSCRIBE_MAILTO"),
+        webhook_ses_topics=_sns_topics(v, "DIGEST_WEBHOOK_SES_TOPICS"),
+        webhook_postmark_auth=_basic_auth(v, "DIGEST_WEBHOOK_POSTMARK_AUTH"),
+        webhook_mailgun_key=v.secret("DIGEST_WEBHOOK_MAILGUN_KEY").strip(),
+        webhook_sendgrid_key=_ec_public_key(v, "DIGEST_WEBHOOK_SENDGRID_KEY"),
     )
     for key in v.unknown_keys():
         # A key in both places is read from the environment; blame the file only for its own.

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from typing import Any
 
 from waitress.channel import HTTPChannel
+from waitress.parser import HTTPRequestParser
 from waitress.server import BaseWSGIServer, create_server
 
 logger = logging.getLogger(__name__)
 
 # Forms here are one field; anything bigger is not a form of ours.
 MAX_BODY = 4096
+# Where email providers post delivery reports, and the larger cap their batches need
+# (SendGrid posts up to a thousand events at once). Only paths under WEBHOOK_PREFIX get
+# it, and only on a server that serves a webhook (see make_server).
+WEBHOOK_PREFIX = "/webhooks/"
+WEBHOOK_MAX_BODY = 1024 * 1024
 # A request line and headers; nginx's default for large headers is 4 x 8 KiB.
 MAX_HEADER = 32 * 1024
 
@@ -107,6 +114,23 @@ class _CutOffLog:
 _cut_off = _CutOffLog()
 
 
+class _WebhookParser(HTTPRequestParser):  # type: ignore[misc]
+    """A request parser that allows the webhook cap for paths under WEBHOOK_PREFIX.
+
+    waitress checks the body size against the parser's own adjustments once the header
+    is parsed (the declared Content-Length) and again as a chunked body arrives, so
+    swapping them when the path is known applies the larger cap to those paths alone.
+    """
+
+    webhook_adj: Any = None
+    path: str
+
+    def parse_header(self, header_plus: bytes) -> None:
+        super().parse_header(header_plus)
+        if self.webhook_adj is not None and self.path.startswith(WEBHOOK_PREFIX):
+            self.adj = self.webhook_adj
+
+
 def connection_limit(wanted: int = CONNECTION_LIMIT) -> int:
     """Return how many connections to allow: wanted, less if file descriptors are short."""
     try:
@@ -143,6 +167,7 @@ def make_server(
     *,
     threads: int = THREADS,
     request_deadline: float = REQUEST_DEADLINE,
+    webhook_body: int = 0,
 ) -> Any:
     """Build the waitress server `digest serve` runs (not started; call .run()).
 
@@ -155,6 +180,10 @@ def make_server(
       keeps arriving.
     - channel_timeout 30 s, checked every 5 s: idle keep-alive connections close.
     - max_request_header_size 32 KiB and the 4 KiB body cap bound a connection's memory.
+    - webhook_body (0: none): the body cap for paths under WEBHOOK_PREFIX, given only
+      when a webhook is configured, so that a server without one keeps 4 KiB everywhere.
+      waitress holds up to inbuf_overflow (512 KiB) of a body in memory, the rest in a
+      temporary file.
     """
     server = create_server(
         app,
@@ -177,6 +206,19 @@ def make_server(
             request_deadline = deadline
 
         channel = Channel
+    if webhook_body > 0:
+        larger = copy.copy(server.adj)
+        # waitress refuses a body of max_request_body_size bytes or more: one more makes
+        # webhook_body itself the largest accepted, as read_body counts it.
+        larger.max_request_body_size = webhook_body + 1
+
+        class Parser(_WebhookParser):
+            webhook_adj = larger
+
+        class WebhookChannel(channel):  # type: ignore[valid-type,misc]
+            parser_class = Parser
+
+        channel = WebhookChannel
     # One listening server, or several in one map when the host has several addresses.
     listeners = (
         [server]

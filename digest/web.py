@@ -6,6 +6,7 @@ import errno
 import hashlib
 import json
 import logging
+import re
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
@@ -15,10 +16,11 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from digest import archive, pipeline, sources
+from digest.bounces.webhooks import ReportSink, Webhooks, store_sink
 from digest.check import is_loopback
 from digest.config import Settings
 from digest.errors import ConfigError
-from digest.httpserver import MAX_BODY, make_server, raise_fd_limit
+from digest.httpserver import MAX_BODY, WEBHOOK_PREFIX, make_server, raise_fd_limit
 from digest.models import RenderedEdition
 from digest.render import (
     UNSUBSCRIBE_PLACEHOLDER,
@@ -82,9 +84,24 @@ def preview_enabled(settings: Settings) -> bool:
 class App:
     """The WSGI application behind `digest serve`."""
 
-    def __init__(self, settings: Settings, clock: Callable[[], datetime] | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        clock: Callable[[], datetime] | None = None,
+        *,
+        report_sink: ReportSink | None = None,
+        sns_host: re.Pattern[str] | None = None,
+    ) -> None:
+        """report_sink takes the webhooks' delivery reports (default: the recorder);
+        sns_host replaces the sns.<region>.amazonaws.com rule, for tests only."""
         self.settings = settings
         self.clock = clock or (lambda: datetime.now(UTC))
+        self.webhooks = Webhooks(
+            settings,
+            report_sink or store_sink(settings, self.clock),
+            self.clock,
+            sns_host=sns_host,
+        )
         self.preview_on = preview_enabled(settings)
         # Held while a preview is built; the waiter slot bounds who queues behind it.
         self._preview_lock = threading.Lock()
@@ -130,6 +147,9 @@ class App:
         path = environ.get("PATH_INFO", "/") or "/"
         if method not in ("GET", "HEAD", "POST"):
             return _html("405 Method Not Allowed", self._message("Not allowed", method))
+        if path.startswith(WEBHOOK_PREFIX):
+            reply = self.webhooks.answer(path.removeprefix(WEBHOOK_PREFIX), method, environ)
+            return Response(reply.status, reply.body, reply.content_type, reply.headers)
         if path.startswith("/unsubscribe/"):
             return self.unsubscribe(environ, method, path.removeprefix("/unsubscribe/"))
         if method == "POST":
@@ -401,7 +421,7 @@ def listen(settings: Settings, host: str, port: int) -> tuple[App, Any]:
     raise_fd_limit()
     app = App(settings)
     try:
-        server = make_server(app, host, port)
+        server = make_server(app, host, port, webhook_body=app.webhooks.body_cap)
     except OSError as err:
         why = "already in use" if err.errno == errno.EADDRINUSE else err.strerror or str(err)
         raise ConfigError(

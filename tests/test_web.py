@@ -231,7 +231,7 @@ def test_serve_decides_the_preview_by_the_address_it_listens_on(
         def run(self) -> None:
             pass
 
-    def fake(app: App, host: str, port: int) -> Server:
+    def fake(app: App, host: str, port: int, **options: object) -> Server:
         made.append(app)
         return Server()
 

@@ -22,8 +22,19 @@ from digest.httpserver import REQUEST_DEADLINE, THREADS, make_server
 def running(
     app: Any, *, threads: int = THREADS, request_deadline: float = REQUEST_DEADLINE
 ) -> Iterator[str]:
-    """Serve app in a thread; yield its base URL; stop it afterwards."""
-    server = make_server(app, "127.0.0.1", 0, threads=threads, request_deadline=request_deadline)
+    """Serve app in a thread; yield its base URL; stop it afterwards.
+
+    An App with a webhook gets the webhook body cap, as `digest serve` gives it.
+    """
+    webhooks = getattr(app, "webhooks", None)
+    server = make_server(
+        app,
+        "127.0.0.1",
+        0,
+        threads=threads,
+        request_deadline=request_deadline,
+        webhook_body=webhooks.body_cap if webhooks is not None else 0,
+    )
     port = server.socket.getsockname()[1]
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
