@@ -106,9 +106,12 @@ class Dns:
         if isinstance(err, dns.exception.Timeout):
             return f"no answer within {self.timeout:g} s (DIGEST_DNS_TIMEOUT)"
         if isinstance(err, dns.resolver.NoNameservers):
-            errors = [str(e[3]) for e in err.kwargs.get("errors", [])]
-            if any("truncat" in e.lower() or "tcp" in e.lower() for e in errors):
+            tried = err.kwargs.get("errors", [])
+            # Each is (server, over TCP, port, exception, answer): TCP is only tried
+            # after a UDP answer came truncated.
+            if any(e[1] for e in tried):
                 return "the answer is too long for UDP and TCP to the server failed"
+            errors = [str(e[3]) for e in tried]
             if any("SERVFAIL" in e for e in errors) or not errors:
                 return "the DNS server failed (SERVFAIL)"
             return f"the DNS server failed ({errors[0]})"
