@@ -483,10 +483,11 @@ def check(ctx: Context, new_secret: bool, records: bool) -> None:
     Each line is ok, warning or error with the key to change; the SMTP server is asked
     to accept the sender (then RSET: nothing is sent). Exits 1 on any error.
 
+    With --records it prints the SPF, DKIM and DMARC records to publish instead.
+
     \b
     Example:
       digest check
-      digest check --records
     """
     from digest import check as preflight
 

@@ -7,7 +7,7 @@ time (tests/test_dkim.py compares them byte for byte, and verifies with dkimpy a
 SpamAssassin). Only the private-key operation is OpenSSL's (cryptography) rather than
 dkimpy's pure-Python RSA, which costs about 11 ms a message, and a body that is already
 in relaxed form (ours always is: base64 lines and boundaries) is hashed as it is rather
-than rewritten by four regular expressions; bench/dkim.py measures both.
+than rewritten by four regular expressions; bench/signing.py measures both.
 """
 
 from __future__ import annotations
