@@ -77,14 +77,24 @@ def run_checks(settings: Settings, *, smtp: bool = True) -> list[Finding]:
         *check_templates(settings),
         *check_security(settings),
     ]
+    from digest import authcheck
+
+    findings += authcheck.check_key(settings)
     if smtp:
         findings += check_smtp(settings)
+        findings += authcheck.check_dns(settings)
     return findings
 
 
-def before_send(settings: Settings) -> list[Finding]:
-    """Return the checks a real send makes first: everything but the SMTP round trip."""
-    return run_checks(settings, smtp=False)
+def before_send(settings: Settings, *, force: bool = False) -> list[Finding]:
+    """Return the checks a real send makes first: everything but the SMTP round trip
+    and the DNS, but for the DKIM record (force makes its mismatch a warning).
+
+    A DKIM key that cannot be used raises ConfigError, naming the setting and the file.
+    """
+    from digest import authcheck
+
+    return [*run_checks(settings, smtp=False), *authcheck.before_send(settings, force=force)]
 
 
 def check_delivery(settings: Settings) -> list[Finding]:

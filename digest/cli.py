@@ -123,9 +123,10 @@ def _print_skipped(report: IngestReport) -> None:
 
 
 @main.command()
+@click.option("--force", is_flag=True, help="Send even if the DKIM record does not match the key.")
 @pass_context
 @handle_errors
-def run(ctx: Context) -> None:
+def run(ctx: Context, force: bool) -> None:
     """Read the sources, make the next edition and write it to the outbox.
 
     Articles already carried by an earlier edition are not repeated; with nothing new,
@@ -141,7 +142,7 @@ def run(ctx: Context) -> None:
     stop = threading.Event()
     line = _ProgressLine()
     if settings.delivery == "smtp":
-        _preflight(settings)
+        _preflight(settings, force)
         _on_signal_stop(stop)
     try:
         result = pipeline.run_edition(settings, stop=stop, progress=line)
@@ -455,11 +456,13 @@ def _print_send_reports(reports: list[SendReport]) -> None:
         _print_send_report(report)
 
 
-def _preflight(settings: Settings) -> None:
-    """Run `digest check`'s checks but the SMTP round trip; print warnings, stop on errors."""
+def _preflight(settings: Settings, force: bool = False) -> None:
+    """Run `digest check`'s checks but the SMTP round trip; print warnings, stop on errors.
+
+    force lets a DKIM record that does not match the key pass, with a warning."""
     from digest.check import before_send, has_errors
 
-    findings = [f for f in before_send(settings) if f.level != "ok"]
+    findings = [f for f in before_send(settings, force=force) if f.level != "ok"]
     for finding in findings:
         click.echo(finding.line(), err=True)
     if has_errors(findings):
@@ -471,13 +474,16 @@ def _preflight(settings: Settings) -> None:
 
 @main.command()
 @click.option("--new-secret", is_flag=True, help="Print a fresh DIGEST_SECRET_KEY and exit.")
+@click.option("--records", is_flag=True, help="Print the SPF, DKIM and DMARC records to publish.")
 @pass_context
 @handle_errors
-def check(ctx: Context, new_secret: bool) -> None:
+def check(ctx: Context, new_secret: bool, records: bool) -> None:
     """Say whether this configuration is ready to send to real people, line by line.
 
     Each line is ok, warning or error with the key to change; the SMTP server is asked
     to accept the sender (then RSET: nothing is sent). Exits 1 on any error.
+
+    With --records it prints the SPF, DKIM and DMARC records to publish instead.
 
     \b
     Example:
@@ -488,6 +494,9 @@ def check(ctx: Context, new_secret: bool) -> None:
     if new_secret:
         click.echo(preflight.new_secret())
         return
+    if records:
+        _print_records(ctx.settings())
+        return
     findings = preflight.run_checks(ctx.settings())
     for finding in findings:
         click.echo(finding.line())
@@ -495,6 +504,16 @@ def check(ctx: Context, new_secret: bool) -> None:
     click.echo(f"{plural(counts['error'], 'error')}, {plural(counts['warning'], 'warning')}.")
     if counts["error"]:
         sys.exit(1)
+
+
+def _print_records(settings: Settings) -> None:
+    from digest.authcheck import records
+
+    for record in records(settings):
+        click.echo(f"{record.what}: {record.name}  TXT")
+        click.echo(f"  {record.value}")
+        if record.note:
+            click.echo(f"  ({record.note})")
 
 
 def _days(days: float) -> str:

@@ -31,9 +31,12 @@ from digest.errors import DeliveryError
     is_flag=True,
     help="Keep running: send whatever becomes due, on any number of machines at once.",
 )
+@click.option("--force", is_flag=True, help="Send even if the DKIM record does not match the key.")
 @pass_context
 @handle_errors
-def send(ctx: Context, edition: str | None, test_address: str | None, worker: bool) -> None:
+def send(
+    ctx: Context, edition: str | None, test_address: str | None, worker: bool, force: bool
+) -> None:
     """Send an edition (the newest by default) to every active subscriber over SMTP,
     then every older edition with rows due, oldest first.
 
@@ -72,7 +75,7 @@ def send(ctx: Context, edition: str | None, test_address: str | None, worker: bo
             raise DeliveryError(f"{address}: {result.error}")
         click.echo(f"Sent a test copy of edition {edition} to {address}; the ledger is unchanged.")
         return
-    _preflight(settings)
+    _preflight(settings, force)
     stop = threading.Event()
     _on_signal_stop(stop)
     line = _ProgressLine()

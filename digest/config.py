@@ -128,6 +128,14 @@ class Settings:
     webhook_mailgun_key: str = field(default="", repr=False)
     # SendGrid: the Signed Event Webhook's verification key (public; base64 DER).
     webhook_sendgrid_key: str = ""
+    # DKIM signing (digest/dkim.py): on when the key is set; the domain defaults to the
+    # domain of DIGEST_FROM.
+    dkim_key: Path | None = None
+    dkim_selector: str = ""
+    dkim_domain: str = ""
+    # DNS servers `digest check` asks, as host or host:port (empty: the system's).
+    dns_servers: tuple[str, ...] = ()
+    dns_timeout: float = 5.0
 
     @property
     def zone(self) -> ZoneInfo:
@@ -492,6 +500,21 @@ def _ec_public_key(values: _Values, key: str) -> str:
         raw, origin = values.raw(key)
         raise values.fail(key, raw or value, origin, str(err)) from None
     return value
+# A DKIM selector is one or more DNS labels of letters, digits and inner hyphens (RFC 6376).
+_SELECTOR = re.compile(
+    r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
+)
+
+
+def _dns_name(values: _Values, key: str) -> str:
+    """Return a DKIM selector, or "" when it is not set; characters DNS refuses are an error."""
+    given = values.text(key, "", allow_empty=True)
+    if given and not _SELECTOR.fullmatch(given):
+        raw, origin = values.raw(key)
+        raise values.fail(
+            key, raw or given, origin, "must be DNS labels: ASCII letters, digits, inner hyphens"
+        )
+    return given
 
 
 def load_settings(
@@ -581,6 +604,11 @@ def load_settings(
         webhook_postmark_auth=_basic_auth(v, "DIGEST_WEBHOOK_POSTMARK_AUTH"),
         webhook_mailgun_key=v.secret("DIGEST_WEBHOOK_MAILGUN_KEY").strip(),
         webhook_sendgrid_key=_ec_public_key(v, "DIGEST_WEBHOOK_SENDGRID_KEY"),
+        dkim_key=v.optional_path("DIGEST_DKIM_KEY"),
+        dkim_selector=_dns_name(v, "DIGEST_DKIM_SELECTOR"),
+        dkim_domain=v.text("DIGEST_DKIM_DOMAIN", "", allow_empty=True),
+        dns_servers=v.listing("DIGEST_DNS_SERVERS", ()) if v.raw("DIGEST_DNS_SERVERS")[0] else (),
+        dns_timeout=v.number("DIGEST_DNS_TIMEOUT", 5.0, minimum=0.1, maximum=60),
     )
     for key in v.unknown_keys():
         # A key in both places is read from the environment; blame the file only for its own.

@@ -21,6 +21,7 @@ from email.utils import parseaddr
 from digest.audience import Templates
 from digest.clock import Clock, utc_now
 from digest.config import Settings
+from digest.dkim import load_signer
 from digest.errors import ConfigError, DeliveryError
 from digest.mail import MessageTemplate, RenderedContent, list_id_header
 from digest.models import Progress, SendReport
@@ -215,11 +216,14 @@ def drain(
 def send_test(settings: Settings, store: Store, edition_id: str, address: str) -> Result:
     """Send one copy of an edition to address, leaving the ledger alone."""
     require_secret(settings)
+    signer = load_signer(settings)
     now = datetime.now(UTC)
     template = build_template(settings, store, edition_id, now)
     # Subscriber 0 never exists, so the copy's unsubscribe link unsubscribes nobody.
     token = make_token(settings.secret_key, settings.list_id, 0)
     data = template.personalise(address, "", unsubscribe_url(settings.base_url, token))
+    if signer is not None:
+        data = signer.sign(data, now)
     connection = Connection(settings)
     try:
         result, _ = send_with_retries(

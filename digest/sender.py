@@ -18,6 +18,7 @@ from email.utils import parseaddr
 from digest.audience import Templates
 from digest.clock import Clock
 from digest.config import Settings
+from digest.dkim import load_signer
 from digest.errors import DeliveryError
 from digest.holds import DomainHolds
 from digest.limits import DomainRates, overall
@@ -87,6 +88,8 @@ class SendRun:
         self.envelope_from = parseaddr(settings.sender)[1]
         # Domains whose server refused the sender (5.7.x): their rows wait, unsent.
         self.holds = DomainHolds()
+        # Loaded and checked once for the whole send; None when DKIM is not configured.
+        self.signer = load_signer(settings)
 
     def halted(self) -> bool:
         """Return whether the threads should take no new message."""
@@ -109,7 +112,10 @@ class SendRun:
         template = self.templates.get(self.store, sections)
         s = self.settings
         url = unsubscribe_url(s.base_url, make_token(s.secret_key, s.list_id, row.subscriber_id))
-        return template.personalise(row.email, row.name, url), template.message_id(row.email)
+        data = template.personalise(row.email, row.name, url)
+        if self.signer is not None:
+            data = self.signer.sign(data, self.clock())
+        return data, template.message_id(row.email)
 
     def note(self, done: Outcome, code: int) -> None:
         """Count an outcome; pause the send on a run of the same temporary reply."""

@@ -201,6 +201,16 @@ def produce() -> dict[str, str]:
         (ws.root / ".env").write_text("DIGEST_SOURCES=seeds,notes/*.md\n", encoding="utf-8")
         ws.digest("ingest")
         samples["sources"] = ws.shown("sources")
+    with workspace() as ws:
+        # The tests' DKIM key, so that the record shown stays the same from run to run.
+        shutil.copy(ROOT / "tests" / "data" / "dkim-test.pem", ws.root / "dkim.pem")
+        (ws.root / ".env").write_text(
+            "DIGEST_FROM=Harbour Town News <digest@harbourtown.org>\n"
+            "SMTP_HOST=smtp.harbourtown.org\n"
+            "DIGEST_DKIM_KEY=dkim.pem\nDIGEST_DKIM_SELECTOR=digest2026\n",
+            encoding="utf-8",
+        )
+        samples["records"] = ws.shown("check", "--records")
     return samples
 
 

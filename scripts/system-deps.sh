@@ -10,6 +10,8 @@ missing=()
 for entry in "${NEEDED[@]}"; do
     command -v "${entry%%:*}" >/dev/null 2>&1 || missing+=("${entry##*:}")
 done
+# SpamAssassin's DKIM plugin needs Mail::DKIM, which spamassassin only recommends.
+perl -MMail::DKIM -e 1 >/dev/null 2>&1 || missing+=("libmail-dkim-perl")
 # Debian keeps PostgreSQL's server programs off PATH, under /usr/lib/postgresql/N/bin.
 if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
     missing+=("postgresql")

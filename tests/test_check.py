@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from dnsserver import DnsServer
 from smtpserver import Certificates, Faults, Handler, SmtpServer, make_certificates
 
 from digest.check import Finding, before_send, has_errors, looks_random, new_secret, run_checks
@@ -39,9 +40,43 @@ def server(certs: Certificates) -> Iterator[SmtpServer]:
         yield running
 
 
+# SPF, DMARC and a DKIM key for the ready configuration's domain.
+DKIM_KEY = Path(__file__).parent / "data" / "dkim-test.pem"
+
+
+@pytest.fixture(scope="module")
+def dns() -> Iterator[DnsServer]:
+    """Answer for news.digest-check.net: SPF, the DKIM record of DKIM_KEY, DMARC."""
+    from digest.dkim import load_signer
+
+    signer = load_signer(
+        Settings(sender="digest@news.digest-check.net", dkim_key=DKIM_KEY, dkim_selector="d1")
+    )
+    assert signer is not None
+    zone = {
+        "news.digest-check.net": [("TXT", "v=spf1 ip4:192.0.2.0/24 -all")],
+        signer.record_name: [("TXT", signer.record())],
+        "_dmarc.news.digest-check.net": [("TXT", "v=DMARC1; p=reject")],
+    }
+    with DnsServer(zone) as running:
+        yield running
+
+
+DNS_ADDRESS: list[str] = []
+
+
+@pytest.fixture(autouse=True)
+def _dns_address(dns: DnsServer) -> None:
+    DNS_ADDRESS[:] = [dns.address]
+
+
 def ready_env(tmp_path: Path, port: int, certs: Certificates) -> dict[str, str]:
     """Return settings, as the environment, that are ready to send to real people."""
     return {
+        "DIGEST_DKIM_KEY": str(DKIM_KEY),
+        "DIGEST_DKIM_SELECTOR": "d1",
+        "DIGEST_DNS_SERVERS": DNS_ADDRESS[0],
+        "DIGEST_DNS_TIMEOUT": "2",
         "DIGEST_DB": str(tmp_path / "digest.db"),
         "DIGEST_OUTBOX": str(tmp_path / "outbox"),
         "DIGEST_BASE_URL": "https://news.digest-check.net",
