@@ -26,7 +26,7 @@ from digest.smtp import Connection, Result, SmtpSetupError, send_with_retries
 from digest.store import Store
 from digest.store.claims import Claim, ClaimedRow, Recorder, RetryPolicy
 from digest.store.ledger import owner_name
-from digest.tokens import make_token, unsubscribe_url
+from digest.tokens import make_token, preferences_url, unsubscribe_url
 
 logger = logging.getLogger(__name__)
 
@@ -108,7 +108,11 @@ class SendRun:
         template = self.templates.get(self.store, sections)
         s = self.settings
         url = unsubscribe_url(s.base_url, make_token(s.secret_key, s.list_id, row.subscriber_id))
-        return template.personalise(row.email, row.name, url), template.message_id(row.email)
+        manage = preferences_url(
+            s.base_url, make_token(s.secret_key, s.list_id, row.subscriber_id, "preferences")
+        )
+        data = template.personalise(row.email, row.name, url, manage)
+        return data, template.message_id(row.email)
 
     def note(self, done: Outcome, code: int) -> None:
         """Count an outcome; pause the send on a run of the same temporary reply."""
