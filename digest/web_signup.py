@@ -149,7 +149,10 @@ class SignupPages:
     # Sign-up
 
     def _origin(self, environ: Environ) -> str:
-        return str(environ.get("HTTP_ORIGIN", "")).strip().lower()
+        """Return the request's Origin; "null" (what a page with Referrer-Policy
+        no-referrer sends, ours included) counts as none, and so needs the CSRF token."""
+        origin = str(environ.get("HTTP_ORIGIN", "")).strip().lower()
+        return "" if origin == "null" else origin
 
     def _own(self, environ: Environ, origin: str) -> bool:
         host = str(environ.get("HTTP_HOST", "")).lower()
