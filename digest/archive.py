@@ -11,7 +11,7 @@ from digest.config import Settings
 from digest.errors import DeliveryError
 from digest.models import EditionRecord
 from digest.outbox import write_atomic
-from digest.render import UNSUBSCRIBE_PLACEHOLDER, render_page, without_greeting_placeholder
+from digest.render import public_links, render_page, without_greeting_placeholder
 from digest.store import Store, store_exists
 
 logger = logging.getLogger(__name__)
@@ -59,7 +59,7 @@ def edition_html(settings: Settings, edition_id: str) -> str | None:
     # The archive copy is public: no reader's own unsubscribe link, the general page
     # instead, and the greeting without a name in place of each reader's own.
     html = without_greeting_placeholder(html)
-    return html.replace(UNSUBSCRIBE_PLACEHOLDER, f"{settings.base_url}/unsubscribe/")
+    return public_links(html, settings.base_url)
 
 
 def index_html(settings: Settings, records: list[EditionRecord] | None = None) -> str:

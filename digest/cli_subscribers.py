@@ -78,21 +78,52 @@ def subscribers_import(ctx: Context, file: Path, resubscribe: bool) -> None:
 @click.option("--topics", default="", help="Comma-separated topics.")
 @click.option("--timezone", default="", help="An IANA time zone such as Europe/Berlin.")
 @click.option("--resubscribe", is_flag=True, help="Re-activate an unsubscribed address.")
+@click.option(
+    "--confirm",
+    "send_confirmation",
+    is_flag=True,
+    help="Add the address as pending and send it the confirmation email (double opt-in).",
+)
+@click.option(
+    "--consent-by",
+    default="",
+    help="Who vouches for the address's consent (default: this user); recorded with it.",
+)
 @pass_context
 @handle_errors
 def subscribers_add(
-    ctx: Context, email: str, name: str, topics: str, timezone: str, resubscribe: bool
+    ctx: Context,
+    email: str,
+    name: str,
+    topics: str,
+    timezone: str,
+    resubscribe: bool,
+    send_confirmation: bool,
+    consent_by: str,
 ) -> None:
     """Add one subscriber, or update the one with this address.
+
+    Without --confirm the address is active at once, with the operator on record as the
+    source of its consent; with --confirm it is pending until the reader confirms
+    (digest subscribers add grace@example.org --confirm).
 
     \b
     Example:
       digest subscribers add ada@example.org --name "Ada Lovelace" --topics science
     """
+    from digest.signup import add_pending, operator_consent
     from digest.store import Store
     from digest.subscribers import add_subscriber, normalise_email
 
     settings = ctx.settings()
+    if send_confirmation:
+        with Store(settings.db) as store:
+            sent = add_pending(
+                settings, store, email, _utcnow(), name=name, topics=topics, timezone=timezone
+            )
+        how = "sent to" if sent == "sent" else "queued for"
+        click.echo(f"Pending {normalise_email(email)}: confirmation email {how} the address.")
+        return
     with Store(settings.db) as store:
         change = add_subscriber(
             store,
@@ -103,6 +134,7 @@ def subscribers_add(
             timezone=timezone,
             resubscribe=resubscribe,
             sections=_section_names(settings),
+            consent=operator_consent(consent_by),
         )
     words = {
         "new": "Added",
@@ -154,7 +186,7 @@ def subscribers_remove(ctx: Context, email: str, forget: bool) -> None:
 @subscribers.command(name="list")
 @click.option(
     "--status",
-    type=click.Choice(["active", "unsubscribed", "bounced"]),
+    type=click.Choice(["active", "pending", "unsubscribed", "bounced"]),
     help="Only subscribers with this status.",
 )
 @pass_context
@@ -175,8 +207,34 @@ def subscribers_list(ctx: Context, status: str | None) -> None:
             topics = f"  [{', '.join(sub.topics)}]" if sub.topics else ""
             name = f"  {sub.name}" if sub.name else ""
             click.echo(f"{sub.status:12} {sub.email}{name}{topics}")
-    summary = ", ".join(f"{counts.get(s, 0)} {s}" for s in ("active", "unsubscribed", "bounced"))
+    # Pending addresses are named only when there are some: most lists have none.
+    pending = ("pending",) if counts.get("pending") else ()
+    shown_statuses = ("active", *pending, "unsubscribed", "bounced")
+    summary = ", ".join(f"{counts.get(s, 0)} {s}" for s in shown_statuses)
     click.echo(f"{plural(sum(counts.values()), 'subscriber')}: {summary}.")
+
+
+@subscribers.command(name="show")
+@click.argument("email")
+@pass_context
+@handle_errors
+def subscribers_show(ctx: Context, email: str) -> None:
+    """Show one subscriber: status, topics, time zone and the record of their consent.
+
+    \b
+    Example:
+      digest subscribers show ada@example.org
+    """
+    from digest.store import Store
+    from digest.subscribers import SubscriberError, describe_subscriber
+
+    settings = ctx.settings()
+    with Store(settings.db, readonly=True) as store:
+        sub = store.subscribers.by_email(email.strip())
+    if sub is None:
+        raise SubscriberError(f"{email.strip()} is not on the list")
+    for label, value in describe_subscriber(sub):
+        click.echo(f"{label + ':':14} {value}")
 
 
 @subscribers.command(name="export")

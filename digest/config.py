@@ -136,6 +136,14 @@ class Settings:
     # DNS servers `digest check` asks, as host or host:port (empty: the system's).
     dns_servers: tuple[str, ...] = ()
     dns_timeout: float = 5.0
+    # Sign-up: how long a confirmation link holds (and a pending address is kept), the
+    # welcome mail, sign-ups an hour from one IP (0: no limit), the other sites whose
+    # pages may post the form or the JSON, and the least time a person takes to fill it.
+    confirm_ttl: timedelta = timedelta(days=3)
+    welcome: bool = False
+    signup_rate: int = 10
+    signup_origins: tuple[str, ...] = ()
+    signup_min_seconds: int = 2
 
     @property
     def zone(self) -> ZoneInfo:
@@ -515,6 +523,33 @@ def _dns_name(values: _Values, key: str) -> str:
             key, raw or given, origin, "must be DNS labels: ASCII letters, digits, inner hyphens"
         )
     return given
+def _origins(values: _Values, key: str) -> tuple[str, ...]:
+    """Return the web origins (scheme://host[:port]) listed in key, each checked."""
+    value, origin = values.raw(key)
+    if value is None or not value.strip():
+        return ()
+    found: list[str] = []
+    for part in value.split(","):
+        entry = part.strip().rstrip("/")
+        try:
+            parts = urlsplit(entry)
+            port = parts.port
+        except ValueError:
+            parts, port = None, None
+        if (
+            parts is None
+            or parts.scheme not in ("http", "https")
+            or not parts.hostname
+            or parts.path
+            or parts.query
+            or parts.fragment
+            or "@" in parts.netloc
+        ):
+            raise values.fail(
+                key, value, origin, f"'{entry}' is not an origin such as https://example.org"
+            )
+        found.append(f"{parts.scheme}://{parts.hostname}{f':{port}' if port else ''}")
+    return tuple(found)
 
 
 def load_settings(
@@ -609,6 +644,11 @@ def load_settings(
         dkim_domain=v.text("DIGEST_DKIM_DOMAIN", "", allow_empty=True),
         dns_servers=v.listing("DIGEST_DNS_SERVERS", ()) if v.raw("DIGEST_DNS_SERVERS")[0] else (),
         dns_timeout=v.number("DIGEST_DNS_TIMEOUT", 5.0, minimum=0.1, maximum=60),
+        confirm_ttl=v.duration("DIGEST_CONFIRM_TTL", "3d", maximum=timedelta(days=60)),
+        welcome=v.boolean("DIGEST_WELCOME", False),
+        signup_rate=v.integer("DIGEST_SIGNUP_RATE", 10, minimum=0, maximum=100_000),
+        signup_origins=_origins(v, "DIGEST_SIGNUP_ORIGINS"),
+        signup_min_seconds=v.integer("DIGEST_SIGNUP_MIN_SECONDS", 2, minimum=0, maximum=600),
     )
     for key in v.unknown_keys():
         # A key in both places is read from the environment; blame the file only for its own.

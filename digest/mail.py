@@ -12,14 +12,19 @@ from datetime import datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP
-from email.utils import format_datetime, formataddr, parseaddr
+from email.utils import format_datetime, formataddr, make_msgid, parseaddr
 from html import escape
 from typing import Protocol
 
 from digest.errors import DeliveryError
 from digest.models import RenderedEdition
-from digest.render import GREETING_PLACEHOLDER, UNSUBSCRIBE_PLACEHOLDER, greeting
-from digest.tokens import TOKEN_LENGTH, unsubscribe_url
+from digest.render import (
+    GREETING_PLACEHOLDER,
+    PREFERENCES_PLACEHOLDER,
+    UNSUBSCRIBE_PLACEHOLDER,
+    greeting,
+)
+from digest.tokens import TOKEN_LENGTH, preferences_url, unsubscribe_url
 
 logger = logging.getLogger(__name__)
 
@@ -277,7 +282,11 @@ class MessageTemplate:
         self.url_length = len(unsubscribe_url(self.base_url, "x" * TOKEN_LENGTH))
         url_mark = unsubscribe_url(self.base_url, "%" * TOKEN_LENGTH)
         greeting_mark = GREETING_PLACEHOLDER.ljust(GREETING_SLOT, "%")
-        marks = (url_mark, greeting_mark)
+        manage_mark = preferences_url(self.base_url, "%" * TOKEN_LENGTH)
+        self.manage_length = len(manage_mark)
+        # Where no subscriber's own page is given: a well-formed link that names nobody.
+        self.no_manage = preferences_url(self.base_url, "A" * TOKEN_LENGTH)
+        marks = (url_mark, greeting_mark, manage_mark)
         # Boundary and headers are fixed per edition; only To, Message-ID and the two
         # List-Unsubscribe lines differ between messages.
         boundary = "=_digest_" + hashlib.sha256(f"{edition_id}\0boundary".encode()).hexdigest()[:24]
@@ -295,6 +304,7 @@ class MessageTemplate:
 
         def marked(body: str) -> str:
             body = body.replace(UNSUBSCRIBE_PLACEHOLDER, url_mark)
+            body = body.replace(PREFERENCES_PLACEHOLDER, manage_mark)
             return body.replace(GREETING_PLACEHOLDER, greeting_mark)
 
         # Each part with the index of its greeting in _greetings' pair: text, then HTML.
@@ -310,10 +320,14 @@ class MessageTemplate:
         """Return the Message-ID this edition always uses for this address."""
         return message_id(self.edition_id, email, self.domain)
 
-    def personalise(self, email: str, name: str, url: str) -> bytes:
-        """Return the whole message for one subscriber, ready for SMTP DATA."""
+    def personalise(self, email: str, name: str, url: str, manage_url: str = "") -> bytes:
+        """Return the whole message for one subscriber, ready for SMTP DATA; manage_url is
+        their preference page."""
         if len(url) != self.url_length or not url.isascii():
             raise DeliveryError(f"unsubscribe URL of unexpected length: {url!r}")
+        manage_url = manage_url or self.no_manage
+        if len(manage_url) != self.manage_length or not manage_url.isascii():
+            raise DeliveryError(f"preferences URL of unexpected length: {manage_url!r}")
         email = ascii_address(email)
         to = encoded_address(name, email) if name else check_header("To", email)
         check_header("List-Unsubscribe", url)
@@ -328,7 +342,7 @@ class MessageTemplate:
         greetings = _greetings(name)
         out = [self._head, _header_bytes(lines), self._preamble]
         for part, which in self._parts:
-            values = (url_bytes, greetings[which])
+            values = (url_bytes, greetings[which], manage_url.encode("ascii"))
             out.append(self._open)
             out.append(part.header)
             for piece in part.pieces:
@@ -340,3 +354,22 @@ class MessageTemplate:
 def _header_bytes(lines: str) -> bytes:
     """Encode header lines; a non-ASCII name was already made an encoded word."""
     return lines.encode("ascii")
+
+
+def notice_message(
+    subject: str, html: str, text: str, *, sender: str, to: str, now: datetime, list_id: str
+) -> bytes:
+    """Return a one-off message (a sign-up's confirmation, say), ready for SMTP DATA."""
+    domain = address_domain(sender)
+    msg = EmailMessage(policy=SMTP)
+    msg["From"] = check_header("From", sender)
+    msg["To"] = check_header("To", ascii_address(to))
+    msg["Subject"] = check_header("Subject", subject)
+    msg["Date"] = format_datetime(now)
+    msg["Message-ID"] = make_msgid("signup", domain)
+    msg["List-Id"] = list_id
+    msg["Auto-Submitted"] = "auto-generated"
+    msg["MIME-Version"] = "1.0"
+    msg.set_content(text, subtype="plain", charset="utf-8")
+    msg.add_alternative(html, subtype="html", charset="utf-8")
+    return msg.as_bytes()

@@ -193,15 +193,38 @@ class SourceHealth:
         return self.failing_since is None
 
 
-SubscriberStatus = Literal["active", "unsubscribed", "bounced"]
+# pending: signed up, not confirmed yet (gets no edition; deleted after DIGEST_CONFIRM_TTL).
+SubscriberStatus = Literal["active", "unsubscribed", "bounced", "pending"]
 # Who ended a subscription: only an operator's removal (and a bounce) may be undone by an
 # operator; a subscriber's own unsubscribe needs their own new opt-in.
 EndedBy = Literal["subscriber", "bounce", "operator"]
-SUBSCRIBER_STATUSES: tuple[SubscriberStatus, ...] = ("active", "unsubscribed", "bounced")
+SUBSCRIBER_STATUSES: tuple[SubscriberStatus, ...] = (
+    "active",
+    "unsubscribed",
+    "bounced",
+    "pending",
+)
+# Where a subscriber's consent came from: their own confirmed sign-up, an import, or an
+# operator who vouches for it.
+ConsentSource = Literal["form", "import", "operator"]
 
 # A ledger row's life: pending → sending → sent, failed or bounced; skipped when the
 # subscriber left before their message went.
 DeliveryStatus = Literal["pending", "sending", "sent", "failed", "bounced", "skipped"]
+
+
+@dataclass(frozen=True)
+class Consent:
+    """The record of a subscriber's consent: its source and, for a sign-up, its details."""
+
+    source: ConsentSource | None = None
+    note: str = ""
+    signup_at: datetime | None = None
+    signup_ip: str = ""
+    signup_agent: str = ""
+    confirmed_at: datetime | None = None
+    confirm_ip: str = ""
+    confirm_agent: str = ""
 
 
 @dataclass(frozen=True)
@@ -217,6 +240,8 @@ class Subscriber:
     created: datetime
     updated: datetime
     ended_by: EndedBy | None = None
+    consent: Consent | None = None
+    paused_until: datetime | None = None
 
     @property
     def operator_may_resubscribe(self) -> bool:

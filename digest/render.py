@@ -29,6 +29,11 @@ SAFE_SCHEMES = {"http", "https", "mailto"}
 # Letters, slashes and percent signs only, so autoescape and premailer leave it intact.
 # A quoted-printable MIME part may break it across lines: substitute before encoding.
 UNSUBSCRIBE_PLACEHOLDER = "https://unsubscribe.invalid/%%UNSUBSCRIBE%%"
+# The same for each subscriber's own preference page ("Manage your subscription"); web
+# copies of an edition link the sign-up page in its place.
+PREFERENCES_PLACEHOLDER = "https://preferences.invalid/%%PREFERENCES%%"
+NOTICE_HTML = "confirm.html.j2"
+NOTICE_TEXT = "confirm.txt.j2"
 # Stands in for the greeting at the top of both parts; delivery fills in each subscriber's
 # name, every other output (outbox, preview, archive) the greeting without one. Same
 # alphabet as above, so that it too passes autoescape and premailer unchanged.
@@ -280,6 +285,7 @@ def render_edition(settings: Settings, edition: Edition) -> RenderedEdition:
         },
         "postal_address": settings.postal_address,
         "unsubscribe_url": UNSUBSCRIBE_PLACEHOLDER,
+        "preferences_url": PREFERENCES_PLACEHOLDER,
         "greeting": GREETING_PLACEHOLDER,
         "notes": footnotes_for(edition),
     }
@@ -323,12 +329,35 @@ def generic_copy(rendered: RenderedEdition) -> RenderedEdition:
 def with_general_unsubscribe(rendered: RenderedEdition, base_url: str) -> RenderedEdition:
     """Return rendered with its unsubscribe link going to the general page, which explains
     itself: for the sample message, opened in a mail program outside any subscriber's."""
-    general = f"{base_url.rstrip('/')}/unsubscribe/"
     return replace(
         rendered,
-        html=rendered.html.replace(UNSUBSCRIBE_PLACEHOLDER, general),
-        text=rendered.text.replace(UNSUBSCRIBE_PLACEHOLDER, general),
+        html=public_links(rendered.html, base_url),
+        text=public_links(rendered.text, base_url),
     )
+
+
+def render_notice(settings: Settings, context: dict[str, object]) -> tuple[str, str]:
+    """Render a sign-up email (confirm, already subscribed, welcome): inlined HTML, text."""
+    env = make_environment(settings)
+    folders = template_path(settings)
+    context = {
+        "language": settings.language,
+        "direction": text_direction(settings.language),
+        "brand_color": settings.brand_color,
+        "on_brand_color": text_on(settings.brand_color),
+        "postal_address": settings.postal_address,
+        "list_title": settings.title,
+        **context,
+    }
+    html = inline_css(_render(env, NOTICE_HTML, context, folders))
+    return html, _render(env, NOTICE_TEXT, context, folders)
+
+
+def public_links(text: str, base_url: str) -> str:
+    """Return text with the general pages where a reader's own links would go."""
+    base = base_url.rstrip("/")
+    text = text.replace(UNSUBSCRIBE_PLACEHOLDER, f"{base}/unsubscribe/")
+    return text.replace(PREFERENCES_PLACEHOLDER, f"{base}/subscribe")
 
 
 def render_page(settings: Settings, name: str, context: dict[str, object]) -> str:

@@ -28,7 +28,7 @@ from digest.smtp import Connection, Result, SmtpSetupError, send_with_retries
 from digest.store import Store
 from digest.store.claims import Claim, ClaimedRow, Done, Recorder, RetryPolicy
 from digest.store.ledger import owner_name
-from digest.tokens import make_token, unsubscribe_url
+from digest.tokens import make_token, preferences_url, unsubscribe_url
 
 logger = logging.getLogger(__name__)
 
@@ -112,7 +112,10 @@ class SendRun:
         template = self.templates.get(self.store, sections)
         s = self.settings
         url = unsubscribe_url(s.base_url, make_token(s.secret_key, s.list_id, row.subscriber_id))
-        data = template.personalise(row.email, row.name, url)
+        manage = preferences_url(
+            s.base_url, make_token(s.secret_key, s.list_id, row.subscriber_id, "preferences")
+        )
+        data = template.personalise(row.email, row.name, url, manage)
         if self.signer is not None:
             data = self.signer.sign(data, self.clock())
         return data, template.message_id(row.email)

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from email_validator import EmailNotValidError, validate_email
 
 from digest.errors import DigestError
-from digest.models import Subscriber
+from digest.models import Consent, Subscriber
 from digest.store import Store, SubscriberChange
 
 logger = logging.getLogger(__name__)
@@ -119,6 +119,7 @@ def add_subscriber(
     timezone: str = "",
     resubscribe: bool = False,
     sections: Sequence[str] = (),
+    consent: Consent | None = None,
 ) -> SubscriberChange:
     """Add or update one subscriber after checking the address and fields."""
     try:
@@ -127,7 +128,9 @@ def add_subscriber(
         raise SubscriberError(f"{email.strip()}: {err}") from None
     clean_name, parts, zone = check_fields(name, topics, timezone)
     warn_unknown_topics(address, parts, sections)
-    return store.subscribers.upsert(address, clean_name, parts, zone, now, resubscribe=resubscribe)
+    return store.subscribers.upsert(
+        address, clean_name, parts, zone, now, resubscribe=resubscribe, consent=consent
+    )
 
 
 # Header names other programs export (Mailchimp, Sendy, Buttondown, spreadsheets), by
@@ -219,6 +222,7 @@ def import_rows(
 ) -> ImportReport:
     """Import subscribers from an open CSV file; see import_csv."""
     report = ImportReport()
+    consent = Consent(source="import", note=f"imported from {where}")
     seen: dict[str, int] = {}
     for line, row in read_rows(handle, where):
         raw = row.get("email", "").strip()
@@ -239,15 +243,75 @@ def import_rows(
             continue
         seen[address.lower()] = line
         warn_unknown_topics(f"{where}:{line}: {address}", topics, sections)
-        change = store.subscribers.upsert(address, name, topics, zone, now, resubscribe=resubscribe)
+        change = store.subscribers.upsert(
+            address, name, topics, zone, now, resubscribe=resubscribe, consent=consent
+        )
         report.count(change)
     return report
 
 
+CONSENT_COLUMNS = (
+    "consent_source",
+    "consent_note",
+    "signup_at",
+    "signup_ip",
+    "signup_agent",
+    "confirmed_at",
+    "confirm_ip",
+    "confirm_agent",
+)
+
+
+def _when(value: datetime | None) -> str:
+    return value.isoformat(timespec="seconds") if value else ""
+
+
+def consent_values(sub: Subscriber) -> tuple[str, ...]:
+    """Return the consent record of sub in CONSENT_COLUMNS order ("" where unknown)."""
+    c = sub.consent or Consent()
+    return (
+        c.source or "",
+        c.note,
+        _when(c.signup_at),
+        c.signup_ip,
+        c.signup_agent,
+        _when(c.confirmed_at),
+        c.confirm_ip,
+        c.confirm_agent,
+    )
+
+
+def describe_subscriber(sub: Subscriber) -> list[tuple[str, str]]:
+    """Return the labelled lines `digest subscribers show` prints for sub."""
+    c = sub.consent or Consent()
+    lines = [
+        ("Address", sub.email),
+        ("Name", sub.name or "-"),
+        ("Status", sub.status + (f" (by {sub.ended_by})" if sub.ended_by else "")),
+        ("Topics", ", ".join(sub.topics) or "all"),
+        ("Time zone", sub.timezone or "the list's"),
+        ("Added", _when(sub.created)),
+    ]
+    if sub.paused_until:
+        lines.append(("Paused until", _when(sub.paused_until)))
+    source = {"form": "their own sign-up", "import": "an import", "operator": "an operator"}
+    lines.append(("Consent", source.get(c.source or "", "not recorded")))
+    if c.note:
+        lines.append(("Consent note", c.note))
+    if c.signup_at:
+        lines.append(("Signed up", f"{_when(c.signup_at)} from {c.signup_ip or '?'}"))
+        lines.append(("  browser", c.signup_agent or "-"))
+    if c.confirmed_at:
+        lines.append(("Confirmed", f"{_when(c.confirmed_at)} from {c.confirm_ip or '?'}"))
+        lines.append(("  browser", c.confirm_agent or "-"))
+    return lines
+
+
 def export_csv(subscribers: Iterable[Subscriber], handle: TextIO) -> int:
-    """Write subscribers as CSV with a header row (the import's columns and status)."""
+    """Write subscribers as CSV with a header row (the import's columns, status, times and
+    the record of consent)."""
     writer = csv.writer(handle, lineterminator="\n")
-    writer.writerow((*COLUMNS, "status", "created", "updated"))
+    writer.writerow((*COLUMNS, "status", "created", "updated", *CONSENT_COLUMNS))
     count = 0
     for sub in subscribers:
         writer.writerow(
@@ -259,6 +323,7 @@ def export_csv(subscribers: Iterable[Subscriber], handle: TextIO) -> int:
                 sub.status,
                 sub.created.isoformat(timespec="seconds"),
                 sub.updated.isoformat(timespec="seconds"),
+                *consent_values(sub),
             )
         )
         count += 1

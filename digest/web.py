@@ -23,14 +23,15 @@ from digest.errors import ConfigError
 from digest.httpserver import MAX_BODY, WEBHOOK_PREFIX, make_server, raise_fd_limit
 from digest.models import RenderedEdition
 from digest.render import (
-    UNSUBSCRIBE_PLACEHOLDER,
     packaged_templates,
+    public_links,
     render_page,
     template_path,
     without_greeting_placeholder,
 )
 from digest.store import Store, store_exists
 from digest.tokens import subscriber_from_token, well_formed
+from digest.web_signup import SignupPages
 from digest.webparts import FeedWatch, parse_form
 
 logger = logging.getLogger(__name__)
@@ -54,6 +55,7 @@ SECURITY_HEADERS = [
     ("X-Frame-Options", "SAMEORIGIN"),
     ("Cache-Control", "no-store"),
 ]
+SIGNUP_PATHS = ("/subscribe", "/static/signup.js")
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,7 @@ class App:
             sns_host=sns_host,
         )
         self.preview_on = preview_enabled(settings)
+        self.signup = SignupPages(lambda: self.settings, lambda: self.clock())
         # Held while a preview is built; the waiter slot bounds who queues behind it.
         self._preview_lock = threading.Lock()
         self._preview_waiter = threading.Lock()
@@ -145,6 +148,8 @@ class App:
         """Pick the handler for the request's path and method."""
         method = environ.get("REQUEST_METHOD", "GET")
         path = environ.get("PATH_INFO", "/") or "/"
+        if path in SIGNUP_PATHS or path.startswith(("/confirm/", "/preferences/")):
+            return Response(**vars(self.signup.route(environ, method, path)))
         if method not in ("GET", "HEAD", "POST"):
             return _html("405 Method Not Allowed", self._message("Not allowed", method))
         if path.startswith(WEBHOOK_PREFIX):
@@ -331,7 +336,7 @@ class App:
     def _public(self, text: str) -> str:
         """Put the general unsubscribe page and greeting where a reader's own would go."""
         text = without_greeting_placeholder(text)
-        return text.replace(UNSUBSCRIBE_PLACEHOLDER, f"{self.settings.base_url}/unsubscribe/")
+        return public_links(text, self.settings.base_url)
 
     # Unsubscribe
 

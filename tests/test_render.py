@@ -18,6 +18,7 @@ from digest.models import Edition, Highlight, Item, Section
 from digest.pipeline import preview
 from digest.render import (
     GREETING_PLACEHOLDER,
+    PREFERENCES_PLACEHOLDER,
     TEXT_WIDTH,
     UNSUBSCRIBE_PLACEHOLDER,
     Footnotes,
@@ -239,14 +240,15 @@ def test_a_bad_theme_setting_names_key_and_value(
 
 
 def test_the_footer_has_unsubscribe_and_postal_address(settings: Settings) -> None:
-    """Show the unsubscribe link and the postal address in both parts."""
+    """Show the unsubscribe and preference links and the postal address in both parts."""
     address = "Example Media Ltd, 1 Main Street, 12345 Springfield"
     rendered = render_edition(with_env(settings, DIGEST_POSTAL_ADDRESS=address), edition(1))
     (footer,) = doc(rendered.html).xpath("//td[@class='footer']")
-    assert footer.xpath("p/a/@href") == [UNSUBSCRIBE_PLACEHOLDER]
+    assert footer.xpath("p/a/@href") == [UNSUBSCRIBE_PLACEHOLDER, PREFERENCES_PLACEHOLDER]
     assert address in footer.text_content()
     assert address in rendered.text
     assert f"Unsubscribe: {UNSUBSCRIBE_PLACEHOLDER}" in rendered.text
+    assert f"Manage your subscription: {PREFERENCES_PLACEHOLDER}" in rendered.text
 
 
 def test_the_unsubscribe_placeholder_survives_escaping_and_inlining(settings: Settings) -> None:

@@ -19,6 +19,7 @@ from digest.store.editions import Editions
 from digest.store.ledger import Ledger
 from digest.store.limits import RateBuckets
 from digest.store.retention import Retention
+from digest.store.signups import Signups
 from digest.store.subscribers import SubscriberChange, Subscribers
 
 __all__ = ["Change", "Store", "StoreError", "SubscriberChange", "store_exists", "upgrade_store"]
@@ -45,6 +46,7 @@ class Store:
         self.ledger = Ledger(self.db)
         self.rates = RateBuckets(self.db)
         self.retention = Retention(self.db)
+        self.signups = Signups(self.db)
 
     def __enter__(self) -> Store:
         return self

@@ -138,7 +138,11 @@ def insert_rows(db: Database, conn: Connection, edition_id: str, audience: Audie
         s.name,
         literal(now, UtcDateTime()),
         literal(now, UtcDateTime()),
-    ).where(s.status == "active")
+    ).where(
+        s.status == "active",
+        # A reader's pause holds back the editions made while it lasts.
+        or_(s.paused_until.is_(None), s.paused_until <= literal(now, UtcDateTime())),
+    )
     if audience.zones is not None:
         zone = case((s.timezone == "", audience.default_zone), else_=s.timezone)
         query = query.where(zone.in_(sorted(audience.zones)))

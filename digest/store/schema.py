@@ -236,7 +236,26 @@ subscribers = Table(
     # Who ended the subscription, while it is not active: subscriber, bounce or operator
     # (NULL: active, or unsubscribed before this was recorded).
     Column("ended_by", String, nullable=True),
+    # Consent on record: form, import or operator (NULL: added before it was recorded),
+    # a note (the file, the operator), and the sign-up's and confirmation's details.
+    Column("consent_source", String, nullable=True),
+    Column("consent_note", Text, nullable=False, server_default=""),
+    Column("signup_at", UtcDateTime),
+    Column("signup_ip", Text, nullable=False, server_default=""),
+    Column("signup_agent", Text, nullable=False, server_default=""),
+    Column("confirmed_at", UtcDateTime),
+    Column("confirm_ip", Text, nullable=False, server_default=""),
+    Column("confirm_agent", Text, nullable=False, server_default=""),
+    # The instant the open confirmation link was issued for (NULL: none open), and when
+    # the last confirmation went out (at most one an hour per address).
+    Column("confirm_requested", UtcDateTime),
+    Column("confirm_sent_at", UtcDateTime),
+    # Transactional mail still to send: confirm, known (already subscribed) or welcome.
+    Column("notice_due", String),
+    # No edition rows before this instant (a reader's pause).
+    Column("paused_until", UtcDateTime),
     Index("subscribers_status", "status", "id"),
+    Index("subscribers_notice_due", "notice_due"),
 )
 
 OPEN = text("status IN ('pending', 'sending')")

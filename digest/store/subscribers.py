@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from sqlalchemy import Row, case, func, literal, select
 
-from digest.models import EndedBy, Subscriber, SubscriberStatus
+from digest.models import Consent, EndedBy, Subscriber, SubscriberStatus
 from digest.store.db import Database
 from digest.store.schema import subscribers
 
@@ -43,8 +43,13 @@ class Subscribers:
         now: datetime,
         *,
         resubscribe: bool = False,
+        consent: Consent | None = None,
     ) -> SubscriberChange:
-        """Add or update a subscriber by address; an unsubscribed one stays so unless asked."""
+        """Add or update a subscriber by address; an unsubscribed one stays so unless asked.
+
+        consent is recorded for a new address, and for a pending one that an operator
+        vouches for, which makes it active.
+        """
         key = email.lower()
         topic_text = ",".join(topics)
         with self.db.write() as conn:
@@ -60,13 +65,16 @@ class Subscribers:
                         status="active",
                         created=now,
                         updated=now,
+                        consent_source=consent.source if consent else None,
+                        consent_note=consent.note if consent else "",
                     )
                 )
                 return "new"
             # Only an operator's removal or a bounce may be undone here: a subscriber who
             # left through their own link comes back only through their own opt-in.
             undo = resubscribe and _subscriber(row).operator_may_resubscribe
-            status = "active" if undo else row.status
+            vouched = row.status == "pending" and consent is not None
+            status = "active" if undo or vouched else row.status
             left: SubscriberChange = "own" if resubscribe and status != "active" else "kept"
             wanted = (email, name, topic_text, timezone, status)
             if (row.email, row.name, row.topics, row.timezone, row.status) == wanted:
@@ -81,6 +89,8 @@ class Subscribers:
                     timezone=timezone,
                     status=status,
                     ended_by=row.ended_by if status == row.status else None,
+                    consent_source=consent.source if vouched and consent else row.consent_source,
+                    consent_note=consent.note if vouched and consent else row.consent_note,
                     # A change of status starts the count of hard failures afresh.
                     hard_failures=case(
                         (subscribers.c.status == status, subscribers.c.hard_failures), else_=0
@@ -191,4 +201,15 @@ def _subscriber(row: Row[Any]) -> Subscriber:
         created=row.created,
         updated=row.updated,
         ended_by=row.ended_by,
+        consent=Consent(
+            source=row.consent_source,
+            note=row.consent_note,
+            signup_at=row.signup_at,
+            signup_ip=row.signup_ip,
+            signup_agent=row.signup_agent,
+            confirmed_at=row.confirmed_at,
+            confirm_ip=row.confirm_ip,
+            confirm_agent=row.confirm_agent,
+        ),
+        paused_until=row.paused_until,
     )
