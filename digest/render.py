@@ -303,9 +303,13 @@ def render_edition(settings: Settings, edition: Edition) -> RenderedEdition:
 
 
 def greeting(name: str) -> str:
-    """Return the greeting for a subscriber's name as plain text; a blank name gets none."""
-    name = " ".join(name.split())
-    return GREETING.format(name=name) if name else GREETING_WITHOUT_NAME
+    """Return the greeting for a subscriber's name as plain text; a blank name gets none.
+
+    Only the first name: a letter is addressed "Hello Ada,", not "Hello Ada Lovelace,". A
+    name written without spaces (as many East Asian names are) is kept whole.
+    """
+    words = name.split()
+    return GREETING.format(name=words[0]) if words else GREETING_WITHOUT_NAME
 
 
 def without_greeting_placeholder(text: str) -> str:

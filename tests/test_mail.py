@@ -188,13 +188,13 @@ def _greeting_of(data: bytes) -> tuple[str, str, email.message.EmailMessage]:
     [
         ("", "Hello,"),
         ("Ada", "Hello Ada,"),
-        ("Ada Lovelace", "Hello Ada Lovelace,"),
-        ("  Ada \t Lovelace ", "Hello Ada Lovelace,"),
-        ('<b>x</b> & "q"', 'Hello <b>x</b> & "q",'),
+        ("Ada Lovelace", "Hello Ada,"),
+        ("  Ada \t Lovelace ", "Hello Ada,"),
+        ('<b>x</b> & "q"', "Hello <b>x</b>,"),
         ("Zoë", "Hello Zoë,"),
         ("李雷", "Hello 李雷,"),
         ("   ", "Hello,"),
-        ("Ada\x1b[31m", "Hello Ada [31m,"),
+        ("Ada\x1b[31m", "Hello Ada,"),
         ("x" * 89, "Hello " + "x" * 89 + ","),  # exactly fills the slot
         ("x" * 90, "Hello,"),
         ("李" * 29, "Hello " + "李" * 29 + ","),
@@ -235,9 +235,9 @@ def test_personalise_fills_fields_wherever_the_base64_lines_break(shift: int) ->
     )
     # The parts are sent with CRLF line ends, which base64 keeps.
     plain, markup = (p.get_content().replace("\r\n", "\n") for p in msg.iter_parts())
-    pad = " " * (GREETING_SLOT - len("Hello Zoë 李雷,".encode()))
-    assert plain == ("é" * shift + f"\nHello Zoë 李雷,{pad}\n{URL}\n") * 3
-    assert f"{'é' * shift}Hello Zoë 李雷,{pad}</td>" in markup and URL in markup
+    pad = " " * (GREETING_SLOT - len("Hello Zoë,".encode()))
+    assert plain == ("é" * shift + f"\nHello Zoë,{pad}\n{URL}\n") * 3
+    assert f"{'é' * shift}Hello Zoë,{pad}</td>" in markup and URL in markup
 
 
 def test_each_message_reencodes_only_the_lines_of_its_fields() -> None:
