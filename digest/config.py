@@ -117,6 +117,14 @@ class Settings:
     # A mailbox something reads for unsubscribe requests by mail (empty: no mailto: in
     # List-Unsubscribe, only the one-click URL).
     unsubscribe_mailto: str = ""
+    # Delivery reports read after the send (digest/bounces/).
+    bounce_address: str = ""
+    bounce_mailbox: str = ""
+    bounce_password: str = field(default="", repr=False)
+    bounce_interval: timedelta = timedelta(minutes=15)
+    bounce_score: int = 3
+    bounce_window: timedelta = timedelta(days=14)
+    bounce_timeout: float = 30.0
 
     @property
     def zone(self) -> ZoneInfo:
@@ -523,6 +531,13 @@ def load_settings(
         send_lease=v.duration("DIGEST_SEND_LEASE", "2m", maximum=timedelta(days=1)),
         worker_poll=v.duration("DIGEST_WORKER_POLL", "30s", maximum=timedelta(days=1)),
         unsubscribe_mailto=_optional_mailbox(v, "DIGEST_UNSUBSCRIBE_MAILTO"),
+        bounce_address=_optional_mailbox(v, "DIGEST_BOUNCE_ADDRESS"),
+        bounce_mailbox=v.text("DIGEST_BOUNCE_MAILBOX", "", allow_empty=True),
+        bounce_password=v.secret("DIGEST_BOUNCE_PASSWORD"),
+        bounce_interval=v.duration("DIGEST_BOUNCE_INTERVAL", "15m", maximum=timedelta(days=1)),
+        bounce_score=v.integer("DIGEST_BOUNCE_SCORE", 3, minimum=1, maximum=100),
+        bounce_window=v.duration("DIGEST_BOUNCE_WINDOW", "14d"),
+        bounce_timeout=v.number("DIGEST_BOUNCE_TIMEOUT", 30.0, minimum=0.1, maximum=3600),
     )
     for key in v.unknown_keys():
         # A key in both places is read from the environment; blame the file only for its own.

@@ -14,6 +14,7 @@ from types import TracebackType
 
 from digest.store import migrate
 from digest.store.articles import Articles, Change
+from digest.store.bounces import Bounces
 from digest.store.db import Database, StoreError, is_url, translated
 from digest.store.editions import Editions
 from digest.store.ledger import Ledger
@@ -45,6 +46,7 @@ class Store:
         self.ledger = Ledger(self.db)
         self.rates = RateBuckets(self.db)
         self.retention = Retention(self.db)
+        self.bounces = Bounces(self.db)
 
     def __enter__(self) -> Store:
         return self
