@@ -125,6 +125,7 @@ class Settings:
     bounce_score: int = 3
     bounce_window: timedelta = timedelta(days=14)
     bounce_timeout: float = 30.0
+    bounce_ca_file: Path | None = None
 
     @property
     def zone(self) -> ZoneInfo:
@@ -538,6 +539,7 @@ def load_settings(
         bounce_score=v.integer("DIGEST_BOUNCE_SCORE", 3, minimum=1, maximum=100),
         bounce_window=v.duration("DIGEST_BOUNCE_WINDOW", "14d"),
         bounce_timeout=v.number("DIGEST_BOUNCE_TIMEOUT", 30.0, minimum=0.1, maximum=3600),
+        bounce_ca_file=v.optional_path("DIGEST_BOUNCE_CA_FILE"),
     )
     for key in v.unknown_keys():
         # A key in both places is read from the environment; blame the file only for its own.
