@@ -153,3 +153,105 @@ service stats {{
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+@dataclass(frozen=True)
+class Postfix:
+    """A running Postfix: SMTP on a loopback port; local users of `localhost.test` do not
+    exist, so a message to one is accepted and then bounced; mail for `bounce.test` is
+    delivered to the Maildir `maildir`."""
+
+    port: int
+    maildir: Path
+    base: Path
+
+
+def postfix_installed() -> bool:
+    """Tell whether Postfix is installed."""
+    return bool(shutil.which("postfix")) and Path("/usr/share/postfix/master.cf.dist").exists()
+
+
+@contextlib.contextmanager
+def postfix() -> Iterator[Postfix]:
+    """Start a private Postfix instance on 127.0.0.1, all of it in a temporary folder."""
+    with _folder("digest-postfix-") as base:
+        conf, queue, data, mail = (base / n for n in ("conf", "queue", "data", "mail"))
+        for path in (conf, queue, data, mail):
+            path.mkdir()
+        os.chown(data, *_postfix_ids())
+        os.chown(mail, *NOBODY)
+        port = free_port()
+        (conf / "vmailbox").write_text("@bounce.test bounces/\n")
+        (conf / "main.cf").write_text(
+            f"""compatibility_level = 3.6
+queue_directory = {queue}
+data_directory = {data}
+command_directory = /usr/sbin
+daemon_directory = /usr/lib/postfix/sbin
+shlib_directory = /usr/lib/postfix
+meta_directory = /etc/postfix
+mail_owner = postfix
+setgid_group = postdrop
+myhostname = mx.localhost.test
+mydomain = localhost.test
+myorigin = localhost.test
+mydestination = localhost.test
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+# Accept every local recipient, then bounce the unknown ones after the fact.
+local_recipient_maps =
+alias_maps =
+alias_database =
+virtual_mailbox_domains = bounce.test
+virtual_mailbox_base = {mail}
+virtual_mailbox_maps = texthash:{conf}/vmailbox
+virtual_uid_maps = static:{NOBODY[0]}
+virtual_gid_maps = static:{NOBODY[1]}
+relayhost =
+default_transport = error:no mail leaves this test
+smtputf8_enable = no
+biff = no
+maillog_file_prefixes = {base}
+maillog_file = {base}/postfix.log
+queue_run_delay = 1s
+"""
+        )
+        master = Path("/usr/share/postfix/master.cf.dist").read_text()
+        master = master.replace("smtp      inet", f"127.0.0.1:{port} inet", 1)
+        master += "postlog   unix-dgram n  -       n       -       1       postlogd\n"
+        (conf / "master.cf").write_text(master)
+        env = {**os.environ, "MAIL_CONFIG": str(conf)}
+        log = base / "postfix.log"
+        log.touch()
+        subprocess.run(
+            ["postfix", "-c", str(conf), "set-permissions"],
+            env=env,
+            capture_output=True,
+            check=False,
+        )
+        started = subprocess.run(
+            ["postfix", "-c", str(conf), "start"], env=env, capture_output=True, check=False
+        )
+        if started.returncode != 0:
+            raise RuntimeError(f"postfix start failed: {log.read_text()[-2000:]}")
+        try:
+            deadline = time.monotonic() + 20
+            while True:
+                with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+                    break
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"postfix does not listen: {log.read_text()[-2000:]}")
+                time.sleep(0.1)
+            yield Postfix(port, mail / "bounces", base)
+        finally:
+            subprocess.run(
+                ["postfix", "-c", str(conf), "stop"], env=env, capture_output=True, check=False
+            )
+
+
+def _postfix_ids() -> tuple[int, int]:
+    import pwd
+
+    entry = pwd.getpwnam("postfix")
+    return entry.pw_uid, entry.pw_gid
