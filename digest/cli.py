@@ -512,6 +512,7 @@ def _utcnow() -> datetime:
 
 
 # Command groups live in their own modules; importing them adds them to main.
+import digest.cli_bounces  # noqa: E402
 import digest.cli_db  # noqa: E402
 import digest.cli_send  # noqa: E402
 import digest.cli_status  # noqa: E402

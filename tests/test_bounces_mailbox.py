@@ -169,3 +169,24 @@ def test_pop3s_reads_dovecot_and_deletes_what_it_recorded(
         assert result.messages == len(CORPUS)
         assert sum(store.bounces.counts().values()) == REPORTS
     assert _count(mail_server, "INBOX") == 0
+
+
+def test_the_scheduler_job_and_the_cli_read_the_mailbox(settings: Settings, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from digest.cli import main
+    from digest.schedule import fetch_bounces
+
+    path = _maildir(tmp_path)
+    settings = replace(settings, bounce_mailbox=str(path))
+    assert fetch_bounces(settings, lambda: NOW) == REPORTS
+    assert fetch_bounces(replace(settings, bounce_mailbox=str(tmp_path / "none")), lambda: NOW) == 0
+    env = {"DIGEST_DB": str(settings.db), "DIGEST_BOUNCE_MAILBOX": str(path)}
+    runner = CliRunner()
+    fetched = runner.invoke(main, ["bounces", "fetch"], env=env)
+    assert fetched.exit_code == 0, fetched.output
+    assert "Read 0 messages" in fetched.output
+    listed = runner.invoke(main, ["bounces"], env=env)
+    assert listed.exit_code == 0, listed.output
+    assert "nobody.here@gmail.com 5.1.1  unmatched" in listed.output
+    assert "complaint" in listed.output
