@@ -427,6 +427,10 @@ def _print_send_report(report: SendReport) -> None:
             f"  {report.resumed_in_flight} rows were still held by a sender that stopped;"
             " the message it had in flight, if any, went again with the same Message-ID."
         )
+    from digest.bounces.rates import send_warnings
+
+    for warning in send_warnings(report):
+        click.echo(f"  Warning: {warning}.")
     if report.paused:
         click.echo(f"  Paused: {report.paused}.")
     for line in report.held:

@@ -135,3 +135,13 @@ def test_return_tokens_are_short_signed_and_case_blind() -> None:
     assert read_return_token(SECRET, token.replace("123456", "123457")) is None
     assert edition_of_message_id(_mid("2026-12-02-2")) == "2026-12-02-2"
     assert edition_of_message_id("abc@gmail.com") is None
+
+
+def test_rates_warn_past_one_percent_bounced_or_a_tenth_of_a_percent_complaints() -> None:
+    from digest.bounces.rates import Rates
+
+    assert Rates(1000, 10, 1, {}).warnings() == []
+    (bounced,) = Rates(1000, 11, 1, {}).warnings()
+    assert "1.1% of the messages failed permanently" in bounced
+    (complained,) = Rates(1000, 0, 2, {}).warnings()
+    assert "marked it as spam" in complained

@@ -7,8 +7,12 @@ failures or 0.1 % complaints: past either, the run summary and `digest deliverie
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from digest.store import Store
+from digest.models import SendReport
+
+if TYPE_CHECKING:
+    from digest.store import Store
 
 MAX_PERMANENT = 0.01
 MAX_COMPLAINTS = 0.001
@@ -48,3 +52,13 @@ def edition_rates(store: Store, edition_id: str) -> Rates:
     attempted = sum(counts.get(s, 0) for s in ("sent", "failed", "bounced"))
     reports = store.bounces.counts(edition_id)
     return Rates(attempted, counts.get("bounced", 0), reports.get("complaint", 0), reports)
+
+
+def send_warnings(report: SendReport) -> list[str]:
+    """Return the run summary's warnings: the edition's bounces so far against the limit.
+
+    Complaints and most bounces arrive after the send; `digest deliveries` counts those.
+    """
+    counts = report.counts
+    attempted = sum(counts.get(s, 0) for s in ("sent", "failed", "bounced"))
+    return Rates(attempted, counts.get("bounced", 0), 0, {}).warnings()
