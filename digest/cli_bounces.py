@@ -16,8 +16,7 @@ def bounces(ctx: Context, limit: int) -> None:
 
     \b
     Example:
-      digest bounces
-      digest bounces fetch
+      digest bounces --limit 10
     """
     if click.get_current_context().invoked_subcommand is not None:
         return
@@ -41,7 +40,12 @@ def bounces(ctx: Context, limit: int) -> None:
 @pass_context
 @handle_errors
 def bounces_fetch(ctx: Context) -> None:
-    """Read DIGEST_BOUNCE_MAILBOX once: record each report, then put the message away."""
+    """Read DIGEST_BOUNCE_MAILBOX once: record each report, then put the message away.
+
+    \b
+    Example:
+      digest bounces fetch
+    """
     from digest.bounces.mailbox import fetch_reports
     from digest.store import Store
 
