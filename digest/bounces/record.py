@@ -74,10 +74,10 @@ def record_reports(
     results = []
     for report, rec in zip(reports, done, strict=True):
         if rec.new and rec.action.startswith("sender problem"):
+            # The status only: a receiver's words often quote the subscriber's address.
             logger.warning(
-                "a receiver refused our sender (%s %s): check the sending domain's reputation",
+                "a receiver refused our sender (%s): check the sending domain's reputation",
                 report.status or "no status",
-                report.diagnostic[:120],
             )
         results.append(
             RecordedReport(report, rec.new, rec.edition_id, rec.subscriber_id, rec.action)
