@@ -428,6 +428,10 @@ def _print_send_report(report: SendReport) -> None:
             f"  {report.resumed_in_flight} rows were still held by a sender that stopped;"
             " the message it had in flight, if any, went again with the same Message-ID."
         )
+    from digest.bounces.rates import send_warnings
+
+    for warning in send_warnings(report):
+        click.echo(f"  Warning: {warning}.")
     if report.paused:
         click.echo(f"  Paused: {report.paused}.")
     for line in report.held:
@@ -531,6 +535,7 @@ def _utcnow() -> datetime:
 
 
 # Command groups live in their own modules; importing them adds them to main.
+import digest.cli_bounces  # noqa: E402
 import digest.cli_db  # noqa: E402
 import digest.cli_send  # noqa: E402
 import digest.cli_signup  # noqa: E402

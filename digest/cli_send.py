@@ -125,6 +125,14 @@ def deliveries(ctx: Context, edition: str | None, show_all: bool) -> None:
             f"{counts.get(s, 0)} {s}" for s in order if counts.get(s) or s == "sent"
         )
         click.echo(f"Edition {edition}: {plural(total, 'subscriber')}: {summary}.")
+        from digest.bounces.rates import edition_rates
+
+        rates = edition_rates(store, edition)
+        if rates.reports:
+            kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(rates.reports.items()))
+            click.echo(f"Reports after the send: {kinds}.")
+        for warning in rates.warnings():
+            click.echo(f"Warning: {warning}.")
         statuses = None if show_all else ("failed", "bounced", "skipped", "pending", "sending")
         for row in store.ledger.rows(edition, statuses):  # type: ignore[arg-type]
             when = f"{row.updated:%Y-%m-%d %H:%M}" if row.updated else ""

@@ -28,6 +28,7 @@ def status(ctx: Context) -> None:
     sends: dict[str, dict[str, int]] = {}
     still_open: dict[str, DueEdition] = {}
     size = None
+    reports: dict[str, int] = {}
     # A fresh machine has no store yet: nothing made, nothing pending, and a status
     # command must not create one.
     if store_exists(settings.db):
@@ -38,6 +39,7 @@ def status(ctx: Context) -> None:
                 row.edition_id: row for row in store.ledger.due_editions(datetime.now(UTC))
             }
             size = store.retention.size()
+            reports = store.bounces.counts()
     if editions:
         click.echo("Last editions:")
         # Columns: ids differ in length (2026-11-28, 2026-11-28-2), counts in width.
@@ -56,6 +58,9 @@ def status(ctx: Context) -> None:
         click.echo(f"No edition made yet: there is no store at {shown(settings.db)}.")
     else:
         click.echo("No edition made yet.")
+    if reports:
+        kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(reports.items()))
+        click.echo(f"Delivery reports after the send: {kinds} (`digest bounces` lists them)")
     if still_open:
         click.echo("Pending deliveries (`digest send` sends what is due):")
         for row in still_open.values():

@@ -144,6 +144,15 @@ class Settings:
     signup_rate: int = 10
     signup_origins: tuple[str, ...] = ()
     signup_min_seconds: int = 2
+    # Delivery reports read after the send (digest/bounces/).
+    bounce_address: str = ""
+    bounce_mailbox: str = ""
+    bounce_password: str = field(default="", repr=False)
+    bounce_interval: timedelta = timedelta(minutes=15)
+    bounce_score: int = 3
+    bounce_window: timedelta = timedelta(days=14)
+    bounce_timeout: float = 30.0
+    bounce_ca_file: Path | None = None
 
     @property
     def zone(self) -> ZoneInfo:
@@ -508,6 +517,8 @@ def _ec_public_key(values: _Values, key: str) -> str:
         raw, origin = values.raw(key)
         raise values.fail(key, raw or value, origin, str(err)) from None
     return value
+
+
 # A DKIM selector is one or more DNS labels of letters, digits and inner hyphens (RFC 6376).
 _SELECTOR = re.compile(
     r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
@@ -523,6 +534,8 @@ def _dns_name(values: _Values, key: str) -> str:
             key, raw or given, origin, "must be DNS labels: ASCII letters, digits, inner hyphens"
         )
     return given
+
+
 def _origins(values: _Values, key: str) -> tuple[str, ...]:
     """Return the web origins (scheme://host[:port]) listed in key, each checked."""
     value, origin = values.raw(key)
@@ -649,6 +662,14 @@ def load_settings(
         signup_rate=v.integer("DIGEST_SIGNUP_RATE", 10, minimum=0, maximum=100_000),
         signup_origins=_origins(v, "DIGEST_SIGNUP_ORIGINS"),
         signup_min_seconds=v.integer("DIGEST_SIGNUP_MIN_SECONDS", 2, minimum=0, maximum=600),
+        bounce_address=_optional_mailbox(v, "DIGEST_BOUNCE_ADDRESS"),
+        bounce_mailbox=v.text("DIGEST_BOUNCE_MAILBOX", "", allow_empty=True),
+        bounce_password=v.secret("DIGEST_BOUNCE_PASSWORD"),
+        bounce_interval=v.duration("DIGEST_BOUNCE_INTERVAL", "15m", maximum=timedelta(days=1)),
+        bounce_score=v.integer("DIGEST_BOUNCE_SCORE", 3, minimum=1, maximum=100),
+        bounce_window=v.duration("DIGEST_BOUNCE_WINDOW", "14d"),
+        bounce_timeout=v.number("DIGEST_BOUNCE_TIMEOUT", 30.0, minimum=0.1, maximum=3600),
+        bounce_ca_file=v.optional_path("DIGEST_BOUNCE_CA_FILE"),
     )
     for key in v.unknown_keys():
         # A key in both places is read from the environment; blame the file only for its own.

@@ -331,6 +331,25 @@ def _short(delta: timedelta) -> str:
     return f"{hours}h{minutes:02d}m"
 
 
+def fetch_bounces(settings: Settings, clock: Clock = utc_now) -> int:
+    """Read the bounce mailbox once (every DIGEST_BOUNCE_INTERVAL); return the new reports.
+
+    A mailbox that cannot be read is logged and tried again at the next interval.
+    """
+    from digest.bounces.mailbox import fetch_reports
+
+    try:
+        with Store(settings.db) as store:
+            result = fetch_reports(settings, store, clock())
+    except DigestError as err:
+        logger.warning("bounce mailbox not read: %s", err)
+        return 0
+    new = sum(1 for r in result.reports if r.new)
+    if new:
+        logger.info("recorded %d delivery reports from %d messages", new, result.messages)
+    return new
+
+
 def _on_event(event: JobExecutionEvent) -> None:
     if event.code == EVENT_JOB_MISSED:
         # The watch job picks the date up within DIGEST_CATCHUP; say so rather than stay quiet.
@@ -373,6 +392,16 @@ def serve(settings: Settings, stop: threading.Event | None = None, clock: Clock 
             max_instances=1,
             misfire_grace_time=None,
         )
+        if settings.bounce_mailbox:
+            scheduler.add_job(
+                fetch_bounces,
+                IntervalTrigger(seconds=settings.bounce_interval.total_seconds()),
+                args=(settings, clock),
+                id="bounces",
+                coalesce=True,
+                max_instances=1,
+                misfire_grace_time=None,
+            )
         scheduler.add_listener(_on_event, EVENT_JOB_MISSED | EVENT_JOB_ERROR)
         scheduler.start()
         logger.warning(

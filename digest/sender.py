@@ -16,6 +16,7 @@ from datetime import timedelta
 from email.utils import parseaddr
 
 from digest.audience import Templates
+from digest.bounces.verp import return_path
 from digest.clock import Clock
 from digest.config import Settings
 from digest.dkim import load_signer
@@ -350,7 +351,7 @@ def _one(
     try:
         result, tries = send_with_retries(
             connection,
-            run.envelope_from,
+            return_path(s, edition_id, sid) or run.envelope_from,
             row.email,
             data,
             max_attempts=s.smtp_max_attempts,

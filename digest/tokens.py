@@ -136,3 +136,37 @@ def preferences_url(base_url: str, token: str) -> str:
 def confirm_url(base_url: str, token: str) -> str:
     """Return the confirmation page for token under base_url."""
     return f"{base_url.rstrip('/')}/confirm/{token}"
+
+
+# The return-path token (VERP): bounces+<edition>-<subscriber>-<mac>@domain. Lower case
+# only, since some servers fold the local part's case, and short: 80 bits of MAC.
+_RETURN_MAC_BYTES = 10
+_RETURN_SHAPE = re.compile(r"([0-9a-z][0-9a-z-]{0,23})-([0-9]{1,18})-([a-z2-7]{16})")
+
+
+def _return_mac(secret: str, edition_id: str, subscriber_id: int) -> str:
+    message = f"return-path\0{edition_id}\0{subscriber_id}".encode()
+    raw = hmac.new(secret.encode(), message, hashlib.sha256).digest()[:_RETURN_MAC_BYTES]
+    return base64.b32encode(raw).decode("ascii").lower()
+
+
+def make_return_token(secret: str, edition_id: str, subscriber_id: int) -> str:
+    """Return the signed token naming edition_id and subscriber_id in a return path."""
+    if not secret:
+        raise ValueError("an empty secret would let anyone forge a bounce")
+    edition = edition_id.lower()
+    token = f"{edition}-{subscriber_id}-{_return_mac(secret, edition, subscriber_id)}"
+    if _RETURN_SHAPE.fullmatch(token) is None:
+        raise ValueError(f"edition id or subscriber id unfit for a return path: {edition_id!r}")
+    return token
+
+
+def read_return_token(secret: str, token: str) -> tuple[str, int] | None:
+    """Return the (edition id, subscriber id) a return-path token names, or None if forged."""
+    found = _RETURN_SHAPE.fullmatch(token.lower()) if secret else None
+    if found is None:
+        return None
+    edition, subscriber_id = found.group(1), int(found.group(2))
+    if not hmac.compare_digest(found.group(3), _return_mac(secret, edition, subscriber_id)):
+        return None
+    return edition, subscriber_id

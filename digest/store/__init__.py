@@ -14,6 +14,7 @@ from types import TracebackType
 
 from digest.store import migrate
 from digest.store.articles import Articles, Change
+from digest.store.bounces import Bounces
 from digest.store.db import Database, StoreError, is_url, translated
 from digest.store.editions import Editions
 from digest.store.ledger import Ledger
@@ -47,6 +48,7 @@ class Store:
         self.rates = RateBuckets(self.db)
         self.retention = Retention(self.db)
         self.signups = Signups(self.db)
+        self.bounces = Bounces(self.db)
 
     def __enter__(self) -> Store:
         return self

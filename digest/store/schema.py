@@ -313,3 +313,29 @@ rate_buckets = Table(
     Column("tokens", Float, nullable=False),
     Column("updated", UtcDateTime, nullable=False),
 )
+
+# Delivery reports read after the send (a mailbox's DSNs and complaints, a provider's
+# webhooks): one row per (source, reference), so a report read twice is recorded once.
+delivery_reports = Table(
+    "delivery_reports",
+    metadata,
+    Column("id", Key, primary_key=True, autoincrement=True),
+    Column("source", String, nullable=False),
+    Column("reference", Text, nullable=False),
+    Column("received", UtcDateTime, nullable=False),
+    # hard, soft, policy or complaint.
+    Column("kind", String, nullable=False),
+    Column("address", Text),
+    Column("status", String, nullable=False, server_default=""),
+    Column("diagnostic", Text, nullable=False, server_default=""),
+    # The ledger row the report was mapped to (NULL: none found).
+    Column("edition_id", String, ForeignKey("editions.id", ondelete="CASCADE")),
+    Column("subscriber_id", Key, ForeignKey("subscribers.id", ondelete="CASCADE")),
+    # What recording it did: bounced, scored, unsubscribed, sender problem, unmatched...
+    Column("action", Text, nullable=False, server_default=""),
+    Index("delivery_reports_reference", "source", "reference", unique=True),
+    # Scoring counts a subscriber's soft reports within the window.
+    Index("delivery_reports_subscriber", "subscriber_id", "kind", "received"),
+    Index("delivery_reports_edition", "edition_id", "kind"),
+    Index("delivery_reports_received", "received"),
+)
