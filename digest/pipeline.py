@@ -145,6 +145,7 @@ def fetch_options(settings: Settings) -> FetchOptions:
         user_agent=settings.user_agent or USER_AGENT,
         allow_private=settings.fetch_allow_private,
         concurrency=settings.fetch_concurrency,
+        per_host=settings.fetch_per_host,
     )
 
 
