@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+from pathlib import Path
+
+from _sources import NOW, ingest, source_settings
 from feedserver import FeedServer, serving
 
+from digest.highlights import choose_highlights
 from digest.models import Article
 from digest.sources.connection import Pool
 from digest.sources.fetch import FetchOptions
 from digest.sources.fulltext import FullText, FullTextOptions, extract
+from digest.store import Store
 
 MAIN = [
     "The harbour council approved a new ferry timetable on Monday after a long debate.",
@@ -85,3 +91,28 @@ def test_a_page_over_the_cap_or_too_slow_leaves_the_feed_text() -> None:
         late = full.enrich(thin(slow), server.url)
     assert over.full_text == "" and "larger than" in over.full_text_note
     assert late.full_text == "" and "timed out" in late.full_text_note
+
+
+def feed(link: str) -> str:
+    return f"""<?xml version="1.0"?><rss version="2.0"><channel><title>Harbour</title>
+<link>http://example.org/</link><item><title>Ferry timetable</title><link>{link}</link>
+<guid>urn:ferry</guid><pubDate>Fri, 27 Nov 2026 08:00:00 GMT</pubDate>
+<description>Ferries every twenty minutes.</description></item></channel></rss>"""
+
+
+def test_ingest_stores_the_page_text_once_and_highlights_read_it(tmp_path: Path) -> None:
+    with serving() as server:
+        page = server.add("/story.html", PAGE, content_type="text/html")
+        url = server.add("/feed.xml", feed(page))
+        settings = source_settings(
+            tmp_path, url, DIGEST_FULL_TEXT="auto", DIGEST_FETCH_ALLOW_PRIVATE="true"
+        )
+        ingest(settings)
+        ingest(settings, NOW + timedelta(hours=2))
+        assert len(server.hits("/story.html")) == 1
+    with Store(settings.db) as store:
+        (stored,) = store.articles.eligible()
+    assert stored.full_text.splitlines()[1:] == MAIN
+    highlights = [h.text for h in choose_highlights(stored, 3)]
+    assert len(highlights) == 3 and all(h in MAIN for h in highlights)
+    assert highlights == sorted(highlights, key=MAIN.index)
