@@ -3,7 +3,10 @@
 Gives articles per second, then two ratios measured in this same run:
 - feeds: our whole ingest (parse, sanitise, store) over `feedparser.parse` alone on the
   same files; the parse is the floor (target <= 1.5);
-- unchanged: a second ingest of files that did not change over the first (target <= 0.1).
+- unchanged: a second ingest of files that did not change over the first (target <= 0.1);
+- URL feeds: 200 feeds served over HTTP on loopback with 50 ms latency per request, read
+  one at a time over read at the default concurrency, one request at a time per host
+  (25 hosts 127.0.0.1 to 127.0.0.25, 8 feeds each; target >= 5).
 
 Usage: .venv/bin/python bench/ingest.py [--quick] [--articles 10000] [--feeds 200] [--items 50]
 """
@@ -15,7 +18,12 @@ import logging
 import os
 import sys
 import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import feedparser
@@ -28,7 +36,14 @@ from _timing import best_of
 from digest import pipeline
 from digest.config import Settings, load_settings
 from digest.models import IngestReport
+from digest.sources import read_sources
+from digest.sources.fetch import FetchOptions
 from digest.store import Store
+
+# The URL feeds: how many, on how many loopback hosts, and each answer's latency.
+URL_FEEDS = 200
+URL_HOSTS = 25
+LATENCY = 0.05
 
 NOW = datetime(2026, 11, 28, 7, 0, tzinfo=UTC)
 WORDS = [
@@ -122,6 +137,57 @@ def run_ingest(settings: Settings, now: datetime) -> IngestReport:
         return pipeline.ingest(settings, store, now)
 
 
+@contextmanager
+def feed_hosts(hosts: int, body: bytes, latency: float) -> Iterator[list[str]]:
+    """Serve body at every path from hosts loopback addresses, each answer latency late;
+    yield each host's base URL."""
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            time.sleep(latency)
+            self.send_response(200)
+            self.send_header("Content-Type", "application/rss+xml")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    servers = [ThreadingHTTPServer((f"127.0.0.{n + 1}", 0), Handler) for n in range(hosts)]
+    threads = []
+    for httpd in servers:
+        httpd.daemon_threads = True
+        thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
+        thread.start()
+        threads.append(thread)
+    try:
+        yield [f"http://127.0.0.{n + 1}:{h.server_address[1]}" for n, h in enumerate(servers)]
+    finally:
+        for httpd, thread in zip(servers, threads, strict=True):
+            httpd.shutdown()
+            httpd.server_close()
+            thread.join(5)
+
+
+def url_feeds(body: bytes, feeds: int, hosts: int) -> tuple[float, float]:
+    """Return the seconds to read feeds URL feeds (each body) one at a time, and at the
+    default concurrency (one request at a time per host)."""
+    with feed_hosts(hosts, body, LATENCY) as bases:
+        urls = [f"{bases[n % hosts]}/feed{n}.xml" for n in range(feeds)]
+
+        def read(concurrency: int) -> None:
+            options = FetchOptions(timeout=10.0, concurrency=concurrency, per_host=1)
+            results = list(read_sources(urls, options=options))
+            assert all(r.error is None and len(r.articles) == 5 for r in results), results[0]
+
+        serial, _ = best_of(lambda: read(1), repeat=1)
+        pooled, _ = best_of(lambda: read(FetchOptions().concurrency), repeat=3)
+    return serial, pooled
+
+
 def measure(
     quick: bool = False,
     articles: int | None = None,
@@ -166,6 +232,10 @@ def measure(
             lambda: run_ingest(feeds_db, NOW + timedelta(hours=1)), repeat=3
         )
         assert report.unchanged == total_items and report.new == 0, report
+        (small,) = write_feeds(root / "url", 1, 5)
+        serial, pooled = url_feeds(
+            small.read_bytes(), 20 if quick else URL_FEEDS, 5 if quick else URL_HOSTS
+        )
     logging.disable(logging.NOTSET)
     per_second = " articles/s"
     return [
@@ -186,6 +256,13 @@ def measure(
         ),
         Figure("unchanged second ingest / first, Markdown", md_second / md_first, target=0.1),
         Figure("unchanged second ingest / first, feeds", feeds_second / feeds_first, target=0.1),
+        Figure(
+            f"URL feeds ({20 if quick else URL_FEEDS}, {LATENCY * 1000:.0f} ms latency):"
+            " one at a time / concurrent",
+            serial / pooled,
+            target=5.0,
+            better="higher",
+        ),
     ]
 
 

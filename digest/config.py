@@ -71,6 +71,11 @@ class Settings:
     max_article_bytes: int = 2_000_000
     fetch_allow_private: bool = False
     fetch_concurrency: int = 8
+    fetch_per_host: int = 1
+    # Thin feed items: fetch the article's page and keep its main text (off or auto).
+    full_text: str = "off"
+    full_text_min_words: int = 120
+    full_text_hosts: tuple[str, ...] = ()
     # Empty: digest/<version>, which names the program to the sites it reads.
     user_agent: str = ""
     source_failing_days: int = 3
@@ -617,6 +622,14 @@ def load_settings(
         max_article_bytes=v.integer("DIGEST_MAX_ARTICLE_BYTES", 2_000_000, minimum=1024),
         fetch_allow_private=v.boolean("DIGEST_FETCH_ALLOW_PRIVATE", False),
         fetch_concurrency=v.integer("DIGEST_FETCH_CONCURRENCY", 8, minimum=1, maximum=64),
+        fetch_per_host=v.integer("DIGEST_FETCH_PER_HOST", 1, minimum=1, maximum=64),
+        full_text=v.choice("DIGEST_FULL_TEXT", "off", ("off", "auto")),
+        full_text_min_words=v.integer(
+            "DIGEST_FULL_TEXT_MIN_WORDS", 120, minimum=1, maximum=100_000
+        ),
+        full_text_hosts=(
+            v.listing("DIGEST_FULL_TEXT_HOSTS", ()) if v.raw("DIGEST_FULL_TEXT_HOSTS")[0] else ()
+        ),
         user_agent=v.text("DIGEST_USER_AGENT", "", allow_empty=True),
         source_failing_days=v.integer("DIGEST_SOURCE_FAILING_DAYS", 3, minimum=1, maximum=365),
         recency_half_life=v.duration("DIGEST_RECENCY_HALF_LIFE", "24h"),

@@ -301,7 +301,9 @@ def choose_highlights(
     own = tuple(hl for hl in article.highlights if normalise(hl.text) not in shown)
     if own:
         return tuple(Highlight(text=shorten(hl.text), label=hl.label) for hl in own[:k])
-    sentences = split_sentences("\n".join(article.paragraphs) or article.summary, MAX_TEXT)
+    # A thin feed item's page text (DIGEST_FULL_TEXT) gives the selector more to choose from.
+    text = article.full_text or "\n".join(article.paragraphs) or article.summary
+    sentences = split_sentences(text, MAX_TEXT)
     best = best_sentences(article.title, sentences, k, shown)
     return tuple(Highlight(text=shorten(s.text)) for s in best)
 

@@ -38,6 +38,11 @@ class Article:
     position: int = 0
     # The article's HTML as its source gave it, sanitised (feeds only).
     html: str = ""
+    # The main text of the article's page, for a feed item that carried only a summary
+    # (DIGEST_FULL_TEXT): read for highlights, never shown whole. full_text_note says why
+    # a page tried once gave none, so that it is not fetched again.
+    full_text: str = ""
+    full_text_note: str = ""
 
     @property
     def body(self) -> str:
@@ -48,7 +53,13 @@ class Article:
     def content_hash(self) -> str:
         """Return a hash of everything a reader sees, to notice edits."""
         h = hashlib.sha256()
-        for part in (self.title, self.url or "", self.summary, self.body, self.image or ""):
+        parts = (self.title, self.url or "", self.summary, self.body, self.image or "")
+        # The page text counts only once there is some: hashes stored before it existed
+        # stay the same.
+        extra = (
+            (self.full_text, self.full_text_note) if self.full_text or self.full_text_note else ()
+        )
+        for part in (*parts, *extra):
             h.update(part.encode("utf-8"))
             h.update(b"\0")
         for hl in self.highlights:

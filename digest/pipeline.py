@@ -16,12 +16,22 @@ from digest.config import Settings
 from digest.errors import DeliveryError
 from digest.locks import LockHeld, run_lock
 from digest.mail import build_message
-from digest.models import Edition, IngestReport, Progress, RenderedEdition, SendReport, Skipped
+from digest.models import (
+    Article,
+    Edition,
+    IngestReport,
+    Progress,
+    RenderedEdition,
+    SendReport,
+    Skipped,
+)
 from digest.outbox import write_edition
 from digest.render import generic_copy, render_edition, with_general_unsubscribe
 from digest.select import Selection, assess, select, shown_texts
 from digest.send import add_rows, deliver, drain, require_secret
+from digest.sources.connection import Pool
 from digest.sources.fetch import USER_AGENT, FetchOptions, redact
+from digest.sources.fulltext import FullText, FullTextOptions
 from digest.sources.health import HealthTracker, failing_for
 from digest.store import Store
 from digest.store.db import describe
@@ -89,6 +99,16 @@ def ingest(settings: Settings, store: Store, now: datetime) -> IngestReport:
         pending.clear()
         waiting = 0
 
+    pages = Pool()
+    full_text = (
+        FullText(
+            FullTextOptions(settings.full_text_min_words, settings.full_text_hosts),
+            fetch_options(settings),
+            pages,
+        )
+        if settings.full_text == "auto"
+        else None
+    )
     for result in sources.read_sources(
         settings.sources,
         memory,
@@ -97,6 +117,10 @@ def ingest(settings: Settings, store: Store, now: datetime) -> IngestReport:
         settings.fetch_interval,
         max_file_bytes=settings.max_article_bytes,
     ):
+        if full_text is not None and sources.is_url(result.spec):
+            result.articles = [
+                with_full_text(full_text, store, a, result.spec) for a in result.articles
+            ]
         tracker.add(result)
         skipped.extend(result.skipped)
         counts["unchanged"] += result.unchanged
@@ -105,6 +129,7 @@ def ingest(settings: Settings, store: Store, now: datetime) -> IngestReport:
         if len(pending) >= SAVE_BATCH or waiting >= SAVE_BATCH:
             save()
     save()
+    pages.close()
     store.articles.note_files(seen, memory.files.keys(), now)
     # Only a store older than stored verdicts has articles waiting to be judged.
     store.articles.judge_waiting(assess)
@@ -137,6 +162,16 @@ def ingest(settings: Settings, store: Store, now: datetime) -> IngestReport:
     return report
 
 
+def with_full_text(full_text: FullText, store: Store, article: Article, feed_url: str) -> Article:
+    """Return a thin article with its page's text: the stored one, or fetched once."""
+    if not full_text.wants(article):
+        return article
+    known = store.articles.get(article.id)
+    if known is not None and known.url == article.url and (known.full_text or known.full_text_note):
+        return replace(article, full_text=known.full_text, full_text_note=known.full_text_note)
+    return full_text.enrich(article, feed_url)
+
+
 def fetch_options(settings: Settings) -> FetchOptions:
     """Return how feeds are fetched, from the settings."""
     return FetchOptions(
@@ -145,6 +180,7 @@ def fetch_options(settings: Settings) -> FetchOptions:
         user_agent=settings.user_agent or USER_AGENT,
         allow_private=settings.fetch_allow_private,
         concurrency=settings.fetch_concurrency,
+        per_host=settings.fetch_per_host,
     )
 
 

@@ -120,9 +120,12 @@ def barrier(parties: int) -> Callable[[str], int]:
     return hold
 
 
-def read(urls: list[str], concurrency: int) -> list[SourceResult]:
-    """Read urls as one run does."""
-    options = FetchOptions(timeout=OPTIONS.timeout, concurrency=concurrency)
+def read(urls: list[str], concurrency: int, per_host: int | None = None) -> list[SourceResult]:
+    """Read urls as one run does; one server stands for many hosts here, so unless told
+    otherwise as many requests may go to it at once as there are threads."""
+    options = FetchOptions(
+        timeout=OPTIONS.timeout, concurrency=concurrency, per_host=per_host or concurrency
+    )
     return list(read_sources(urls, options=options))
 
 
@@ -238,6 +241,34 @@ def test_no_more_feeds_in_flight_than_the_concurrency() -> None:
         results = read(urls, concurrency=2)
     assert [r.error for r in results] == [None] * 8
     assert seen.most_in_flight == 2
+
+
+def test_one_request_at_a_time_per_host() -> None:
+    """Ask one host one thing at a time, whatever the concurrency, while two host names
+    (127.0.0.1 and localhost, the same server) are asked at the same time."""
+    with watched(Seen()) as seen:
+        urls = [f"{seen.url}/feed{n}.xml" for n in range(6)]
+        results = read(urls, concurrency=4, per_host=1)
+        assert [r.error for r in results] == [None] * 6
+        assert seen.most_in_flight == 1
+    with watched(Seen(hold=barrier(2))) as seen:
+        other = seen.url.replace("127.0.0.1", "localhost")
+        urls = [f"{base}/feed{n}.xml" for n in range(3) for base in (seen.url, other)]
+        results = read(urls, concurrency=4, per_host=1)
+    assert [r.error for r in results] == [None] * 6
+    assert seen.most_in_flight == 2
+
+
+def test_a_redirect_waits_for_its_hosts_turn_within_the_deadline() -> None:
+    """Time a fetch out when its redirect's host stays busy past the deadline."""
+    with serving() as server, Pool() as pool:
+        target = server.add("/elsewhere.xml", rss("x"))
+        start = server.add("/start.xml", status=302, location=target)
+        options = FetchOptions(timeout=0.5, allow_private=True)
+        with pool.host_turn("127.0.0.1", 1), pytest.raises(FetchError, match="timed out"):
+            fetch(start.replace("127.0.0.1", "localhost"), options, pool=pool)
+        assert len(server.hits("/start.xml")) == 1
+        assert server.hits("/elsewhere.xml") == []
 
 
 def test_results_come_in_source_order_whoever_answers_first() -> None:

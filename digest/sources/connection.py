@@ -19,7 +19,8 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, TypeAlias, cast
 
 if TYPE_CHECKING:
@@ -182,6 +183,23 @@ class Pool:
         self._idle: dict[Origin, list[FeedConnection]] = {}
         self._max_idle = max_idle_per_origin
         self._closed = False
+        self._hosts: dict[str, threading.BoundedSemaphore] = {}
+
+    @contextmanager
+    def host_turn(self, host: str, per_host: int, timeout: float | None = None) -> Iterator[None]:
+        """Hold one of host's per_host request slots (a polite client asks one server a
+        few things at a time, however many threads the run has); raise TimeoutError when
+        none frees up within timeout."""
+        with self._lock:
+            gate = self._hosts.get(host)
+            if gate is None:
+                gate = self._hosts[host] = threading.BoundedSemaphore(max(1, per_host))
+        if not gate.acquire(timeout=timeout):
+            raise TimeoutError(f"waiting for a turn at {host}")
+        try:
+            yield
+        finally:
+            gate.release()
 
     def tls_context(self) -> ssl.SSLContext:
         """Return the run's TLS context, made (and the CA store loaded) on first use."""

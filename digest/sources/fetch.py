@@ -79,6 +79,9 @@ class FetchOptions:
     allow_private: bool = False
     # How many feeds of one run are fetched at the same time (DIGEST_FETCH_CONCURRENCY).
     concurrency: int = 8
+    # How many requests of a run may go to one host at the same time
+    # (DIGEST_FETCH_PER_HOST): a feed server is asked one thing at a time by default.
+    per_host: int = 1
 
 
 @dataclass(frozen=True)
@@ -229,7 +232,7 @@ def _fetch(
     *,
     trusted: bool,
 ) -> Response:
-    deadline = Deadline(options.timeout)
+    deadline: Deadline | None = None
     chain = [url]
     home: tuple[str, str, int] | None = None
     while True:
@@ -243,8 +246,14 @@ def _fetch(
             if trusted and len(chain) == 1:
                 home = target.origin
             check = not options.allow_private and target.origin != home
-            addresses = _resolve(target, deadline, check=check)
-            outcome = _exchange(pool, target, addresses, options, etag, last_modified, deadline)
+            # Waiting for the first host's turn is not part of the fetch's own deadline
+            # (a run of many feeds on one host queues them); a redirect's hop waits
+            # within it.
+            wait = None if deadline is None else deadline.remaining()
+            with pool.host_turn(target.host, options.per_host, wait):
+                deadline = deadline or Deadline(options.timeout)
+                addresses = _resolve(target, deadline, check=check)
+                outcome = _exchange(pool, target, addresses, options, etag, last_modified, deadline)
             if isinstance(outcome, Response):
                 return Response(current, outcome.status, outcome.data, outcome.headers)
             following = urljoin(current, outcome)
