@@ -137,8 +137,10 @@ def _nameserver(entry: str) -> dns.nameserver.Do53Nameserver:
 
 
 def envelope_domain(settings: Settings) -> str:
-    """Return the domain of the envelope sender (MAIL FROM), whose SPF receivers check."""
-    return parseaddr(settings.sender)[1].rpartition("@")[2].lower()
+    """Return the domain of the envelope sender (MAIL FROM), whose SPF receivers check:
+    that of DIGEST_BOUNCE_ADDRESS when each message carries its own return path."""
+    address = settings.bounce_address or parseaddr(settings.sender)[1]
+    return address.rpartition("@")[2].lower()
 
 
 def from_domain(settings: Settings) -> str:

@@ -11,13 +11,10 @@ import hashlib
 import hmac
 import json
 import logging
-import sys
-import types
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
@@ -126,32 +123,24 @@ def test_a_failing_sink_is_a_500_so_the_provider_retries(hooks: Settings) -> Non
     assert status == 500
 
 
-def test_the_default_sink_hands_reports_to_the_recorder(
-    settings: Settings, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Call digest.bounces.record.record_reports with the App's store and clock."""
-    calls: list[tuple[Any, list[DeliveryReport], datetime]] = []
-
-    def record_reports(store: Store, reports: Sequence[DeliveryReport], now: datetime) -> list[int]:
-        calls.append((store, list(reports), now))
-        return []
-
-    recorder = types.ModuleType("digest.bounces.record")
-    recorder.record_reports = record_reports  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "digest.bounces.record", recorder)
+def test_the_default_sink_records_into_the_store(settings: Settings) -> None:
+    """Without a sink given, a report goes to the recorder, into the App's own store,
+    once however often the provider sends it."""
     from webserver import running
 
     from digest.web import App
 
+    with Store(settings.db):
+        pass  # made, so that the web server finds a store
     app = App(replace(settings, webhook_postmark_auth=POSTMARK_AUTH), clock=lambda: NOW)
+    body = postmark_record("HardBounce")
     with running(app) as url:
-        body = postmark_record("HardBounce")
-        assert post(f"{url}/webhooks/postmark", body, basic(POSTMARK_AUTH))[0] == 200
-    assert len(calls) == 1
-    store, reports, now = calls[0]
-    assert isinstance(store, Store)
-    assert now == NOW
-    assert [r.reference for r in reports] == ["1234"]
+        for _ in range(2):
+            assert post(f"{url}/webhooks/postmark", body, basic(POSTMARK_AUTH))[0] == 200
+    with Store(settings.db) as store:
+        (view,) = store.bounces.recent()
+    assert (view.source, view.kind, view.status) == ("postmark", "hard", "5.1.1")
+    assert view.received == NOW
 
 
 # Postmark: basic auth.

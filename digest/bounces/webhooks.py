@@ -15,7 +15,6 @@ with 200 and dropped.
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import logging
 import re
@@ -172,13 +171,13 @@ def store_sink(settings: Settings, clock: Clock) -> ReportSink:
     """Return the sink that hands reports to the recorder, on the App's store and clock."""
 
     def record(reports: Sequence[DeliveryReport]) -> object:
+        from digest.bounces.record import BouncePolicy, record_reports
         from digest.store import Store
 
-        # Imported by name at the first report: the recorder lives beside the mailbox
-        # reader, and the webhooks need nothing else of it.
-        recorder = importlib.import_module("digest.bounces.record")
+        # Imported at the first report: the webhooks need nothing else of the recorder.
+        policy = BouncePolicy.from_settings(settings)
         with Store(settings.db) as store:
-            return recorder.record_reports(store, list(reports), clock())
+            return record_reports(store, list(reports), clock(), policy=policy)
 
     return record
 
