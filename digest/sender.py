@@ -37,7 +37,7 @@ TransportFactory = Callable[[Settings], Connection]
 
 # Rows a sending thread claims at a time: a subscriber who leaves meanwhile is left out
 # from the next batch on.
-BATCH = 50
+BATCH = 100
 # How long a claim holds without renewal (DIGEST_SEND_LEASE's default); the heartbeat
 # renews it three times as often.
 LEASE = timedelta(minutes=2)
