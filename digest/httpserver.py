@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import logging
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from waitress.channel import HTTPChannel
@@ -228,3 +229,14 @@ def make_server(
     for listener in listeners:
         listener.channel_class = channel
     return server
+
+
+def read_body(environ: Mapping[str, Any], limit: int = MAX_BODY) -> bytes | None:
+    """Return the request body, or None when it is larger than limit (or unreadable)."""
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return None
+    if length > limit or length < 0:
+        return None
+    return bytes(environ["wsgi.input"].read(length)) if length else b""

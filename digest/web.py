@@ -20,7 +20,7 @@ from digest.bounces.webhooks import ReportSink, Webhooks, store_sink
 from digest.check import is_loopback
 from digest.config import Settings
 from digest.errors import ConfigError
-from digest.httpserver import MAX_BODY, WEBHOOK_PREFIX, make_server, raise_fd_limit
+from digest.httpserver import WEBHOOK_PREFIX, make_server, raise_fd_limit, read_body
 from digest.models import RenderedEdition
 from digest.render import (
     packaged_templates,
@@ -400,17 +400,6 @@ class App:
             },
         )
         return _html(status, page)
-
-
-def read_body(environ: Environ) -> bytes | None:
-    """Return the request body, or None when it is larger than MAX_BODY."""
-    try:
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        return None
-    if length > MAX_BODY:
-        return None
-    return bytes(environ["wsgi.input"].read(length)) if length else b""
 
 
 def listen(settings: Settings, host: str, port: int) -> tuple[App, Any]:

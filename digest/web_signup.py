@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 from digest import signup
 from digest.config import Settings
-from digest.httpserver import MAX_BODY
+from digest.httpserver import read_body
 from digest.models import Subscriber
 from digest.notices import NoticeRunner
 from digest.render import packaged_templates, render_page
@@ -218,7 +218,7 @@ class SignupPages:
         if origin and not own and not self._allowed(origin):
             logger.info("sign-up refused from the origin %s", origin[:100])
             return _json("403 Forbidden", {"error": "this origin may not sign up"}, ())
-        body = _read_body(environ)
+        body = read_body(environ)
         content_type = str(environ.get("CONTENT_TYPE", ""))
         is_json = content_type.split(";")[0].strip().lower() == "application/json"
         cors = self._cors(origin)
@@ -303,7 +303,7 @@ class SignupPages:
             if method != "POST":
                 state, _ = signup.confirmation(settings, store, token, self.clock())
                 return self._confirm_page(environ, _STATUS[state], state)
-            form = parse_form(environ.get("CONTENT_TYPE", ""), _read_body(environ) or b"")
+            form = parse_form(environ.get("CONTENT_TYPE", ""), read_body(environ) or b"")
             if self._csrf_age(environ, form, "/confirm/") is None:
                 return self._confirm_page(environ, "403 Forbidden", "csrf")
             state, found = signup.confirm(settings, store, token, _visitor(environ), self.clock())
@@ -351,7 +351,7 @@ class SignupPages:
                 return self._message("404 Not Found", "Preferences", "This link is not valid.")
             if method != "POST":
                 return self._preferences_page(environ, "200 OK", reader)
-            body = _read_body(environ)
+            body = read_body(environ)
             if body is None:
                 return self._message("413 Content Too Large", "Preferences", "Too much data.")
             form = parse_form(environ.get("CONTENT_TYPE", ""), body)
@@ -467,14 +467,3 @@ def _field(form: dict[str, list[str]], name: str) -> str:
 
 def _visitor(environ: Environ) -> Visitor:
     return Visitor(str(environ.get("REMOTE_ADDR", "")), str(environ.get("HTTP_USER_AGENT", "")))
-
-
-def _read_body(environ: Environ) -> bytes | None:
-    """Return the request body, or None when it is larger than MAX_BODY."""
-    try:
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        return None
-    if length > MAX_BODY:
-        return None
-    return bytes(environ["wsgi.input"].read(length)) if length else b""

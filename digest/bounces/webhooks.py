@@ -27,7 +27,7 @@ from typing import Any, Protocol
 
 from digest.bounces.report import DeliveryReport
 from digest.config import Settings
-from digest.httpserver import WEBHOOK_MAX_BODY
+from digest.httpserver import WEBHOOK_MAX_BODY, read_body
 
 logger = logging.getLogger(__name__)
 
@@ -197,17 +197,6 @@ def _configured(
         yield mailgun.Mailgun(settings.webhook_mailgun_key)
     if settings.webhook_sendgrid_key:
         yield sendgrid.SendGrid(settings.webhook_sendgrid_key)
-
-
-def read_body(environ: Mapping[str, Any], limit: int) -> bytes | None:
-    """Return the request body, or None when it is larger than limit."""
-    try:
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        return None
-    if length > limit or length < 0:
-        return None
-    return bytes(environ["wsgi.input"].read(length)) if length else b""
 
 
 def _headers(environ: Mapping[str, Any]) -> dict[str, str]:
