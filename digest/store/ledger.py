@@ -2,10 +2,11 @@
 
 A row is `pending` until a sender claims it: the claim sets the row `sending`, names the
 sender (`host:pid`), and gives it a token and a lease. The sender renews the lease while
-it works and records each message's outcome in its own commit, only where its token
-still holds, so a row is never recorded by two senders. A row whose lease ran out, or
-whose sender is a process of this host that no longer exists, is pending again and goes
-with the same Message-ID: only a message in flight when a sender died can go twice.
+it works and records outcomes in groups of a few messages per commit, only where its
+token still holds, so a row is never recorded by two senders. A row whose lease ran out,
+or whose sender is a process of this host that no longer exists, is pending again and
+goes with the same Message-ID: only messages in flight (sent, not yet recorded) when a
+sender died can go twice.
 """
 
 from __future__ import annotations
