@@ -106,12 +106,15 @@ def test_subscribe_confirm_choose_topics_leave_and_come_back(
     with running(app) as url, chromium() as browser:
         sending = replace(sending, base_url=url)
         app.settings = sending
-        page = browser.new_page(viewport={"width": 375, "height": 800})
+        page = browser.new_page(
+            viewport={"width": 375, "height": 800}, timezone_id="Pacific/Auckland"
+        )
         page.goto(f"{url}/archive/")
         page.click("#subscribe-link")
         assert page.url == f"{url}/subscribe"
-        # The browser's own time zone, filled in by the page's script.
-        assert page.input_value("#timezone") != ""
+        # The browser's own time zone, filled in by the page's script once it has run.
+        page.wait_for_function("document.getElementById('timezone').value !== ''", timeout=10_000)
+        assert page.input_value("#timezone") == "Pacific/Auckland"
         page.fill("#email", READER)
         page.fill("#name", "Ada Lovelace")
         page.fill("#timezone", "Europe/London")
