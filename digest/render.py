@@ -164,7 +164,11 @@ def make_environment(settings: Settings) -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        extensions=["jinja2.ext.i18n"],
     )
+    # Every string a reader sees goes through _() / {% trans %}; the catalog for
+    # DIGEST_LANGUAGE is installed over these null translations where one is shipped.
+    env.install_null_translations(newstyle=True)  # type: ignore[attr-defined]
     env.filters["safe_url"] = safe_url
     env.filters["day"] = format_day
     env.filters["wrap"] = wrap
