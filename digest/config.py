@@ -62,6 +62,7 @@ class Settings:
     logo_url: str = ""
     logo_width: int = 200
     logo_height: int = 50
+    tagline: str = ""
     postal_address: str = ""
     # Where relative paths were resolved from; the file the settings came from, if any.
     env_file: Path | None = None
@@ -614,6 +615,7 @@ def load_settings(
         logo_url=v.url("DIGEST_LOGO_URL", ""),
         logo_width=v.integer("DIGEST_LOGO_WIDTH", 200, minimum=1, maximum=600),
         logo_height=v.integer("DIGEST_LOGO_HEIGHT", 50, minimum=1, maximum=600),
+        tagline=v.text("DIGEST_TAGLINE", "", allow_empty=True),
         postal_address=v.text("DIGEST_POSTAL_ADDRESS", "", allow_empty=True),
         env_file=env_file,
         fetch_timeout=v.number("DIGEST_FETCH_TIMEOUT", 20.0, minimum=0.1, maximum=3600),
