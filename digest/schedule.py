@@ -350,6 +350,20 @@ def fetch_bounces(settings: Settings, clock: Clock = utc_now) -> int:
     return new
 
 
+def send_waiting_notices(settings: Settings, clock: Clock = utc_now) -> int:
+    """Send the sign-up emails still queued: one the web process put back after a
+    temporary SMTP failure, or queued just before it stopped, would otherwise wait for
+    the next sign-up to wake it. Return how many went."""
+    from digest.notices import send_notices
+
+    try:
+        with Store(settings.db) as store:
+            return send_notices(settings, store, clock())
+    except DigestError as err:
+        logger.warning("sign-up emails not sent: %s", err)
+        return 0
+
+
 def _on_event(event: JobExecutionEvent) -> None:
     if event.code == EVENT_JOB_MISSED:
         # The watch job picks the date up within DIGEST_CATCHUP; say so rather than stay quiet.
@@ -388,6 +402,15 @@ def serve(settings: Settings, stop: threading.Event | None = None, clock: Clock 
             daily.tick,
             IntervalTrigger(seconds=WATCH_INTERVAL.total_seconds()),
             id="watch",
+            coalesce=True,
+            max_instances=1,
+            misfire_grace_time=None,
+        )
+        scheduler.add_job(
+            send_waiting_notices,
+            IntervalTrigger(seconds=WATCH_INTERVAL.total_seconds()),
+            args=(settings, clock),
+            id="notices",
             coalesce=True,
             max_instances=1,
             misfire_grace_time=None,

@@ -212,3 +212,35 @@ def test_trigger_moves_forward_through_the_repeated_hour() -> None:
         nxt = trigger.get_next_fire_time(second, now)
         assert nxt == datetime(2026, 10, 26, 2, 30, tzinfo=BERLIN)
         assert trigger.get_next_fire_time(None, now) == nxt
+
+
+def test_the_scheduler_sends_a_sign_up_email_put_back_after_a_refusal(settings: Settings) -> None:
+    """A confirmation the relay refused for now (451) is put back; the scheduler's next
+    pass sends it, without waiting for another sign-up to wake the web process."""
+    from smtpserver import Faults, Handler, SmtpServer
+
+    from digest.models import Consent
+    from digest.notices import send_notices
+    from digest.schedule import send_waiting_notices
+
+    address = "ada@example.org"
+    now = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    handler = Handler(Faults(rcpt={address: ["451 4.3.0 try again later"]}))
+    with SmtpServer(handler) as smtp:
+        s = replace(
+            settings,
+            delivery="smtp",
+            smtp_host="127.0.0.1",
+            smtp_port=smtp.port,
+            smtp_security="none",
+            smtp_timeout=5,
+            smtp_max_attempts=1,
+            secret_key="k" * 32,
+        )
+        with Store(s.db) as store:
+            store.signups.request(address, "Ada", (), "", Consent(source="form"), now)
+            assert send_notices(s, store, now) == 0
+        assert handler.received == []
+        assert send_waiting_notices(s, lambda: now) == 1
+        assert [r.recipient for r in handler.received] == [address]
+        assert send_waiting_notices(s, lambda: now) == 0
