@@ -55,6 +55,8 @@ def send(
 
     settings = ctx.settings()
     if worker:
+        # A worker sends to real people as `digest send` does: the same checks first.
+        _preflight(settings, force)
         _send_worker(settings)
         return
     if test_address is not None:

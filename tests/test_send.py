@@ -644,7 +644,7 @@ def test_send_and_run_stop_on_a_preflight_error_and_print_warnings(
         add_subscribers(store, 2)
     runner = CliRunner()
     plain = {"DIGEST_BASE_URL": "http://127.0.0.1:8080"}
-    for command in (["send", "e1"], ["run"]):
+    for command in (["send", "e1"], ["run"], ["send", "--worker"]):
         changes = {**plain, "DIGEST_DELIVERY": "smtp", "DIGEST_SOURCES": str(seeds_dir)}
         stopped = runner.invoke(main, ["--env-file", str(env), *command], env=changes)
         assert stopped.exit_code == 2, stopped.output

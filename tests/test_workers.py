@@ -19,13 +19,14 @@ from datetime import UTC, date, datetime
 import pgserver
 import pytest
 from smtpserver import Faults, Handler, SmtpServer
+from test_send import SENDABLE
 
 from digest.models import Article, Edition, Highlight, Item, RenderedEdition, Section
 from digest.render import UNSUBSCRIBE_PLACEHOLDER
 from digest.store import Store
 
 NOW = datetime(2026, 11, 28, 7, 0, tzinfo=UTC)
-SECRET = "a-secret-only-for-tests"
+SECRET = "a-secret-only-for-tests-0123456789"
 LEASE_S = 3
 CONNECTIONS = 4
 # What one worker may have sent but not yet recorded: a group of DIGEST_SEND_COMMIT_EVERY
@@ -57,6 +58,7 @@ def _env(url: str, port: int) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DIGEST_", "SMTP_"))}
     env.update(
         {
+            **SENDABLE,
             "DIGEST_DB": url,
             "DIGEST_SECRET_KEY": SECRET,
             "DIGEST_SEND_LEASE": f"{LEASE_S}s",
