@@ -15,8 +15,7 @@ import binascii
 import ipaddress
 import logging
 import re
-from dataclasses import dataclass, field
-from email.utils import parseaddr
+from dataclasses import dataclass
 
 import dns.exception
 import dns.message
@@ -26,330 +25,25 @@ import dns.resolver
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from digest.check import Finding, Level, is_local
+from digest.check import Finding, is_local
 from digest.config import Settings
 from digest.dkim import GOOD_BITS, Signer, load_signer
+from digest.dns_lookup import Address, Dns, envelope_domain, from_domain, short_record, shown
 from digest.errors import ConfigError
+from digest.spf import check_spf
 
 logger = logging.getLogger(__name__)
 
-# RFC 7208, 4.6.4: at most 10 terms that cause DNS look-ups, and 2 that find nothing.
-MAX_LOOKUPS = 10
-MAX_VOID = 2
-# RFC 7208, 3.4: an SPF record longer than this may not fit a UDP answer.
-SPF_LONGEST = 450
-Address = ipaddress.IPv4Address | ipaddress.IPv6Address
-
-
-@dataclass(frozen=True)
-class Answer:
-    """The TXT strings found at a name, or why there are none."""
-
-    name: str
-    texts: tuple[str, ...] = ()
-    # Set when the name has no TXT record: NXDOMAIN or an empty answer.
-    missing: str = ""
-    # Set when the DNS could not answer: a timeout, SERVFAIL, a truncated answer.
-    failed: str = ""
-
-
-class Dns:
-    """One resolver for a check, with the timeout of DIGEST_DNS_TIMEOUT."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.timeout = settings.dns_timeout
-        if settings.dns_servers:
-            self.resolver = dns.resolver.Resolver(configure=False)
-            self.resolver.nameservers = [_nameserver(s) for s in settings.dns_servers]
-        else:
-            self.resolver = dns.resolver.Resolver()
-        self.resolver.timeout = self.resolver.lifetime = self.timeout
-
-    def txt(self, name: str) -> Answer:
-        """Return the TXT records at name, each one string (its pieces joined)."""
-        try:
-            answer = self.resolver.resolve(name, "TXT", search=False)
-        except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer) as err:
-            missing = "no such name" if isinstance(err, dns.resolver.NXDOMAIN) else "no TXT record"
-            return Answer(name, missing=missing)
-        except dns.exception.DNSException as err:
-            return Answer(name, failed=self.why(err))
-        texts = tuple(
-            b"".join(r.strings).decode("utf-8", "replace")
-            for r in answer
-            if r.rdtype == dns.rdatatype.TXT
-        )
-        return Answer(name, texts)
-
-    def addresses(self, name: str, kinds: tuple[str, ...] = ("A", "AAAA")) -> list[Address]:
-        """Return name's addresses; [] when it has none. A DNS failure is raised."""
-        found: list[Address] = []
-        for kind in kinds:
-            try:
-                answer = self.resolver.resolve(name, kind, search=False)
-            except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
-                continue
-            found += [ipaddress.ip_address(r.to_text()) for r in answer]
-        return found
-
-    def mx(self, name: str) -> list[str]:
-        """Return the mail exchangers of name, best first; [] when it has none."""
-        try:
-            answer = self.resolver.resolve(name, "MX", search=False)
-        except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
-            return []
-        ranked = sorted(answer, key=lambda r: r.preference)
-        return [r.exchange.to_text().rstrip(".") for r in ranked]
-
-    def why(self, err: dns.exception.DNSException) -> str:
-        """Say in a few words why the DNS gave no answer."""
-        if isinstance(err, dns.exception.Timeout):
-            return f"no answer within {self.timeout:g} s (DIGEST_DNS_TIMEOUT)"
-        if isinstance(err, dns.resolver.NoNameservers):
-            tried = err.kwargs.get("errors", [])
-            # Each is (server, over TCP, port, exception, answer): TCP is only tried
-            # after a UDP answer came truncated.
-            if any(e[1] for e in tried):
-                return "the answer is too long for UDP and TCP to the server failed"
-            errors = [str(e[3]) for e in tried]
-            if any("SERVFAIL" in e for e in errors) or not errors:
-                return "the DNS server failed (SERVFAIL)"
-            return f"the DNS server failed ({errors[0]})"
-        return f"DNS error: {err}"
-
-
-def _nameserver(entry: str) -> dns.nameserver.Do53Nameserver:
-    """Read host, host:port or [v6]:port."""
-    host, port = entry, 53
-    bracketed = re.fullmatch(r"\[([^\]]+)\](?::(\d+))?", entry)
-    if bracketed:
-        host, port = bracketed.group(1), int(bracketed.group(2) or 53)
-    elif entry.count(":") == 1:
-        host, _, number = entry.partition(":")
-        port = int(number) if number.isdigit() else 53
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        raise ConfigError(
-            f"DIGEST_DNS_SERVERS={entry!r}: give a server's IP address, with :PORT if not 53"
-        ) from None
-    return dns.nameserver.Do53Nameserver(host, port)
-
-
-def envelope_domain(settings: Settings) -> str:
-    """Return the domain of the envelope sender (MAIL FROM), whose SPF receivers check:
-    that of DIGEST_BOUNCE_ADDRESS when each message carries its own return path."""
-    address = settings.bounce_address or parseaddr(settings.sender)[1]
-    return address.rpartition("@")[2].lower()
-
-
-def from_domain(settings: Settings) -> str:
-    """Return the domain of the From header, whose DMARC policy receivers apply."""
-    return parseaddr(settings.sender)[1].rpartition("@")[2].lower()
-
-
-def _short(record: str) -> str:
-    """Return a DKIM record with its long p= value shortened, for one readable line."""
-    return re.sub(
-        r"(p=\s*)([A-Za-z0-9+/=\s]{24,})", lambda m: f"{m[1]}{m[2][:12]}…{m[2][-6:]}", record
-    )
-
-
-def _shown(texts: tuple[str, ...]) -> str:
-    return " and ".join(f'"{_short(t)}"' for t in texts)
-
-
-# --- SPF (RFC 7208) -----------------------------------------------------------------
-
-
-class SpfError(Exception):
-    """The evaluation ends: result is permerror, temperror or unknown."""
-
-    def __init__(self, result: str, why: str) -> None:
-        super().__init__(why)
-        self.result = result
-
-
-@dataclass
-class Spf:
-    """check_host() of RFC 7208 for one address, with ip4, ip6, a, mx, include,
-    exists, redirect and all; ptr never matches (RFC 7208 asks not to use it) and
-    macros are not expanded (the evaluation says it cannot tell)."""
-
-    dns: Dns
-    lookups: int = 0
-    voids: int = 0
-    trail: list[str] = field(default_factory=list)
-
-    def record(self, domain: str) -> str | None:
-        """Return domain's one SPF record, None when it has none."""
-        answer = self.dns.txt(domain)
-        if answer.failed:
-            raise SpfError("temperror", f"{domain}: {answer.failed}")
-        spf = [t for t in answer.texts if re.match(r"v=spf1(\s|$)", t, re.IGNORECASE)]
-        if len(spf) > 1:
-            raise SpfError(
-                "permerror", f"{domain} has {len(spf)} SPF records: {_shown(tuple(spf))}"
-            )
-        return spf[0] if spf else None
-
-    def check(self, ip: Address, domain: str) -> str:
-        """Return pass, fail, softfail, neutral or none for ip sending as domain."""
-        record = self.record(domain)
-        if record is None:
-            return "none"
-        terms = record.split()[1:]
-        redirect = None
-        for term in terms:
-            if "%{" in term:
-                raise SpfError("unknown", f"{term}: macros are not evaluated here")
-            name, eq, value = term.partition("=")
-            if eq and re.fullmatch(r"[A-Za-z][\w.-]*", name):
-                if name.lower() == "redirect":
-                    redirect = value
-                continue
-            qualifier = term[0] if term[0] in "+-~?" else "+"
-            mechanism = term.lstrip("+-~?")
-            if self.matches(ip, domain, mechanism):
-                self.trail.append(f"{domain}: {term}")
-                return {"+": "pass", "-": "fail", "~": "softfail", "?": "neutral"}[qualifier]
-        if redirect is not None:
-            self.count()
-            result = self.check(ip, redirect)
-            if result == "none":
-                raise SpfError("permerror", f"redirect={redirect} has no SPF record")
-            return result
-        return "neutral"
-
-    def count(self) -> None:
-        self.lookups += 1
-        if self.lookups > MAX_LOOKUPS:
-            raise SpfError("permerror", f"more than {MAX_LOOKUPS} DNS look-ups (RFC 7208, 4.6.4)")
-
-    def void(self, found: bool) -> None:
-        if not found:
-            self.voids += 1
-            if self.voids > MAX_VOID:
-                raise SpfError("permerror", f"more than {MAX_VOID} look-ups found nothing")
-
-    def matches(self, ip: Address, domain: str, mechanism: str) -> bool:
-        kind, _, rest = mechanism.partition(":")
-        kind = kind.lower()
-        if "/" in kind:
-            kind, _, cidr = kind.partition("/")
-            rest = f"{rest}/{cidr}" if rest else f"/{cidr}"
-        if kind == "all":
-            return True
-        if kind in ("ip4", "ip6"):
-            try:
-                network = ipaddress.ip_network(rest, strict=False)
-            except ValueError:
-                raise SpfError("permerror", f"{domain}: {mechanism} is not a network") from None
-            return ip.version == network.version and ip in network
-        if kind not in ("a", "mx", "include", "exists", "ptr"):
-            raise SpfError("permerror", f"{domain}: unknown mechanism {mechanism}")
-        self.count()
-        target, four, six = _target_and_cidr(rest or domain, domain)
-        try:
-            if kind == "include":
-                result = self.check(ip, target)
-                if result == "none":
-                    raise SpfError("permerror", f"include:{target} has no SPF record")
-                return result == "pass"
-            if kind == "ptr":
-                return False
-            if kind == "exists":
-                found = self.dns.addresses(target, ("A",))
-                self.void(bool(found))
-                return bool(found)
-            hosts = [target] if kind == "a" else self.dns.mx(target)[:10]
-            if kind == "mx":
-                self.void(bool(hosts))
-            for host in hosts:
-                addresses = self.dns.addresses(host)
-                if kind == "a":
-                    self.void(bool(addresses))
-                for address in addresses:
-                    width = four if address.version == 4 else six
-                    if ip.version == address.version and ip in ipaddress.ip_network(
-                        f"{address}/{width}", strict=False
-                    ):
-                        return True
-            return False
-        except dns.exception.DNSException as err:
-            raise SpfError("temperror", f"{target}: {self.dns.why(err)}") from None
-
-
-def _target_and_cidr(rest: str, domain: str) -> tuple[str, int, int]:
-    """Split 'example.org/24//64' into the domain and the IPv4 and IPv6 prefix lengths."""
-    target, _, cidrs = rest.partition("/")
-    four, _, six = cidrs.partition("//") if not cidrs.startswith("/") else ("", "", cidrs[1:])
-    return target or domain, int(four or 32), int(six or 128)
-
-
-def check_spf(settings: Settings, resolver: Dns) -> Finding:
-    """Does the SPF record of the envelope domain authorise the address of SMTP_HOST?"""
-    domain = envelope_domain(settings)
-    host = settings.smtp_host
-    spf = Spf(resolver)
-    try:
-        record = spf.record(domain)
-    except SpfError as err:
-        return Finding("warning" if err.result == "temperror" else "error", "SPF", str(err))
-    if record is None:
-        return Finding(
-            "error",
-            "SPF",
-            f"{domain} has no SPF record (v=spf1 …): receivers junk or refuse its mail;"
-            " `digest check --records` prints one",
-        )
-    said = f'{domain}: "{record}"'
-    if len(record.encode()) > SPF_LONGEST:
-        return Finding(
-            "warning",
-            "SPF",
-            f"{said}: {len(record.encode())} bytes, over the {SPF_LONGEST} an SPF record"
-            " should keep to (RFC 7208, 3.4)",
-        )
-    if re.search(r"(^|\s)\+?all\b", record):
-        return Finding("warning", "SPF", f"{said}: +all lets every address send as {domain}")
-    try:
-        literal: Address | None = ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        literal = None
-    if (literal is None and is_local(host)) or (literal is not None and literal.is_loopback):
-        return Finding(
-            "ok",
-            "SPF",
-            f"{said}; SMTP_HOST {host} is this machine: whether the record covers the"
-            " address mail leaves it from cannot be told from here",
-        )
-    try:
-        addresses = [literal] if literal is not None else resolver.addresses(host)
-    except dns.exception.DNSException as err:
-        return Finding("warning", "SPF", f"{said}; the address of {host}: {resolver.why(err)}")
-    if not addresses:
-        return Finding("warning", "SPF", f"{said}; SMTP_HOST {host} has no address in DNS")
-    for address in addresses:
-        try:
-            result = spf.check(address, domain)
-        except SpfError as err:
-            level: Level = "error" if err.result == "permerror" else "warning"
-            return Finding(level, "SPF", f"{said}: {err.result}: {err}")
-        if result != "pass":
-            return Finding(
-                "warning",
-                "SPF",
-                f"{said} gives {result} for {host} ({address}): unless the relay sends from"
-                f" other addresses it lists, or with its own envelope domain rather than"
-                f" {domain}, add it to the record",
-            )
-    return Finding(
-        "ok",
-        "SPF",
-        f"{said} authorises {host} ({', '.join(map(str, addresses))}) for the envelope"
-        f" sender's domain {domain}",
-    )
+__all__ = [
+    "Dns",
+    "before_send",
+    "check_dkim_record",
+    "check_dmarc",
+    "check_dns",
+    "check_key",
+    "check_spf",
+    "records",
+]
 
 
 # --- DKIM ---------------------------------------------------------------------------
@@ -398,10 +92,10 @@ def check_dkim_record(signer: Signer, resolver: Dns) -> tuple[Finding, bool]:
         why = f"{name}: {answer.missing}: receivers cannot verify the signatures; {publish}"
         return Finding("error", "DKIM", why), True
     if len(answer.texts) > 1:
-        why = f"{name}: {len(answer.texts)} TXT records ({_shown(answer.texts)}): keep one"
+        why = f"{name}: {len(answer.texts)} TXT records ({shown(answer.texts)}): keep one"
         return Finding("error", "DKIM", why), True
     record = answer.texts[0]
-    said = f'{name}: "{_short(record)}"'
+    said = f'{name}: "{short_record(record)}"'
     tags = _tags(record)
     kind = tags.get("k", "rsa").lower()
     problem = ""
@@ -502,7 +196,7 @@ def check_dmarc(settings: Settings, signer: Signer | None, resolver: Dns) -> Fin
         )
     said = f'_dmarc.{domain}: "{found[0]}"'
     if len(found) > 1:
-        return Finding("error", "DMARC", f"_dmarc.{domain}: {_shown(tuple(found))}: keep one")
+        return Finding("error", "DMARC", f"_dmarc.{domain}: {shown(tuple(found))}: keep one")
     tags = _tags(found[0])
     policy = tags.get("sp", tags.get("p", "")) if domain != author else tags.get("p", "")
     if policy not in ("none", "quarantine", "reject"):

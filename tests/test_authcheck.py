@@ -11,10 +11,11 @@ from click.testing import CliRunner
 from cryptography.hazmat.primitives.asymmetric import rsa
 from dnsserver import DnsServer
 
-from digest.authcheck import Dns, Spf, check_dns, records
+from digest.authcheck import Dns, check_dns, records
 from digest.cli import main
 from digest.config import Settings
 from digest.dkim import load_signer
+from digest.spf import Spf
 
 DOMAIN = "harbourtown.org"
 KEY = Path(__file__).parent / "data" / "dkim-test.pem"
@@ -161,7 +162,7 @@ def test_spf_redirect_a_and_the_lookup_limit() -> None:
         dns = Dns(settings_for(server))
         assert Spf(dns).check(ipaddress.ip_address("203.0.113.9"), DOMAIN) == "pass"
         assert Spf(dns).check(ipaddress.ip_address("203.0.113.99"), DOMAIN) == "fail"
-        from digest.authcheck import SpfError
+        from digest.spf import SpfError
 
         with pytest.raises(SpfError, match="more than 10 DNS look-ups"):
             Spf(dns).check(ipaddress.ip_address("203.0.113.9"), "loop.example")
