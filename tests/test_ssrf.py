@@ -19,13 +19,13 @@ from _sources import DATA, ingest, source_settings
 from feedserver import FakeDNS, FeedServer, serving
 from smtpserver import Certificates, make_certificates
 
+from digest.sources.addresses import refusal
 from digest.sources.fetch import (
     FetchError,
     FetchOptions,
     FetchRefused,
     fetch,
     fetch_untrusted,
-    refusal,
 )
 from digest.store import Store
 

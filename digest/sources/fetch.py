@@ -33,16 +33,16 @@ import re
 import socket
 import ssl
 import string
-import threading
 import zlib
 from dataclasses import dataclass, field
 from email.message import Message
 from http.client import HTTPException, HTTPResponse
-from typing import IO, TypeAlias
+from typing import IO
 from urllib.parse import parse_qsl, quote, urlencode, urljoin, urlsplit, urlunsplit
 
 from digest import __version__
 from digest.errors import SourceError
+from digest.sources.addresses import literal, look_up, refusal
 from digest.sources.connection import AddrInfo, Deadline, FeedConnection, Pool
 
 logger = logging.getLogger(__name__)
@@ -60,12 +60,7 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 # Printable ASCII stays as it is in a request target; spaces, controls and non-ASCII
 # are percent-encoded (http.client would refuse them).
 _TARGET_SAFE = string.punctuation
-# 100.64.0.0/10 is not "private" to the ipaddress module but is no public address either
-# (carrier-grade NAT; some clouds serve instance metadata from it).
-_SHARED = ipaddress.ip_network("100.64.0.0/10")
 _ALLOW_HINT = "set DIGEST_FETCH_ALLOW_PRIVATE=true to allow it"
-
-IPAddress: TypeAlias = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 @dataclass(frozen=True)
@@ -139,25 +134,6 @@ class FetchError(SourceError):
 
 class FetchRefused(FetchError):
     """A URL was not fetched because of where it points (an address, a scheme, a password)."""
-
-
-def refusal(address: IPAddress) -> str | None:
-    """Return why a fetch may not connect to address ("a loopback address"), or None.
-
-    An IPv4-mapped IPv6 address (::ffff:127.0.0.1) is judged as the IPv4 address it is.
-    """
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    checks = (
-        (address.is_unspecified, "an unspecified address"),
-        (address.is_loopback, "a loopback address"),
-        (address.is_link_local, "a link-local address"),
-        (address.is_multicast, "a multicast address"),
-        (address.is_reserved, "a reserved address"),
-        (address.is_private, "a private address"),
-        (isinstance(address, ipaddress.IPv4Address) and address in _SHARED, "a shared address"),
-    )
-    return next((why for hit, why in checks if hit), None)
 
 
 def fetch(
@@ -321,7 +297,7 @@ def _parse(url: str) -> _Target:
         port = parts.port
     except ValueError:
         raise _Problem("the URL has a bad port number") from None
-    if _literal(host) is None:
+    if literal(host) is None:
         try:
             host = host.encode("idna").decode("ascii")
         except UnicodeError:
@@ -333,56 +309,20 @@ def _parse(url: str) -> _Target:
     return _Target(scheme, host, port or _DEFAULT_PORTS[scheme], path)
 
 
-def _literal(host: str) -> IPAddress | None:
-    try:
-        return ipaddress.ip_address(host)
-    except ValueError:
-        return None
-
-
 def _resolve(target: _Target, deadline: Deadline, *, check: bool) -> list[AddrInfo]:
     """Look the host up once, within the deadline; with check, refuse a non-public address."""
-    addresses = _look_up(target.host, target.port, deadline)
+    addresses = look_up(target.host, target.port, deadline)
     if check:
         for info in addresses:
             address = ipaddress.ip_address(str(info[4][0]))
             why = refusal(address)
             if why is None:
                 continue
-            if _literal(target.host) is not None:
+            if literal(target.host) is not None:
                 raise _Problem(f"{target.host} is {why}; {_ALLOW_HINT}", refused=True)
             reason = f"{target.host} resolves to {address}, {why}; {_ALLOW_HINT}"
             raise _Problem(reason, refused=True)
     return addresses
-
-
-def _look_up(host: str, port: int, deadline: Deadline) -> list[AddrInfo]:
-    """Return getaddrinfo's answer for host; the system resolver has no timeout of its
-    own, so it runs in a thread that is abandoned when the deadline passes."""
-    answer: list[AddrInfo] = []
-    if _literal(host) is not None:
-        flags = socket.AI_NUMERICHOST  # no look-up at all
-        answer.extend(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=flags))
-        return answer
-    failure: list[OSError] = []
-    done = threading.Event()
-
-    def look_up() -> None:
-        try:
-            answer.extend(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
-        except OSError as err:
-            failure.append(err)
-        finally:
-            done.set()
-
-    threading.Thread(target=look_up, name=f"resolve {host}", daemon=True).start()
-    if not done.wait(deadline.remaining()):
-        raise TimeoutError(f"looking up {host}")
-    if failure:
-        raise failure[0]
-    if not answer:
-        raise socket.gaierror(socket.EAI_NONAME, "no address")
-    return answer
 
 
 def _exchange(
