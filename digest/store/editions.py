@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
+from dataclasses import replace
 from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import Row, Select, select
 
-from digest.models import Article, Edition, EditionContent, EditionRecord, RenderedEdition
-from digest.store.articles import carried_now
+from digest.models import (
+    Article,
+    Carried,
+    Edition,
+    EditionContent,
+    EditionRecord,
+    RenderedEdition,
+)
+from digest.store.articles import LOOKUP_CHUNK, carried_now
 from digest.store.codecs import article_from_dict, edition_from_dict, edition_to_dict
 from digest.store.db import Database
 from digest.store.ledger import Audience, insert_rows
@@ -81,6 +90,7 @@ class Editions:
                     created=edition.created,
                     item_count=len(edition.items),
                     due_date=due_date,
+                    note=edition.note,
                 )
             )
             if items:
@@ -163,12 +173,65 @@ class Editions:
         return _content(row) if row else None
 
     def model(self, edition_id: str) -> Edition | None:
-        """Return the edition as it was made (items, highlights, sections), if it was kept."""
-        query = select(edition_content.c.edition).where(edition_content.c.edition_id == edition_id)
+        """Return the edition as it was made (items, highlights, sections, note), if kept."""
+        query = (
+            select(edition_content.c.edition, editions.c.note)
+            .join(editions, editions.c.id == edition_content.c.edition_id)
+            .where(edition_content.c.edition_id == edition_id)
+        )
         with self.db.read() as conn:
-            data = conn.scalar(query)
+            row = conn.execute(query).first()
         # An edition recorded before its document was kept has none (NULL or JSON null).
-        return edition_from_dict(data) if data else None
+        if row is None or not row.edition:
+            return None
+        return replace(edition_from_dict(row.edition), note=row.note or "")
+
+    def note(self, edition_id: str) -> str:
+        """Return the editor's note an edition carried (empty: none)."""
+        with self.db.read() as conn:
+            found = conn.scalar(select(editions.c.note).where(editions.c.id == edition_id))
+        return str(found or "")
+
+    def carrying_note(self, text: str) -> str | None:
+        """Return the id of the newest edition that carried exactly this note, if any."""
+        if not text:
+            return None
+        query = _newest(select(editions.c.id).where(editions.c.note == text)).limit(1)
+        with self.db.read() as conn:
+            found = conn.scalar(query)
+        return str(found) if found is not None else None
+
+    def carried(self, article_ids: Sequence[str]) -> dict[str, Carried]:
+        """Return, for each of these articles an edition carried, what readers last saw of it."""
+        ids = sorted(set(article_ids))
+        latest: dict[str, Any] = {}
+        shown: dict[str, list[str]] = {}
+        with self.db.read() as conn:
+            for start in range(0, len(ids), LOOKUP_CHUNK):
+                chunk = ids[start : start + LOOKUP_CHUNK]
+                query = _newest(
+                    select(
+                        edition_items.c.article_id,
+                        edition_items.c.title,
+                        editions.c.id,
+                        editions.c.edition_date,
+                    )
+                    .join(editions, editions.c.id == edition_items.c.edition_id)
+                    .where(edition_items.c.article_id.in_(chunk))
+                )
+                for row in conn.execute(query):
+                    latest.setdefault(row.article_id, row)
+                texts = (
+                    select(edition_highlights.c.article_id, edition_highlights.c.text)
+                    .where(edition_highlights.c.article_id.in_(chunk))
+                    .order_by(edition_highlights.c.id)
+                )
+                for key, text in conn.execute(texts):
+                    shown.setdefault(key, []).append(text)
+        return {
+            key: Carried(key, row.id, row.edition_date, row.title, tuple(shown.get(key, ())))
+            for key, row in latest.items()
+        }
 
     def variant(self, edition_id: str, sections: tuple[str, ...]) -> EditionContent | None:
         """Return what the edition was rendered to with only the given sections, if done."""
@@ -236,6 +299,7 @@ def _item_row(edition_id: str, article: Article, position: int, into: str | None
         "position": position,
         "content_hash": article.content_hash,
         "merged_into": into,
+        "title": article.title,
     }
 
 
