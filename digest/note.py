@@ -7,7 +7,7 @@ variant, the archive and every sender show the same note) and then moved aside a
 
 The Markdown is the editor's, but it is treated like article HTML: only http(s) and
 mailto links are kept (any other becomes its text), images become their alt text, raw
-HTML is shown as the text it is (CommonMark's safe mode), and what markdown-it makes is
+HTML tags are left out (the text between them stays), and what markdown-it makes is
 cleaned by nh3 with a short allow-list before it reaches the template.
 """
 
@@ -53,9 +53,9 @@ class NoteFile:
 
 
 def _markdown() -> MarkdownIt:
-    # html=False: raw HTML in the note is text, escaped. Every link is let through the
-    # parser so that _safe_tokens decides, the same way for both parts.
-    md = MarkdownIt("commonmark", {"html": False})
+    # Raw HTML is parsed as such only to be left out (parse); every link is let through
+    # the parser so that _safe_inline decides, the same way for both parts.
+    md = MarkdownIt("commonmark", {"html": True})
     md.validateLink = lambda url: True  # type: ignore[method-assign]
     return md
 
@@ -79,8 +79,9 @@ def read_note(path: Path, key: str | None = None) -> str:
             f"{where}: the note is {len(data):,} bytes, more than {MAX_NOTE_BYTES:,}: "
             "is it the right file?"
         )
+    data = data.removeprefix(b"\xef\xbb\xbf")  # a byte order mark, as some editors write
     try:
-        text = data.decode("utf-8-sig")
+        text = data.decode("utf-8")
     except UnicodeDecodeError as err:
         line = data[: err.start].count(b"\n") + 1
         raise ConfigError(f"{where}: line {line}: not UTF-8 text") from err
@@ -163,7 +164,7 @@ def _safe_inline(children: Sequence[Token]) -> list[Token]:
                 out.append(Token("link_dropped", "", 0))
                 continue
             token.attrs = {"href": safe}
-        elif token.type == "link_close" and _closes_dropped(out):
+        elif token.type == "html_inline" or (token.type == "link_close" and _closes_dropped(out)):
             continue
         elif token.type == "image":
             text = Token("text", "", 0)
@@ -186,7 +187,7 @@ def _closes_dropped(so_far: list[Token]) -> bool:
 
 def parse(markdown: str) -> list[Token]:
     """Return the note's block tokens, links made safe and headings made bold paragraphs."""
-    tokens = _MD.parse(markdown)
+    tokens = [t for t in _MD.parse(markdown) if t.type != "html_block"]
     for token in tokens:
         if token.type in ("heading_open", "heading_close"):
             token.tag = "p"
