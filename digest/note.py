@@ -34,9 +34,8 @@ NOTE_KEY = "DIGEST_NOTE_FILE"
 TEXT_WIDTH = 72
 # What the note's HTML may hold: paragraphs, emphasis, links, lists, quotes, code. Its
 # headings become bold paragraphs: the email's own headings (title, items) keep their order.
-_TAGS = frozenset(
-    {"p", "br", "a", "strong", "em", "code", "pre", "ul", "ol", "li", "blockquote", "hr"}
-)
+# The note is the editor's, so this is a second gate after parse(), not the only one.
+_TAGS = frozenset({"p", "br", "a", "strong", "em", "code", "ul", "ol", "li", "blockquote", "hr"})
 _DROPPED = frozenset({"script", "style", "iframe", "object", "embed", "noscript", "template"})
 # Gives a link's text its footnote mark in the text part (render.Footnotes.cite).
 Cite = Callable[[str, str | None], str]
@@ -186,22 +185,44 @@ def _closes_dropped(so_far: list[Token]) -> bool:
 
 
 def parse(markdown: str) -> list[Token]:
-    """Return the note's block tokens, links made safe and headings made bold paragraphs."""
-    tokens = [t for t in _MD.parse(markdown) if t.type != "html_block"]
-    for token in tokens:
+    """Return the note's block tokens, links made safe, headings made bold paragraphs and
+    code blocks paragraphs of code (a <pre> line wider than a phone scrolls sideways)."""
+    tokens: list[Token] = []
+    for token in _MD.parse(markdown):
+        if token.type == "html_block":
+            continue
+        if token.type in ("fence", "code_block"):
+            tokens.extend(_code_paragraph(token))
+            continue
         if token.type in ("heading_open", "heading_close"):
             token.tag = "p"
         if token.type == "inline" and token.children is not None:
             token.children = _safe_inline(token.children)
-    for n, token in enumerate(tokens):
-        if token.type == "inline" and n > 0 and tokens[n - 1].type == "heading_open":
-            assert token.children is not None
-            token.children = [
-                Token("strong_open", "strong", 1),
-                *token.children,
-                Token("strong_close", "strong", -1),
-            ]
+            if tokens and tokens[-1].type == "heading_open":
+                token.children = [
+                    Token("strong_open", "strong", 1),
+                    *token.children,
+                    Token("strong_close", "strong", -1),
+                ]
+        tokens.append(token)
     return tokens
+
+
+def _code_paragraph(block: Token) -> list[Token]:
+    """Return a code block as a paragraph of code, one line after another."""
+    children: list[Token] = []
+    for n, line in enumerate(block.content.rstrip("\n").split("\n")):
+        if n:
+            children.append(Token("hardbreak", "br", 0))
+        code = Token("code_inline", "code", 0)
+        code.content = line
+        children.append(code)
+    inline = Token("inline", "", 0, children=children, level=block.level + 1)
+    return [
+        Token("paragraph_open", "p", 1, level=block.level),
+        inline,
+        Token("paragraph_close", "p", -1, level=block.level),
+    ]
 
 
 def unsafe_links(markdown: str) -> list[str]:
@@ -237,7 +258,7 @@ def note_html(markdown: str) -> str:
         clean_content_tags=set(_DROPPED),
         attributes={"a": {"href"}},
         url_schemes=set(LINK_SCHEMES),
-        link_rel="noopener",
+        link_rel=None,
     )
     return plain(cleaned).strip()
 
@@ -271,21 +292,21 @@ def note_text(markdown: str, cite: Cite, width: int = TEXT_WIDTH) -> str:
             tight = token.hidden and prefix is not None and lists[-1][1] > 1
         elif kind == "hr":
             blocks.append(("\n\n", "  " * quote + "* * *"))
-        elif kind in ("fence", "code_block"):
-            indent = "  " * (quote + len(lists)) + "    "
-            lines = token.content.rstrip("\n").split("\n")
-            blocks.append(("\n\n", "\n".join(indent + line for line in lines)))
         elif kind == "inline":
             indent = "  " * (quote + len(lists))
             first = indent + (prefix or "")
             rest = " " * len(first) if prefix else indent
-            text = textwrap.fill(
-                _inline_text(token.children or [], cite),
-                width=width,
-                initial_indent=first,
-                subsequent_indent=rest,
-                break_long_words=False,
-                break_on_hyphens=False,
+            # A hard line break (two spaces, a backslash, a code block's lines) stays one.
+            text = "\n".join(
+                textwrap.fill(
+                    line,
+                    width=width,
+                    initial_indent=first if n == 0 else rest,
+                    subsequent_indent=rest,
+                    break_long_words=False,
+                    break_on_hyphens=False,
+                )
+                for n, line in enumerate(_inline_text(token.children or [], cite).split("\n"))
             )
             # The items of a tight list stay on consecutive lines, as they were written.
             blocks.append(("\n" if tight else "\n\n", text))
@@ -302,8 +323,10 @@ def _inline_text(children: Sequence[Token], cite: Cite) -> str:
     for child in children:
         if child.type in ("text", "code_inline"):
             parts.append(child.content)
-        elif child.type in ("softbreak", "hardbreak"):
+        elif child.type == "softbreak":
             parts.append(" ")
+        elif child.type == "hardbreak":
+            parts.append("\n")
         elif child.type == "link_open":
             link, start = str(child.attrs["href"]), len(parts)
         elif child.type == "link_close" and link is not None:
@@ -311,4 +334,4 @@ def _inline_text(children: Sequence[Token], cite: Cite) -> str:
             del parts[start:]
             parts.append(cite(label, link))
             link = None
-    return " ".join("".join(parts).split())
+    return "\n".join(" ".join(line.split()) for line in "".join(parts).split("\n"))

@@ -4,16 +4,23 @@ a link-only item as a compact row, an updated article across two editions."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
+from _editions import edition
 from lxml import html as lxml_html
+from test_email_quality import GMAIL_CLIP_BYTES, caniemail, client_report
 
 from digest import pipeline
 from digest.config import Settings, load_settings
-from digest.models import Edition, Item
+from digest.models import Edition, Item, Update
+from digest.render import render_edition
 from digest.store import Store
+
+__all__ = ["caniemail"]  # the fixture, from the email checks
 
 NOW = datetime(2026, 11, 28, 7, 0, tzinfo=UTC)
 FIRST = (
@@ -197,3 +204,66 @@ def _footnote(text: str, url: str) -> int:
         if line.endswith(f"] {url}") and line.startswith("["):
             return int(line[1 : line.index("]")])
     raise AssertionError(f"{url} is not in the links")
+
+
+def shaped_edition() -> Edition:
+    """Return a 20-item edition with a note, link-only rows and updated articles."""
+    base = edition(20)
+    items = list(base.items)
+    for n in (3, 7, 15):
+        items[n] = replace(
+            items[n],
+            highlights=(),
+            link_only=True,
+            update=Update("2026-11-27", date(2026, 11, 27), "Old title") if n == 7 else None,
+        )
+    for n in (4, 12):
+        items[n] = replace(items[n], update=Update("2026-11-26", date(2026, 11, 26), None))
+    half = (len(items) + 1) // 2
+    sections = (
+        replace(base.sections[0], items=tuple(items[:half])),
+        replace(base.sections[1], items=tuple(items[half:])),
+    )
+    return replace(base, sections=sections, note=EDITOR_NOTE)
+
+
+EDITOR_NOTE = """\
+**Good morning.** This week we *finally* went to the harbour: our
+[photo essay](https://harbour.example/photos) is up. Write to
+[the desk](mailto:desk@harbour.example).
+
+- The market opens early.
+- The ferry keeps its winter timetable.
+
+> A quote from a reader.
+
+    a code block
+
+---
+"""
+
+
+def test_the_shapes_use_only_what_every_client_supports(
+    caniemail: dict[str, dict[str, Any]], settings: Settings
+) -> None:
+    """Check the note, compact rows and update marks against the caniemail data."""
+    html = render_edition(settings, shaped_edition()).html
+    problems, _ = client_report(html, caniemail)
+    # <em> (a note's *italics*) has no caniemail entry: every client shows it.
+    problems = [p for p in problems if "element <em>" not in p]
+    assert not problems, "\n".join(problems)
+    assert len(html.encode()) < GMAIL_CLIP_BYTES
+
+
+def test_the_text_part_carries_every_shape(settings: Settings) -> None:
+    """Give the text part every title, source, highlight and mark the HTML part shows."""
+    rendered = render_edition(settings, shaped_edition())
+    page = " ".join(lxml_html.fromstring(rendered.html).text_content().split())
+    text = " ".join(rendered.text.split())
+    for item in rendered.edition.items:
+        pieces = [item.article.title, item.article.source_name, *(h.text for h in item.highlights)]
+        for piece in pieces:
+            assert piece in page and piece in text, piece
+    assert page.count("Updated") == text.count("[Updated]") + text.count("Updated ·") == 3
+    assert "photo essay [1]" in text and "Good morning." in page
+    assert all(len(line) <= 72 for line in rendered.text.splitlines())
