@@ -164,6 +164,8 @@ def run(ctx: Context, force: bool, note: Path | None) -> None:
     _print_skipped(report)
     if result.edition is None or result.folder is None:
         click.echo(f"Nothing to send: {result.reason}. Nothing was written.")
+        if note is not None:
+            click.echo(f"  the note {shown(note)} was not used: give it again next time")
         for sent in result.deliveries:
             _print_send_report(sent)
         return

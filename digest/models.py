@@ -103,6 +103,9 @@ class Carried:
     title: str | None
     # Every highlight text an edition showed of it.
     shown: tuple[str, ...]
+    # The fingerprints of the sentences that version had (digest.highlights.sentence_keys);
+    # None when unknown (recorded before they were kept, or only merged into another item).
+    sentences: frozenset[str] | None = None
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from digest import sources
 from digest.clock import Clock, utc_now
 from digest.config import Settings
 from digest.errors import DeliveryError
+from digest.highlights import sentence_keys
 from digest.locks import LockHeld, run_lock
 from digest.mail import build_message
 from digest.models import (
@@ -293,7 +294,9 @@ def _make(
     # on the next run instead of losing the edition.
     folder = write_edition(public, settings.outbox / edition.id, sample)
     # The content is kept with the edition so that a resumed send sends the same bytes.
-    store.editions.record(edition, rendered.subject, due_date, rendered, audience)
+    store.editions.record(
+        edition, rendered.subject, due_date, rendered, audience, fingerprint=sentence_keys
+    )
     logger.info("edition %s: %d items", edition.id, len(edition.items))
     # Moved aside only once the store holds the note: a crash before this leaves the file,
     # which the next run finds the store has carried already (digest.note.pending_note).

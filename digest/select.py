@@ -27,7 +27,7 @@ from digest.dedup import (
     merge_groups,
     shingle_array,
 )
-from digest.highlights import choose_highlights, normalise
+from digest.highlights import choose_highlights, known_sentences, normalise
 from digest.junk import article_junk_reason, is_link_only
 from digest.models import (
     Article,
@@ -299,15 +299,17 @@ def _updated(
 ) -> tuple[tuple[Highlight, ...], Update] | None:
     """Return an edited article's highlights and what changed, or None if nothing did.
 
-    Its highlights are only sentences no edition showed of it yet: what is new since
-    readers saw it. An edit that brings neither one nor a new title (a typo fixed, a
-    counter in a link-only item) is no news: it is left out.
+    Its highlights are only sentences the version readers saw did not have (added or
+    changed since), and none an edition showed: what is new. An edit that brings neither
+    one nor a new title (a counter in a link-only item, a new image) is no news: it is
+    left out.
     """
-    highlights = (
-        ()
-        if link_only
-        else choose_highlights(article, settings.highlights, shown | shown_texts(earlier.shown))
-    )
+    highlights: tuple[Highlight, ...] = ()
+    if not link_only:
+        old = shown | shown_texts(earlier.shown)
+        if earlier.sentences is not None:
+            old |= known_sentences(article, earlier.sentences)
+        highlights = choose_highlights(article, settings.highlights, old)
     title = earlier.title if earlier.title and earlier.title != article.title else None
     if not highlights and title is None:
         return None

@@ -298,6 +298,11 @@ def test_the_cli_says_where_the_note_went(workdir: Path) -> None:
     assert result.exit_code == 0, result.output
     (folder,) = (workdir / "outbox").iterdir()
     assert f"editor's note from note.md, moved to note.used-{folder.name}.md" in result.output
+    (workdir / "given.md").write_text("Hello again.")
+    again = CliRunner().invoke(main, ["run", "--note", "given.md"])
+    assert again.exit_code == 0, again.output
+    assert "Nothing to send: nothing new since the last edition" in again.output
+    assert "the note given.md was not used: give it again next time" in again.output
     assert (
         f"warning: {workdir / 'note.md'}: the link 'ftp://no' is shown as text only: only"
         " http(s) and mailto links are kept"

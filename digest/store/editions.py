@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import date, datetime
 from typing import Any
@@ -34,6 +34,9 @@ from digest.store.schema import (
 
 logger = logging.getLogger(__name__)
 
+# The sentence fingerprints of an article as carried (digest.highlights.sentence_keys).
+Fingerprint = Callable[[Article], Sequence[str]]
+
 
 class Editions:
     """The editions made, their items, highlights, content and section-set variants."""
@@ -60,16 +63,20 @@ class Editions:
         due_date: date | None = None,
         content: RenderedEdition | None = None,
         audience: Audience | None = None,
+        fingerprint: Fingerprint | None = None,
     ) -> None:
         """Remember edition, the articles it carried and its rendered content, at once.
 
         With audience, the edition's ledger rows are added in the same transaction: an
-        edition to be sent is never on record without the rows that send it.
+        edition to be sent is never on record without the rows that send it. With
+        fingerprint, each item keeps its article's sentence fingerprints, so that an
+        update of the article later shows only what it did not have.
         """
         items: list[dict[str, Any]] = []
         shown: list[dict[str, Any]] = []
         for n, item in enumerate(edition.items):
-            items.append(_item_row(edition.id, item.article, n, None))
+            sentences = list(fingerprint(item.article)) if fingerprint is not None else None
+            items.append(_item_row(edition.id, item.article, n, None, sentences))
             # Merged versions are used up with the item that carried them.
             items.extend(
                 _item_row(edition.id, other, n, item.article.id)
@@ -213,6 +220,7 @@ class Editions:
                     select(
                         edition_items.c.article_id,
                         edition_items.c.title,
+                        edition_items.c.sentences,
                         editions.c.id,
                         editions.c.edition_date,
                     )
@@ -229,7 +237,14 @@ class Editions:
                 for key, text in conn.execute(texts):
                     shown.setdefault(key, []).append(text)
         return {
-            key: Carried(key, row.id, row.edition_date, row.title, tuple(shown.get(key, ())))
+            key: Carried(
+                key,
+                row.id,
+                row.edition_date,
+                row.title,
+                tuple(shown.get(key, ())),
+                frozenset(row.sentences) if row.sentences is not None else None,
+            )
             for key, row in latest.items()
         }
 
@@ -291,7 +306,13 @@ def _sections_key(sections: tuple[str, ...]) -> str:
     return json.dumps(list(sections))
 
 
-def _item_row(edition_id: str, article: Article, position: int, into: str | None) -> dict[str, Any]:
+def _item_row(
+    edition_id: str,
+    article: Article,
+    position: int,
+    into: str | None,
+    sentences: list[str] | None = None,
+) -> dict[str, Any]:
     # The version carried: an article edited since is eligible again.
     return {
         "edition_id": edition_id,
@@ -300,6 +321,7 @@ def _item_row(edition_id: str, article: Article, position: int, into: str | None
         "content_hash": article.content_hash,
         "merged_into": into,
         "title": article.title,
+        "sentences": sentences,
     }
 
 

@@ -185,6 +185,9 @@ edition_items = Table(
     # The title it went out with: an update of the article says when it has changed
     # (NULL: recorded before titles were kept).
     Column("title", Text),
+    # The fingerprints of the sentences the version carried had, a JSON list (NULL: not
+    # kept), so that an update shows only sentences it did not have.
+    Column("sentences", JSON),
     Index("edition_items_article", "article_id"),
 )
 

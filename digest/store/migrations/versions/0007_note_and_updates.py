@@ -5,9 +5,11 @@ Revises: 0006
 Create Date: 2026-12-02
 
 editions.note holds the note an edition carried (empty for the editions before it);
-edition_items.title the title an article went out with (NULL for the items before it,
-whose title changes are then not told); an index on edition_highlights.article_id
-finds what an updated article showed before without reading every edition's rows.
+edition_items.title the title an article went out with and edition_items.sentences the
+fingerprints of its sentences (NULL for the items before: an update of one of those
+says no title change and counts every sentence not highlighted as new); an index on
+edition_highlights.article_id finds what an updated article showed before without
+reading every edition's rows.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ def upgrade() -> None:
         batch.add_column(sa.Column("note", sa.Text(), server_default="", nullable=False))
     with op.batch_alter_table("edition_items") as batch:
         batch.add_column(sa.Column("title", sa.Text(), nullable=True))
+        batch.add_column(sa.Column("sentences", sa.JSON(), nullable=True))
     op.create_index("edition_highlights_article", "edition_highlights", ["article_id"])
 
 
@@ -34,6 +37,7 @@ def downgrade() -> None:
     """Drop what upgrade added."""
     op.drop_index("edition_highlights_article", "edition_highlights")
     with op.batch_alter_table("edition_items") as batch:
+        batch.drop_column("sentences")
         batch.drop_column("title")
     with op.batch_alter_table("editions") as batch:
         batch.drop_column("note")
