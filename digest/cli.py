@@ -122,11 +122,19 @@ def _print_skipped(report: IngestReport) -> None:
         click.echo(f"  FAILING since {since}: {name}: {source.last_error}")
 
 
+_NOTE_OPTION = click.option(
+    "--note",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Markdown file with the editor's note for this edition (default: DIGEST_NOTE_FILE's).",
+)
+
+
 @main.command()
 @click.option("--force", is_flag=True, help="Send even if the DKIM record does not match the key.")
+@_NOTE_OPTION
 @pass_context
 @handle_errors
-def run(ctx: Context, force: bool) -> None:
+def run(ctx: Context, force: bool, note: Path | None) -> None:
     """Read the sources, make the next edition and write it to the outbox.
 
     Articles already carried by an earlier edition are not repeated; with nothing new,
@@ -134,7 +142,7 @@ def run(ctx: Context, force: bool) -> None:
 
     \b
     Example:
-      digest run
+      digest run --note notes/this-week.md
     """
     from digest import pipeline
 
@@ -145,7 +153,7 @@ def run(ctx: Context, force: bool) -> None:
         _preflight(settings, force)
         _on_signal_stop(stop)
     try:
-        result = pipeline.run_edition(settings, stop=stop, progress=line)
+        result = pipeline.run_edition(settings, stop=stop, progress=line, note=note)
     finally:
         line.done()
     report = result.ingest
@@ -156,6 +164,8 @@ def run(ctx: Context, force: bool) -> None:
     _print_skipped(report)
     if result.edition is None or result.folder is None:
         click.echo(f"Nothing to send: {result.reason}. Nothing was written.")
+        if note is not None:
+            click.echo(f"  the note {shown(note)} was not used: give it again next time")
         for sent in result.deliveries:
             _print_send_report(sent)
         return
@@ -165,6 +175,9 @@ def run(ctx: Context, force: bool) -> None:
     )
     for name in ("digest.html", "digest.txt", "digest.eml"):
         click.echo(f"  wrote {shown(result.folder / name)}")
+    if result.note is not None:
+        moved = f", moved to {shown(result.note_moved_to)}" if result.note_moved_to else ""
+        click.echo(f"  editor's note from {shown(result.note.path)}{moved}")
     for sent in result.deliveries:
         _print_send_report(sent)
 
@@ -176,9 +189,10 @@ def run(ctx: Context, force: bool) -> None:
     help="Folder to write to (default: <outbox>/preview).",
 )
 @click.option("--open", "open_browser", is_flag=True, help="Open the HTML in a web browser.")
+@_NOTE_OPTION
 @pass_context
 @handle_errors
-def preview(ctx: Context, out: Path | None, open_browser: bool) -> None:
+def preview(ctx: Context, out: Path | None, open_browser: bool, note: Path | None) -> None:
     """Render the next edition without recording it, to look at before it goes.
 
     \b
@@ -188,7 +202,7 @@ def preview(ctx: Context, out: Path | None, open_browser: bool) -> None:
     from digest import pipeline
 
     settings = ctx.settings()
-    result = pipeline.preview(settings, out)
+    result = pipeline.preview(settings, out, note=note)
     if result.edition is None or result.folder is None:
         click.echo(f"Nothing to preview: {result.reason}.")
         return

@@ -63,6 +63,8 @@ class Settings:
     logo_width: int = 200
     logo_height: int = 50
     tagline: str = ""
+    # The editor's note for the next edition made; moved aside once used (digest.note).
+    note_file: Path | None = None
     postal_address: str = ""
     # Where relative paths were resolved from; the file the settings came from, if any.
     env_file: Path | None = None
@@ -616,6 +618,7 @@ def load_settings(
         logo_width=v.integer("DIGEST_LOGO_WIDTH", 200, minimum=1, maximum=600),
         logo_height=v.integer("DIGEST_LOGO_HEIGHT", 50, minimum=1, maximum=600),
         tagline=v.text("DIGEST_TAGLINE", "", allow_empty=True),
+        note_file=v.optional_path("DIGEST_NOTE_FILE"),
         postal_address=v.text("DIGEST_POSTAL_ADDRESS", "", allow_empty=True),
         env_file=env_file,
         fetch_timeout=v.number("DIGEST_FETCH_TIMEOUT", 20.0, minimum=0.1, maximum=3600),

@@ -9,11 +9,12 @@ The chosen sentences are shown in article order, verbatim.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -301,11 +302,36 @@ def choose_highlights(
     own = tuple(hl for hl in article.highlights if normalise(hl.text) not in shown)
     if own:
         return tuple(Highlight(text=shorten(hl.text), label=hl.label) for hl in own[:k])
-    # A thin feed item's page text (DIGEST_FULL_TEXT) gives the selector more to choose from.
-    text = article.full_text or "\n".join(article.paragraphs) or article.summary
-    sentences = split_sentences(text, MAX_TEXT)
+    sentences = split_sentences(_text_of(article), MAX_TEXT)
     best = best_sentences(article.title, sentences, k, shown)
     return tuple(Highlight(text=shorten(s.text)) for s in best)
+
+
+def _text_of(article: Article) -> str:
+    """Return the text highlights are chosen from."""
+    # A thin feed item's page text (DIGEST_FULL_TEXT) gives the selector more to choose from.
+    return article.full_text or "\n".join(article.paragraphs) or article.summary
+
+
+def sentence_key(text: str) -> str:
+    """Return a short fingerprint of a sentence, as normalise compares it."""
+    return hashlib.blake2b(normalise(text).encode("utf-8"), digest_size=8).hexdigest()
+
+
+def sentence_keys(article: Article) -> list[str]:
+    """Return the fingerprints of every sentence a highlight of article could be (its own
+    bullets too), kept with an edition's items: an update of the article then shows only
+    sentences the version readers saw did not have."""
+    texts = [hl.text for hl in article.highlights]
+    texts += split_sentences(_text_of(article), MAX_TEXT)
+    return sorted({sentence_key(t) for t in texts})
+
+
+def known_sentences(article: Article, keys: Collection[str]) -> frozenset[str]:
+    """Return article's sentences (normalised) whose fingerprints are among keys."""
+    texts = [hl.text for hl in article.highlights]
+    texts += split_sentences(_text_of(article), MAX_TEXT)
+    return frozenset(normalise(t) for t in texts if sentence_key(t) in keys)
 
 
 def read_highlights(

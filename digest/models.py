@@ -82,6 +82,33 @@ class Skipped:
 
 
 @dataclass(frozen=True)
+class Update:
+    """What changed in an article since an earlier edition carried it (digest.select)."""
+
+    # The edition that carried the version readers saw last.
+    edition_id: str
+    edition_date: date
+    # The title it went out with, when it has changed since; else None.
+    previous_title: str | None = None
+
+
+@dataclass(frozen=True)
+class Carried:
+    """What readers last saw of an article: the edition that carried it, what it showed."""
+
+    article_id: str
+    edition_id: str
+    edition_date: date
+    # The title it went out with; None when the item was recorded before titles were kept.
+    title: str | None
+    # Every highlight text an edition showed of it.
+    shown: tuple[str, ...]
+    # The fingerprints of the sentences that version had (digest.highlights.sentence_keys);
+    # None when unknown (recorded before they were kept, or only merged into another item).
+    sentences: frozenset[str] | None = None
+
+
+@dataclass(frozen=True)
 class Item:
     """An article as it appears in an edition, with the highlights chosen for it."""
 
@@ -89,6 +116,16 @@ class Item:
     highlights: tuple[Highlight, ...]
     # Other versions of the same story, merged into this item.
     also_in: tuple[Article, ...] = ()
+    # Too little text to quote, but a link: shown as a compact row (title, source).
+    link_only: bool = False
+    # An article an earlier edition carried and that was edited since: its highlights
+    # are then only what the earlier edition did not show.
+    update: Update | None = None
+
+    @property
+    def updated(self) -> bool:
+        """Return whether the item is an edited article that went out before."""
+        return self.update is not None
 
 
 @dataclass(frozen=True)
@@ -108,6 +145,8 @@ class Edition:
     date: date
     created: datetime
     sections: tuple[Section, ...]
+    # The editor's note (Markdown, as written; digest.note renders it), or empty.
+    note: str = ""
 
     @property
     def items(self) -> tuple[Item, ...]:

@@ -14,6 +14,7 @@ from digest import sources
 from digest.clock import Clock, utc_now
 from digest.config import Settings
 from digest.errors import DeliveryError
+from digest.highlights import sentence_keys
 from digest.locks import LockHeld, run_lock
 from digest.mail import build_message
 from digest.models import (
@@ -25,6 +26,7 @@ from digest.models import (
     SendReport,
     Skipped,
 )
+from digest.note import NoteFile, archive_note, pending_note, unsafe_links
 from digest.outbox import write_edition
 from digest.render import generic_copy, render_edition, with_general_unsubscribe
 from digest.select import Selection, assess, select, shown_texts
@@ -58,6 +60,9 @@ class RunResult:
     existing: str | None = None
     # With DIGEST_DELIVERY=smtp: what the send of each edition with due rows did.
     deliveries: tuple[SendReport, ...] = ()
+    # The editor's note the edition carried, and where a DIGEST_NOTE_FILE was moved to.
+    note: NoteFile | None = None
+    note_moved_to: Path | None = None
 
     @property
     def delivery(self) -> SendReport | None:
@@ -216,6 +221,7 @@ def run_edition(
     progress: Callable[[Progress], None] | None = None,
     zones: Collection[str] | None = None,
     clock: Clock = utc_now,
+    note: Path | None = None,
 ) -> RunResult:
     """Ingest, select, render, write the edition to the outbox and record it.
 
@@ -235,7 +241,7 @@ def run_edition(
         # Sent editions get their rows as they are recorded, in the same transaction.
         audience = Audience(clock(), zones, settings.timezone) if smtp else None
         with one_run_at_a_time(settings):
-            result = _make(settings, store, now, due_date, audience)
+            result = _make(settings, store, now, due_date, audience, note)
         if not smtp:
             return result
         if result.existing is not None and zones is not None:
@@ -251,6 +257,7 @@ def _make(
     now: datetime,
     due_date: date | None,
     audience: Audience | None = None,
+    note_file: Path | None = None,
 ) -> RunResult:
     """Make and record the edition a run makes now, or say why none is made."""
     if due_date is not None:
@@ -261,12 +268,18 @@ def _make(
                 reason=f"the edition for {due_date} is already made ({made.id})",
                 existing=made.id,
             )
+    # Read before anything is made: a bad note stops the run, rather than an edition
+    # going out without the note its editor wrote for it.
+    note = _note(settings, store, note_file)
     report = ingest(settings, store, now)
     edition_id = store.editions.next_id(due_date or now.astimezone(settings.zone).date())
     selection = _select(settings, store, edition_id, now)
     edition = selection.edition
     if edition is None:
+        # The note waits for the next edition that is made.
         return RunResult(report, reason=selection.reason)
+    if note is not None:
+        edition = replace(edition, note=note.text)
     rendered = render_edition(settings, edition)
     # The outbox copy greets nobody by name; the stored content keeps the placeholder
     # for each subscriber's own greeting.
@@ -281,9 +294,29 @@ def _make(
     # on the next run instead of losing the edition.
     folder = write_edition(public, settings.outbox / edition.id, sample)
     # The content is kept with the edition so that a resumed send sends the same bytes.
-    store.editions.record(edition, rendered.subject, due_date, rendered, audience)
+    store.editions.record(
+        edition, rendered.subject, due_date, rendered, audience, fingerprint=sentence_keys
+    )
     logger.info("edition %s: %d items", edition.id, len(edition.items))
-    return RunResult(report, edition, public, folder)
+    # Moved aside only once the store holds the note: a crash before this leaves the file,
+    # which the next run finds the store has carried already (digest.note.pending_note).
+    moved = archive_note(note.path, edition.id) if note is not None and note.archive else None
+    return RunResult(report, edition, public, folder, note=note, note_moved_to=moved)
+
+
+def _note(
+    settings: Settings, store: Store, given: Path | None, tidy: bool = True
+) -> NoteFile | None:
+    """Return the editor's note the next edition carries, from --note or DIGEST_NOTE_FILE."""
+    note = pending_note(given, settings.note_file, store.editions.carrying_note, tidy)
+    if note is not None:
+        for link in unsafe_links(note.text):
+            logger.warning(
+                "%s: the link %r is shown as text only: only http(s) and mailto links are kept",
+                note.path,
+                link[:80],
+            )
+    return note
 
 
 def send_edition(
@@ -341,18 +374,26 @@ def _select(settings: Settings, store: Store, edition_id: str, now: datetime) ->
         shown_texts(store.editions.last_highlights()),
         store.articles.sent_since(since),
         load=store.articles.load,
+        carried=store.editions.carried,
     )
 
 
-def _select_next(settings: Settings, now: datetime) -> tuple[IngestReport, Selection]:
+def _select_next(
+    settings: Settings, now: datetime, note_file: Path | None = None
+) -> tuple[IngestReport, Selection]:
     """Ingest into a throw-away copy of the store and select from it: a preview records
-    nothing, needs no run lock, and reads every feed now rather than when it is due."""
+    nothing, needs no run lock, and reads every feed now rather than when it is due.
+    The editor's note a run would carry is in it, and its file is left where it is."""
     from digest.store.snapshot import scratch_copy
 
     with scratch_copy(settings.db) as copy, Store(copy) as store:
+        note = _note(settings, store, note_file, tidy=False)
         fresh = replace(settings, fetch_interval=timedelta(0))
         report = ingest(fresh, store, now)
-        return report, _select(settings, store, "preview", now)
+        selection = _select(settings, store, "preview", now)
+    if selection.edition is not None and note is not None:
+        selection = replace(selection, edition=replace(selection.edition, note=note.text))
+    return report, selection
 
 
 def next_edition(
@@ -364,10 +405,15 @@ def next_edition(
     return report, render_edition(settings, edition) if edition is not None else None
 
 
-def preview(settings: Settings, out: Path | None = None, now: datetime | None = None) -> RunResult:
+def preview(
+    settings: Settings,
+    out: Path | None = None,
+    now: datetime | None = None,
+    note: Path | None = None,
+) -> RunResult:
     """Render the next edition to out (default: the outbox's preview folder), recording nothing."""
     now = _now(now)
-    report, selection = _select_next(settings, now)
+    report, selection = _select_next(settings, now, note)
     if selection.edition is None:
         # The same reason a run would give: nothing new, or fewer than DIGEST_MIN_ITEMS.
         return RunResult(report, reason=selection.reason)

@@ -17,6 +17,7 @@ from markupsafe import Markup
 from digest.config import Settings
 from digest.errors import RenderError
 from digest.models import Edition, RenderedEdition
+from digest.note import note_html, note_links, note_text
 
 logger = logging.getLogger(__name__)
 
@@ -143,7 +144,8 @@ class Footnotes:
 
 def footnotes_for(edition: Edition) -> Footnotes:
     """Number each item's link and the links to its other versions, in reading order."""
-    urls: list[str | None] = []
+    # The editor's note comes first, under the greeting: its links are numbered first.
+    urls: list[str | None] = [*note_links(edition.note)] if edition.note else []
     for item in edition.items:
         urls.append(item.article.url)
         urls.extend(other.url for other in item.also_in)
@@ -197,7 +199,31 @@ def _squeeze_css(css: str) -> str:
     css = re.sub(r"\s+", " ", css)
     css = re.sub(r"\s*([{};,])\s*", r"\1", css)
     css = re.sub(r":\s+", ":", css).replace(" !important", "!important")
-    return css.replace(";}", "}").strip()
+    return _merge_media(css.replace(";}", "}").strip())
+
+
+def _merge_media(css: str) -> str:
+    """Return squeezed css with the rules of each @media query in one block, in order.
+
+    The stylesheet keeps separate parts in separate blocks (digest.css ends with the
+    note's and the item shapes' own); the email carries each query once.
+    """
+    blocks: dict[str, list[str]] = {}
+    pos = 0
+    while pos < len(css):
+        if not css.startswith("@media", pos):
+            return css  # anything but @media blocks: left as it is
+        open_at = css.find("{", pos)
+        depth, end = 0, open_at
+        for end in range(open_at, len(css)):
+            depth += {"{": 1, "}": -1}.get(css[end], 0)
+            if depth == 0:
+                break
+        if open_at < 0 or depth:
+            return css
+        blocks.setdefault(css[pos:open_at], []).append(css[open_at + 1 : end])
+        pos = end + 1
+    return "".join(f"{query}{{{''.join(rules)}}}" for query, rules in blocks.items())
 
 
 def trim_html(html: str) -> str:
@@ -266,12 +292,21 @@ def _where_in_template(err: BaseException, name: str) -> str:
     return where
 
 
+def _note_context(edition: Edition, notes: Footnotes) -> dict[str, object]:
+    """Return the editor's note for both parts: sanitised HTML, and text with footnotes."""
+    # note_html's output is nh3-cleaned with a short allow-list (digest.note).
+    html = Markup(note_html(edition.note)) if edition.note else Markup()  # noqa: S704
+    text = note_text(edition.note, notes.cite) if edition.note else ""
+    return {"note_html": html, "note_text": text}
+
+
 def render_edition(settings: Settings, edition: Edition) -> RenderedEdition:
     """Render edition to inlined HTML and plain text, once for every recipient."""
     env = make_environment(settings)
     folders = template_path(settings)
     subject = subject_for(edition)
     preheader = preheader_for(edition)
+    notes = footnotes_for(edition)
     context: dict[str, object] = {
         "edition": edition,
         "subject": subject,
@@ -291,8 +326,9 @@ def render_edition(settings: Settings, edition: Edition) -> RenderedEdition:
         "unsubscribe_url": UNSUBSCRIBE_PLACEHOLDER,
         "preferences_url": PREFERENCES_PLACEHOLDER,
         "greeting": GREETING_PLACEHOLDER,
-        "notes": footnotes_for(edition),
+        "notes": notes,
     }
+    context.update(_note_context(edition, notes))
     # The stylesheet is ours or the user's own file, never article content; it is a
     # template too, so that the brand colour reaches it.
     context["css"] = Markup(_render(env, CSS_FILE, context, folders))  # noqa: S704

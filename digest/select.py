@@ -27,9 +27,20 @@ from digest.dedup import (
     merge_groups,
     shingle_array,
 )
-from digest.highlights import choose_highlights, normalise
+from digest.highlights import choose_highlights, known_sentences, normalise
 from digest.junk import article_junk_reason, is_link_only
-from digest.models import Article, Assessment, Candidate, Edition, Item, Section, Skipped
+from digest.models import (
+    Article,
+    Assessment,
+    Candidate,
+    Carried,
+    Edition,
+    Highlight,
+    Item,
+    Section,
+    Skipped,
+    Update,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +64,8 @@ LOAD_AHEAD = 64
 
 # Reads whole articles by id (the store's Articles.load).
 Loader = Callable[[Sequence[str]], Mapping[str, Article]]
+# Says, of the articles with these ids, what an earlier edition showed (Editions.carried).
+CarriedLoader = Callable[[Sequence[str]], Mapping[str, Carried]]
 
 
 def assess(article: Article) -> Assessment:
@@ -148,6 +161,7 @@ def select(
     shown: frozenset[str] = frozenset(),
     sent: Sequence[Article | Candidate] = (),
     load: Loader | None = None,
+    carried: CarriedLoader | None = None,
 ) -> Selection:
     """Choose the edition's items from eligible articles (store order, newest first).
 
@@ -155,7 +169,8 @@ def select(
     only when needed), or whole articles, or (article, first seen) pairs to age
     articles without a date, which are judged here. shown holds highlight texts of the
     previous edition, not to be repeated; sent the articles recent editions carried,
-    whose re-posts are left out.
+    whose re-posts are left out. carried tells which candidates an earlier edition
+    carried in an earlier version: those become updated items (see _updated).
     """
     pool = _Pool(load)
     dropped: list[Skipped] = []
@@ -212,6 +227,9 @@ def select(
             break
         window = stories[start : start + LOAD_AHEAD]
         whole = pool.articles([kept[i].id for head, rest in window for i in (head, *rest)])
+        # A candidate is a version no edition carried: one that is known here went out
+        # before, in another version.
+        before = carried([kept[head].id for head, _ in window]) if carried is not None else {}
         for head, rest in window:
             article = whole[kept[head].id]
             section = section_of(settings, article)
@@ -226,16 +244,28 @@ def select(
             ):
                 waiting += 1
                 continue
+            link_only = is_link_only(article)
+            was = before.get(article.id)
+            update: Update | None = None
+            if was is None:
+                # A link-only item's few words ("Comments") are no highlight: title and link.
+                highlights = (
+                    () if link_only else choose_highlights(article, settings.highlights, shown)
+                )
+            else:
+                found = _updated(settings, article, link_only, was, shown)
+                if found is None:
+                    reason = f"edited since edition {was.edition_id}, but adds nothing new"
+                    logger.info("%s: '%s' left out: %s", article.source, article.title, reason)
+                    dropped.append(Skipped(article.source, f"'{article.title[:60]}': {reason}"))
+                    continue
+                highlights, update = found
             per_source[article.source_name] += 1
             per_section[section] += 1
-            # A link-only item's few words ("Comments") are no highlight: title and link.
-            highlights = (
-                ()
-                if is_link_only(article)
-                else choose_highlights(article, settings.highlights, shown)
-            )
             others = tuple(whole[kept[i].id] for i in rest)
-            chosen.setdefault(section, []).append(Item(article, highlights, others))
+            chosen.setdefault(section, []).append(
+                Item(article, highlights, others, link_only=link_only, update=update)
+            )
     if waiting:
         logger.info(
             "%d stories wait for a later edition (caps on items, sources, sections)", waiting
@@ -258,6 +288,32 @@ def select(
         id=edition_id, title=settings.title, date=local.date(), created=now, sections=sections
     )
     return Selection(edition, "", tuple(dropped))
+
+
+def _updated(
+    settings: Settings,
+    article: Article,
+    link_only: bool,
+    earlier: Carried,
+    shown: frozenset[str],
+) -> tuple[tuple[Highlight, ...], Update] | None:
+    """Return an edited article's highlights and what changed, or None if nothing did.
+
+    Its highlights are only sentences the version readers saw did not have (added or
+    changed since), and none an edition showed: what is new. An edit that brings neither
+    one nor a new title (a counter in a link-only item, a new image) is no news: it is
+    left out.
+    """
+    highlights: tuple[Highlight, ...] = ()
+    if not link_only:
+        old = shown | shown_texts(earlier.shown)
+        if earlier.sentences is not None:
+            old |= known_sentences(article, earlier.sentences)
+        highlights = choose_highlights(article, settings.highlights, old)
+    title = earlier.title if earlier.title and earlier.title != article.title else None
+    if not highlights and title is None:
+        return None
+    return highlights, Update(earlier.edition_id, earlier.edition_date, title)
 
 
 def shown_texts(texts: Sequence[str]) -> frozenset[str]:

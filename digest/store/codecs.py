@@ -11,7 +11,7 @@ from dataclasses import fields
 from datetime import date, datetime
 from typing import Any
 
-from digest.models import Article, Edition, Highlight, Item, Section
+from digest.models import Article, Edition, Highlight, Item, Section, Update
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +59,8 @@ def edition_to_dict(edition: Edition) -> dict[str, Any]:
             "article": article_to_dict(it.article),
             "highlights": [_highlight(h) for h in it.highlights],
             "also_in": [article_to_dict(a) for a in it.also_in],
+            "link_only": it.link_only,
+            "update": _update_to_dict(it.update),
         }
 
     return {
@@ -87,10 +89,33 @@ def edition_from_dict(data: dict[str, Any]) -> Edition:
                         article_from_dict(it["article"]),
                         tuple(Highlight(**h) for h in it["highlights"]),
                         tuple(article_from_dict(a) for a in it["also_in"]),
+                        # Documents written before item shapes have neither key.
+                        link_only=bool(it.get("link_only", False)),
+                        update=_update_from_dict(it.get("update")),
                     )
                     for it in s["items"]
                 ),
             )
             for s in data["sections"]
         ),
+    )
+
+
+def _update_to_dict(update: Update | None) -> dict[str, Any] | None:
+    if update is None:
+        return None
+    return {
+        "edition_id": update.edition_id,
+        "edition_date": update.edition_date.isoformat(),
+        "previous_title": update.previous_title,
+    }
+
+
+def _update_from_dict(data: dict[str, Any] | None) -> Update | None:
+    if not data:
+        return None
+    return Update(
+        edition_id=data["edition_id"],
+        edition_date=date.fromisoformat(data["edition_date"]),
+        previous_title=data.get("previous_title"),
     )

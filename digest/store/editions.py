@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import Row, Select, select
 
-from digest.models import Article, Edition, EditionContent, EditionRecord, RenderedEdition
-from digest.store.articles import carried_now
+from digest.models import (
+    Article,
+    Carried,
+    Edition,
+    EditionContent,
+    EditionRecord,
+    RenderedEdition,
+)
+from digest.store.articles import LOOKUP_CHUNK, carried_now
 from digest.store.codecs import article_from_dict, edition_from_dict, edition_to_dict
 from digest.store.db import Database
 from digest.store.ledger import Audience, insert_rows
@@ -24,6 +33,9 @@ from digest.store.schema import (
 )
 
 logger = logging.getLogger(__name__)
+
+# The sentence fingerprints of an article as carried (digest.highlights.sentence_keys).
+Fingerprint = Callable[[Article], Sequence[str]]
 
 
 class Editions:
@@ -51,16 +63,20 @@ class Editions:
         due_date: date | None = None,
         content: RenderedEdition | None = None,
         audience: Audience | None = None,
+        fingerprint: Fingerprint | None = None,
     ) -> None:
         """Remember edition, the articles it carried and its rendered content, at once.
 
         With audience, the edition's ledger rows are added in the same transaction: an
-        edition to be sent is never on record without the rows that send it.
+        edition to be sent is never on record without the rows that send it. With
+        fingerprint, each item keeps its article's sentence fingerprints, so that an
+        update of the article later shows only what it did not have.
         """
         items: list[dict[str, Any]] = []
         shown: list[dict[str, Any]] = []
         for n, item in enumerate(edition.items):
-            items.append(_item_row(edition.id, item.article, n, None))
+            sentences = list(fingerprint(item.article)) if fingerprint is not None else None
+            items.append(_item_row(edition.id, item.article, n, None, sentences))
             # Merged versions are used up with the item that carried them.
             items.extend(
                 _item_row(edition.id, other, n, item.article.id)
@@ -81,6 +97,7 @@ class Editions:
                     created=edition.created,
                     item_count=len(edition.items),
                     due_date=due_date,
+                    note=edition.note,
                 )
             )
             if items:
@@ -163,12 +180,73 @@ class Editions:
         return _content(row) if row else None
 
     def model(self, edition_id: str) -> Edition | None:
-        """Return the edition as it was made (items, highlights, sections), if it was kept."""
-        query = select(edition_content.c.edition).where(edition_content.c.edition_id == edition_id)
+        """Return the edition as it was made (items, highlights, sections, note), if kept."""
+        query = (
+            select(edition_content.c.edition, editions.c.note)
+            .join(editions, editions.c.id == edition_content.c.edition_id)
+            .where(edition_content.c.edition_id == edition_id)
+        )
         with self.db.read() as conn:
-            data = conn.scalar(query)
+            row = conn.execute(query).first()
         # An edition recorded before its document was kept has none (NULL or JSON null).
-        return edition_from_dict(data) if data else None
+        if row is None or not row.edition:
+            return None
+        return replace(edition_from_dict(row.edition), note=row.note or "")
+
+    def note(self, edition_id: str) -> str:
+        """Return the editor's note an edition carried (empty: none)."""
+        with self.db.read() as conn:
+            found = conn.scalar(select(editions.c.note).where(editions.c.id == edition_id))
+        return str(found or "")
+
+    def carrying_note(self, text: str) -> str | None:
+        """Return the id of the newest edition that carried exactly this note, if any."""
+        if not text:
+            return None
+        query = _newest(select(editions.c.id).where(editions.c.note == text)).limit(1)
+        with self.db.read() as conn:
+            found = conn.scalar(query)
+        return str(found) if found is not None else None
+
+    def carried(self, article_ids: Sequence[str]) -> dict[str, Carried]:
+        """Return, for each of these articles an edition carried, what readers last saw of it."""
+        ids = sorted(set(article_ids))
+        latest: dict[str, Any] = {}
+        shown: dict[str, list[str]] = {}
+        with self.db.read() as conn:
+            for start in range(0, len(ids), LOOKUP_CHUNK):
+                chunk = ids[start : start + LOOKUP_CHUNK]
+                query = _newest(
+                    select(
+                        edition_items.c.article_id,
+                        edition_items.c.title,
+                        edition_items.c.sentences,
+                        editions.c.id,
+                        editions.c.edition_date,
+                    )
+                    .join(editions, editions.c.id == edition_items.c.edition_id)
+                    .where(edition_items.c.article_id.in_(chunk))
+                )
+                for row in conn.execute(query):
+                    latest.setdefault(row.article_id, row)
+                texts = (
+                    select(edition_highlights.c.article_id, edition_highlights.c.text)
+                    .where(edition_highlights.c.article_id.in_(chunk))
+                    .order_by(edition_highlights.c.id)
+                )
+                for key, text in conn.execute(texts):
+                    shown.setdefault(key, []).append(text)
+        return {
+            key: Carried(
+                key,
+                row.id,
+                row.edition_date,
+                row.title,
+                tuple(shown.get(key, ())),
+                frozenset(row.sentences) if row.sentences is not None else None,
+            )
+            for key, row in latest.items()
+        }
 
     def variant(self, edition_id: str, sections: tuple[str, ...]) -> EditionContent | None:
         """Return what the edition was rendered to with only the given sections, if done."""
@@ -228,7 +306,13 @@ def _sections_key(sections: tuple[str, ...]) -> str:
     return json.dumps(list(sections))
 
 
-def _item_row(edition_id: str, article: Article, position: int, into: str | None) -> dict[str, Any]:
+def _item_row(
+    edition_id: str,
+    article: Article,
+    position: int,
+    into: str | None,
+    sentences: list[str] | None = None,
+) -> dict[str, Any]:
     # The version carried: an article edited since is eligible again.
     return {
         "edition_id": edition_id,
@@ -236,6 +320,8 @@ def _item_row(edition_id: str, article: Article, position: int, into: str | None
         "position": position,
         "content_hash": article.content_hash,
         "merged_into": into,
+        "title": article.title,
+        "sentences": sentences,
     }
 
 

@@ -165,6 +165,9 @@ editions = Table(
     Column("item_count", Integer, nullable=False),
     # The scheduler's key: one edition per due date, however many fires or processes.
     Column("due_date", Date),
+    # The editor's note the edition carried (Markdown as written; empty: none): every
+    # render of it, and every sender, reads it from here (digest.note).
+    Column("note", Text, nullable=False, server_default=""),
     Index("editions_due_date", "due_date", unique=True),
     Index("editions_created", "created"),
 )
@@ -179,6 +182,12 @@ edition_items = Table(
     Column("content_hash", String),
     # The item a merged duplicate went into.
     Column("merged_into", String),
+    # The title it went out with: an update of the article says when it has changed
+    # (NULL: recorded before titles were kept).
+    Column("title", Text),
+    # The fingerprints of the sentences the version carried had, a JSON list (NULL: not
+    # kept), so that an update shows only sentences it did not have.
+    Column("sentences", JSON),
     Index("edition_items_article", "article_id"),
 )
 
@@ -190,6 +199,8 @@ edition_highlights = Table(
     Column("article_id", String, nullable=False),
     Column("text", Text, nullable=False),
     Index("edition_highlights_edition", "edition_id"),
+    # What an updated article showed before, so that it shows only what is new.
+    Index("edition_highlights_article", "article_id"),
 )
 
 # What an edition was rendered to, so that a resumed send sends exactly the same, and
