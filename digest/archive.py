@@ -3,6 +3,7 @@ written out as static files (the same pages)."""
 
 from __future__ import annotations
 
+import importlib
 import logging
 import re
 import xml.etree.ElementTree as ET
@@ -96,6 +97,20 @@ def email_body(html: str, base_url: str) -> Markup:
     return Markup(stepped)  # noqa: S704 - cleaned by nh3 just above
 
 
+def note_html(edition: Edition) -> Markup:
+    """Return the edition's editor's note as sanitised HTML, empty where it has none.
+
+    digest.note renders and cleans it (Markdown, nh3 with a short allow-list), as for the
+    email; it is looked up when a note is there, so editions stored before notes existed
+    need nothing of it.
+    """
+    note = str(getattr(edition, "note", "") or "")
+    if not note.strip():
+        return Markup()
+    renderer = importlib.import_module("digest.note")
+    return Markup(renderer.note_html(note))  # noqa: S704 - cleaned by digest.note
+
+
 def _neighbours(
     records: list[EditionRecord], edition_id: str
 ) -> tuple[EditionRecord | None, EditionRecord | None]:
@@ -146,6 +161,7 @@ def edition_html(
         {
             "record": record,
             "edition": edition,
+            "note_html": note_html(edition) if edition is not None else Markup(),
             "body": body,
             "older": older,
             "newer": newer,

@@ -211,7 +211,11 @@ class App:
         )
 
     def _not_allowed(self, method: str) -> str:
-        return self._message(N_("Not allowed"), N_("This page does not answer"), detail=method)
+        return self._message(
+            N_("Not allowed"),
+            N_("This page does not take requests made with the method"),
+            detail=method,
+        )
 
     def health(self) -> Response:
         """Answer a load balancer: the store opens and answers a query."""

@@ -452,7 +452,10 @@ class SignupPages:
 
     def _not_allowed(self, method: str) -> Answer:
         return self._message(
-            "405 Method Not Allowed", N_("Not allowed"), N_("This page does not answer"), method
+            "405 Method Not Allowed",
+            N_("Not allowed"),
+            N_("This page does not take requests made with the method"),
+            method,
         )
 
 

@@ -269,3 +269,65 @@ def test_the_static_archive_writes_the_same_pages(
     assert 'href="../2026-11-29/" rel="next"' in page and 'href="../feed.xml"' in page
     assert 'href="https://news.example.org/subscribe"' in page
     assert 'href="/' not in page  # nothing that only a server answers
+
+
+def test_the_edition_page_shows_a_note_updated_and_link_only_items(settings: Settings) -> None:
+    """Show the editor's note, an "Updated" item with the edition it went out in, and a
+    link-only item as a compact row, where the stored edition carries them."""
+    from types import SimpleNamespace
+
+    from markupsafe import Markup
+
+    from digest import pages
+    from digest.models import EditionRecord
+
+    plain = Article(id="p1", source="s", title="Plain story", url="https://example.org/p")
+    link = SimpleNamespace(
+        article=Article(
+            id="l1",
+            source="s",
+            title="Only a link",
+            url="https://example.org/l",
+            image="https://example.org/i.jpg",
+        ),
+        highlights=(),
+        also_in=(),
+        link_only=True,
+        update=None,
+    )
+    updated = SimpleNamespace(
+        article=Article(id="u1", source="s", title="Edited story", source_name="Wire"),
+        highlights=(Highlight("A new paragraph."),),
+        also_in=(),
+        link_only=False,
+        update=SimpleNamespace(
+            edition_id="2026-11-27", edition_date=NOW.date(), previous_title="Old title"
+        ),
+    )
+    items = (Item(plain, ()), link, updated)
+    edition = SimpleNamespace(items=items, sections=(SimpleNamespace(title="", items=items),))
+    record = EditionRecord("2026-11-28", NOW.date(), "Daily Digest", "Subject", NOW, 3)
+    html = pages.render(
+        settings,
+        "edition.html.j2",
+        {
+            "record": record,
+            "edition": edition,
+            "note_html": Markup("<p>Welcome, <strong>readers</strong>.</p>"),
+            "body": None,
+            "older": None,
+            "newer": None,
+            "unsubscribe_url": "https://news.example.org/unsubscribe/",
+        },
+        depth=1,
+    )
+    check_page(html)
+    assert '<h2 id="note-title">From the editor</h2>' in html
+    assert "<p>Welcome, <strong>readers</strong>.</p>" in html
+    assert '<strong class="badge">Updated</strong>' in html
+    assert "It went out as “Old title” in the edition of 28 Nov 2026." in html
+    assert '<a href="../2026-11-27/">See that edition</a>' in html and "New since then:" in html
+    compact = html[html.index('id="item-l1"') : html.index('id="item-u1"')]
+    assert "item card compact" in html and "Read the article" not in compact
+    assert "<img" not in compact
+    assert "Read the article" in html[html.index('id="item-p1"') : html.index('id="item-l1"')]
