@@ -1,17 +1,25 @@
-"""The public archive: past editions as pages and an Atom feed, served or written out."""
+"""The public archive: past editions as pages of the site and an Atom feed, served or
+written out as static files (the same pages)."""
 
 from __future__ import annotations
 
+import importlib
 import logging
 import re
 import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
+import nh3
+from markupsafe import Markup
+
+from digest import pages
 from digest.config import Settings
 from digest.errors import DeliveryError
-from digest.models import EditionRecord
+from digest.models import Edition, EditionRecord
 from digest.outbox import write_atomic
-from digest.render import public_links, render_page, without_greeting_placeholder
+from digest.render import public_links, without_greeting_placeholder
 from digest.store import Store, store_exists
 
 logger = logging.getLogger(__name__)
@@ -19,6 +27,33 @@ logger = logging.getLogger(__name__)
 ATOM = "http://www.w3.org/2005/Atom"
 # Edition ids are dates with an optional counter; anything else is not looked up.
 EDITION_ID = re.compile(r"\d{4}-\d{2}-\d{2}(?:-\d+)?")
+# What an email's body may keep when an edition has no stored document to build its
+# page from: its text, headings, lists, links and images, no styles and no scripts.
+_EMAIL_TAGS = {
+    *("a", "p", "br", "hr", "div", "span", "strong", "b", "em", "i", "small", "blockquote"),
+    *("h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "li", "img"),
+    *("table", "thead", "tbody", "tr", "td", "th"),
+}
+_EMAIL_ATTRIBUTES = {
+    "a": {"href", "title"},
+    "img": {"src", "alt", "width", "height"},
+    "table": {"role"},
+}
+_BODY = re.compile(r"<body[^>]*>(.*)</body>", re.DOTALL | re.IGNORECASE)
+# The inbox preview line: hidden by the email's CSS, which the page does not carry.
+_PREHEADER = re.compile(r'<div class="preheader"[^>]*>.*?</div>', re.DOTALL | re.IGNORECASE)
+_HEADING = re.compile(r"<(/?)h([1-6])\b", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One edition as the archive's index lists it."""
+
+    id: str
+    date: date
+    subject: str
+    item_count: int
+    top_title: str = ""
 
 
 def editions(settings: Settings) -> list[EditionRecord]:
@@ -41,38 +76,120 @@ def _outbox_page(settings: Settings, edition_id: str) -> Path:
     return settings.outbox / edition_id / "digest.html"
 
 
-def edition_html(settings: Settings, edition_id: str) -> str | None:
-    """Return the public page of one edition, or None if there is no such edition."""
-    if not EDITION_ID.fullmatch(edition_id):
+def email_body(html: str, base_url: str) -> Markup:
+    """Return the body of a stored email as a sanitised fragment for a page of the site.
+
+    The general unsubscribe page stands for each reader's own link, the greeting has no
+    name, the inbox preview line goes, and every heading steps down one level: the page
+    has its own h1.
+    """
+    html = public_links(without_greeting_placeholder(html), base_url)
+    found = _BODY.search(html)
+    body = _PREHEADER.sub("", found.group(1) if found else html)
+    cleaned = nh3.clean(
+        body,
+        tags=_EMAIL_TAGS,
+        attributes=_EMAIL_ATTRIBUTES,
+        url_schemes={"http", "https", "mailto"},
+        clean_content_tags={"script", "style", "title"},
+    )
+    stepped = _HEADING.sub(lambda m: f"<{m.group(1)}h{min(int(m.group(2)) + 1, 6)}", cleaned)
+    return Markup(stepped)  # noqa: S704 - cleaned by nh3 just above
+
+
+def note_html(edition: Edition) -> Markup:
+    """Return the edition's editor's note as sanitised HTML, empty where it has none.
+
+    digest.note renders and cleans it (Markdown, nh3 with a short allow-list), as for the
+    email; it is looked up when a note is there, so editions stored before notes existed
+    need nothing of it.
+    """
+    note = str(getattr(edition, "note", "") or "")
+    if not note.strip():
+        return Markup()
+    renderer = importlib.import_module("digest.note")
+    return Markup(renderer.note_html(note))  # noqa: S704 - cleaned by digest.note
+
+
+def _neighbours(
+    records: list[EditionRecord], edition_id: str
+) -> tuple[EditionRecord | None, EditionRecord | None]:
+    """Return the older and the newer edition beside edition_id (records newest first)."""
+    ids = [r.id for r in records]
+    if edition_id not in ids:
+        return None, None
+    at = ids.index(edition_id)
+    newer = records[at - 1] if at > 0 else None
+    older = records[at + 1] if at + 1 < len(records) else None
+    return older, newer
+
+
+def edition_html(
+    settings: Settings,
+    edition_id: str,
+    records: list[EditionRecord] | None = None,
+    static: bool = False,
+) -> str | None:
+    """Return the page of one edition, or None if there is no such edition.
+
+    The page is built from the edition the store kept (its sections, items and
+    highlights); an edition stored without that document shows its stored email's body,
+    and one an earlier release stored without content, its outbox copy.
+    """
+    if not EDITION_ID.fullmatch(edition_id) or not store_exists(settings.db):
         return None
-    content = None
-    if store_exists(settings.db):
-        with Store(settings.db, readonly=True) as store:
-            content = store.editions.content(edition_id)
-    if content is not None:
-        html = content.html
-    else:
-        try:
-            html = _outbox_page(settings, edition_id).read_text(encoding="utf-8")
-        except FileNotFoundError:
+    with Store(settings.db, readonly=True) as store:
+        record = store.editions.get(edition_id)
+        if record is None:
             return None
-    # The archive copy is public: no reader's own unsubscribe link, the general page
-    # instead, and the greeting without a name in place of each reader's own.
-    html = without_greeting_placeholder(html)
-    return public_links(html, settings.base_url)
-
-
-def index_html(settings: Settings, records: list[EditionRecord] | None = None) -> str:
-    """Return the archive's index page."""
-    return render_page(
+        edition: Edition | None = store.editions.model(edition_id)
+        content = store.editions.content(edition_id) if edition is None else None
+    body: Markup | None = None
+    if edition is None:
+        if content is not None:
+            html = content.html
+        else:
+            try:
+                html = _outbox_page(settings, edition_id).read_text(encoding="utf-8")
+            except FileNotFoundError:
+                return None
+        body = email_body(html, settings.base_url)
+    older, newer = _neighbours(editions(settings) if records is None else records, edition_id)
+    return pages.render(
         settings,
-        "archive.html.j2",
+        "edition.html.j2",
         {
-            "language": settings.language,
-            "page_title": f"{settings.title}: archive",
-            "title": settings.title,
-            "editions": editions(settings) if records is None else records,
+            "record": record,
+            "edition": edition,
+            "note_html": note_html(edition) if edition is not None else Markup(),
+            "body": body,
+            "older": older,
+            "newer": newer,
+            "unsubscribe_url": f"{settings.base_url.rstrip('/')}/unsubscribe/",
         },
+        static=static,
+        depth=1,
+    )
+
+
+def entries(settings: Settings, records: list[EditionRecord]) -> list[Entry]:
+    """Return the index's entries for records: each with its first item's title."""
+    tops: dict[str, str] = {}
+    if records and store_exists(settings.db):
+        with Store(settings.db, readonly=True) as store:
+            tops = store.editions.top_titles()
+    return [
+        Entry(r.id, r.edition_date, r.subject, r.item_count, tops.get(r.id, "")) for r in records
+    ]
+
+
+def index_html(
+    settings: Settings, records: list[EditionRecord] | None = None, static: bool = False
+) -> str:
+    """Return the archive's index page: every edition, newest first."""
+    records = editions(settings) if records is None else records
+    return pages.render(
+        settings, "archive.html.j2", {"editions": entries(settings, records)}, static=static
     )
 
 
@@ -121,14 +238,14 @@ def _write_files(settings: Settings, out: Path, records: list[EditionRecord]) ->
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for record in records:
-        html = edition_html(settings, record.id)
+        html = edition_html(settings, record.id, records, static=True)
         if html is None:
             continue
         folder = out / record.id
         folder.mkdir(exist_ok=True)
         write_atomic(folder / "index.html", html.encode("utf-8"))
         written.append(folder / "index.html")
-    write_atomic(out / "index.html", index_html(settings, records).encode("utf-8"))
+    write_atomic(out / "index.html", index_html(settings, records, static=True).encode("utf-8"))
     write_atomic(out / "feed.xml", feed_xml(settings, records).encode("utf-8"))
     written += [out / "index.html", out / "feed.xml"]
     return written

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 import jinja2
 from markupsafe import Markup
 
+from digest import brand
 from digest.config import Settings
 from digest.errors import RenderError
 from digest.models import Edition, RenderedEdition
@@ -43,7 +44,6 @@ GREETING = "Hello {name},"
 GREETING_WITHOUT_NAME = "Hello,"
 # Languages written right to left, by their primary subtag.
 RTL_LANGUAGES = {"ar", "arc", "ckb", "dv", "fa", "ha", "he", "khw", "ks", "ps", "sd", "ur", "yi"}
-_HEX = re.compile(r"#([0-9a-f]{3}|[0-9a-f]{6})", re.IGNORECASE)
 _STYLE_BLOCK = re.compile(r"(<style[^>]*>)(.*?)(</style>)", re.DOTALL | re.IGNORECASE)
 
 
@@ -97,19 +97,9 @@ def text_direction(language: str) -> str:
 
 def text_on(color: str) -> str:
     """Return the text colour readable on a background of color: near-white or near-black."""
-    match = _HEX.fullmatch(color)
-    if match is None:
-        return "#ffffff"
-    digits = match.group(1)
-    if len(digits) == 3:
-        digits = "".join(c * 2 for c in digits)
-    channels = []
-    for i in (0, 2, 4):
-        c = int(digits[i : i + 2], 16) / 255
-        channels.append(c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4)
-    luminance = 0.2126 * channels[0] + 0.7152 * channels[1] + 0.0722 * channels[2]
-    # WCAG contrast against white is 1.05 / (L + 0.05); against #111111, (L + 0.05) / 0.0556.
-    return "#ffffff" if 1.05 / (luminance + 0.05) >= (luminance + 0.05) / 0.0556 else "#111111"
+    # brand.text_on computes it by WCAG 2.x and falls back to pure black where the
+    # near-black misses 4.5:1 (a mid grey such as #777777 reaches it with neither).
+    return brand.text_on(color) if brand.parse_hex(color) else "#ffffff"
 
 
 class Footnotes:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
-from digest import archive, pipeline, sources
+from digest import archive, pages, pipeline, sources
 from digest.bounces.webhooks import ReportSink, Webhooks, store_sink
 from digest.check import is_loopback
 from digest.config import Settings
@@ -25,7 +25,6 @@ from digest.models import RenderedEdition
 from digest.render import (
     packaged_templates,
     public_links,
-    render_page,
     template_path,
     without_greeting_placeholder,
 )
@@ -33,6 +32,8 @@ from digest.store import Store, store_exists
 from digest.tokens import subscriber_from_token, well_formed
 from digest.web_signup import SignupPages
 from digest.webparts import FeedWatch, parse_form
+
+N_ = pages.N_
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ Environ = dict[str, Any]
 # it briefly, and any others are told to come back.
 PREVIEW_WAIT = 3.0
 PREVIEW_RETRY_AFTER = 5
-WIDTHS = ((375, "Phone"), (800, "Desktop"))
+WIDTHS = ((375, N_("Phone")), (800, N_("Desktop")))
 SECURITY_HEADERS = [
     (
         "Content-Security-Policy",
@@ -124,8 +125,11 @@ class App:
             response = _html(
                 "503 Service Unavailable",
                 self._message(
-                    "Preview busy",
-                    "Another preview is being built from the sources. Try again in a few seconds.",
+                    N_("Preview busy"),
+                    N_(
+                        "Another preview is being built from the sources."
+                        " Try again in a few seconds."
+                    ),
                 ),
                 (("Retry-After", str(PREVIEW_RETRY_AFTER)),),
             )
@@ -133,7 +137,7 @@ class App:
             logger.exception("error answering %s", environ.get("PATH_INFO"))
             response = _html(
                 "500 Internal Server Error",
-                self._message("Something went wrong", "The error is in the server's log."),
+                self._message(N_("Something went wrong"), N_("The error is in the server's log.")),
             )
         headers = [
             ("Content-Type", response.content_type),
@@ -151,14 +155,14 @@ class App:
         if path in SIGNUP_PATHS or path.startswith(("/confirm/", "/preferences/")):
             return Response(**vars(self.signup.route(environ, method, path)))
         if method not in ("GET", "HEAD", "POST"):
-            return _html("405 Method Not Allowed", self._message("Not allowed", method))
+            return _html("405 Method Not Allowed", self._not_allowed(method))
         if path.startswith(WEBHOOK_PREFIX):
             reply = self.webhooks.answer(path.removeprefix(WEBHOOK_PREFIX), method, environ)
             return Response(reply.status, reply.body, reply.content_type, reply.headers)
         if path.startswith("/unsubscribe/"):
             return self.unsubscribe(environ, method, path.removeprefix("/unsubscribe/"))
         if method == "POST":
-            return _html("405 Method Not Allowed", self._message("Not allowed", "POST"))
+            return _html("405 Method Not Allowed", self._not_allowed("POST"))
         query = parse_qs(environ.get("QUERY_STRING", ""))
         if path == "/health":
             return self.health()
@@ -173,7 +177,11 @@ class App:
                 "application/atom+xml; charset=utf-8",
             )
         if path.startswith("/archive/"):
-            return self.archive_page(path.removeprefix("/archive/").strip("/"))
+            edition_id = path.removeprefix("/archive/")
+            if archive.EDITION_ID.fullmatch(edition_id):
+                # The page's links are relative to its folder: /archive/<id>/.
+                return Response("301 Moved Permanently", b"", headers=(("Location", f"{path}/"),))
+            return self.archive_page(edition_id.strip("/"))
         if (path == "/preview" or path.startswith("/preview/")) and not self.preview_on:
             return self.preview_off()
         if path == "/preview":
@@ -189,20 +197,24 @@ class App:
         if path == "/static/reload.js":
             script = (packaged_templates() / "web" / "reload.js").read_bytes()
             return Response("200 OK", script, "text/javascript; charset=utf-8")
-        return _html("404 Not Found", self._message("Not found", "There is no page here."))
+        return _html("404 Not Found", self._message(N_("Not found"), N_("There is no page here.")))
 
     # Pages
 
-    def _message(self, title: str, message: str, version: str = "") -> str:
-        return render_page(
+    def _message(self, title: str, message: str, version: str = "", detail: str = "") -> str:
+        """Render a page of one message: title and message are constants marked with N_()
+        (the page translates them), detail anything else, shown as it is."""
+        return pages.render(
             self.settings,
             "empty.html.j2",
-            {
-                "language": self.settings.language,
-                "page_title": title,
-                "message": message,
-                "version": version,
-            },
+            {"page_title": title, "message": message, "version": version, "detail": detail},
+        )
+
+    def _not_allowed(self, method: str) -> str:
+        return self._message(
+            N_("Not allowed"),
+            N_("This page does not take requests made with the method"),
+            detail=method,
         )
 
     def health(self) -> Response:
@@ -219,7 +231,9 @@ class App:
         """Show one past edition."""
         html = archive.edition_html(self.settings, edition_id)
         if html is None:
-            return _html("404 Not Found", self._message("Not found", "There is no such edition."))
+            return _html(
+                "404 Not Found", self._message(N_("Not found"), N_("There is no such edition."))
+            )
         return _html("200 OK", html)
 
     # Preview
@@ -256,10 +270,12 @@ class App:
         return _html(
             "404 Not Found",
             self._message(
-                "Preview off",
-                "The live preview is off on this server. To turn it on, set"
-                " DIGEST_PREVIEW=on, or leave DIGEST_PREVIEW=auto and serve on a loopback"
-                " address such as DIGEST_HOST=127.0.0.1.",
+                N_("Preview off"),
+                N_(
+                    "The live preview is off on this server. To turn it on, set"
+                    " DIGEST_PREVIEW=on, or leave DIGEST_PREVIEW=auto and serve on a loopback"
+                    " address such as DIGEST_HOST=127.0.0.1."
+                ),
             ),
         )
 
@@ -299,8 +315,8 @@ class App:
             return _html(
                 "200 OK",
                 self._message(
-                    "Preview",
-                    "Nothing new since the last edition: the next one would be empty.",
+                    N_("Preview"),
+                    N_("Nothing new since the last edition: the next one would be empty."),
                     version,
                 ),
             )
@@ -312,11 +328,10 @@ class App:
             width = 800
         return _html(
             "200 OK",
-            render_page(
+            pages.render(
                 self.settings,
                 "preview.html.j2",
                 {
-                    "language": self.settings.language,
                     "subject": rendered.subject,
                     "text": self._public(rendered.text),
                     "width": width,
@@ -330,7 +345,7 @@ class App:
         """Return the next edition's HTML as a reader would get it."""
         rendered = self.preview()[1]
         if rendered is None:
-            return _html("404 Not Found", self._message("Preview", "Nothing new to show."))
+            return _html("404 Not Found", self._message(N_("Preview"), N_("Nothing new to show.")))
         return _html("200 OK", self._public(rendered.html))
 
     def _public(self, text: str) -> str:
@@ -351,36 +366,40 @@ class App:
         if not token and method != "POST":
             # Where the preview and the archive point, in place of a reader's own link.
             return self._unsubscribe_page(
-                "200 OK", "error", "Each subscriber's email carries their own unsubscribe link."
+                "200 OK", "error", N_("Each subscriber's email carries their own unsubscribe link.")
             )
         # Malformed (400) is told apart from well-formed but not ours (404).
         if not well_formed(token):
-            return self._unsubscribe_page("400 Bad Request", "error", "This link is malformed.")
+            return self._unsubscribe_page("400 Bad Request", "error", N_("This link is malformed."))
         subscriber_id = subscriber_from_token(
             self.settings.secret_key, self.settings.list_id, token
         )
         if subscriber_id is None:
-            return self._unsubscribe_page("404 Not Found", "error", "This link is not valid.")
+            return self._unsubscribe_page("404 Not Found", "error", N_("This link is not valid."))
         # A confirmation page only reads; only the POST that unsubscribes writes.
         if method != "POST" and not store_exists(self.settings.db):
-            return self._unsubscribe_page("404 Not Found", "error", "This link is not valid.")
+            return self._unsubscribe_page("404 Not Found", "error", N_("This link is not valid."))
         with Store(self.settings.db, readonly=method != "POST") as store:
             subscriber = store.subscribers.by_id(subscriber_id)
             if subscriber is None:
-                return self._unsubscribe_page("404 Not Found", "error", "This link is not valid.")
+                return self._unsubscribe_page(
+                    "404 Not Found", "error", N_("This link is not valid.")
+                )
             if method != "POST":
                 state = "done" if subscriber.status == "unsubscribed" else "confirm"
                 return self._unsubscribe_page("200 OK", state)
             body = read_body(environ)
             if body is None:
-                return self._unsubscribe_page("413 Content Too Large", "error", "Too much data.")
+                return self._unsubscribe_page(
+                    "413 Content Too Large", "error", N_("Too much data.")
+                )
             form = parse_form(environ.get("CONTENT_TYPE", ""), body)
             if form.get("List-Unsubscribe") == ["One-Click"]:
                 how = "one-click"
             elif form.get("confirm") == ["unsubscribe"]:
                 how = "the confirmation page"
             else:
-                return self._unsubscribe_page("400 Bad Request", "error", "Unknown request.")
+                return self._unsubscribe_page("400 Bad Request", "error", N_("Unknown request."))
             if store.subscribers.set_status(
                 subscriber_id, "unsubscribed", self.clock(), ended_by="subscriber"
             ):
@@ -388,16 +407,8 @@ class App:
         return self._unsubscribe_page("200 OK", "done")
 
     def _unsubscribe_page(self, status: str, state: str, message: str = "") -> Response:
-        page = render_page(
-            self.settings,
-            "unsubscribe.html.j2",
-            {
-                "language": self.settings.language,
-                "page_title": "Unsubscribe",
-                "list_title": self.settings.title,
-                "state": state,
-                "message": message,
-            },
+        page = pages.render(
+            self.settings, "unsubscribe.html.j2", {"state": state, "message": message}
         )
         return _html(status, page)
 

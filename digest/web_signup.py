@@ -22,12 +22,13 @@ from http.cookies import CookieError, SimpleCookie
 from typing import Any
 from urllib.parse import urlsplit
 
-from digest import signup
+from digest import pages, signup
 from digest.config import Settings
 from digest.httpserver import read_body
 from digest.models import Subscriber
 from digest.notices import NoticeRunner
-from digest.render import packaged_templates, render_page
+from digest.pages import N_
+from digest.render import packaged_templates
 from digest.signup import SignupForm, SignupLimited, Visitor
 from digest.store import Store, store_exists
 from digest.subscribers import SubscriberError
@@ -85,12 +86,12 @@ class SignupPages:
             script = (packaged_templates() / "web" / "signup.js").read_bytes()
             return Answer("200 OK", script, "text/javascript; charset=utf-8")
         if method not in ("GET", "HEAD", "POST", "OPTIONS"):
-            return self._message("405 Method Not Allowed", "Not allowed", method)
+            return self._not_allowed(method)
         if not self.settings.secret_key:
             return self._message(
                 "503 Service Unavailable",
-                "Sign-up is not set up",
-                "This server has no DIGEST_SECRET_KEY, which signs every link it sends.",
+                N_("Sign-up is not set up"),
+                N_("This server has no DIGEST_SECRET_KEY, which signs every link it sends."),
             )
         if path == "/subscribe":
             if method == "OPTIONS":
@@ -99,7 +100,7 @@ class SignupPages:
                 return self.subscribe_post(environ)
             return self.subscribe_page(environ)
         if method == "OPTIONS":
-            return self._message("405 Method Not Allowed", "Not allowed", method)
+            return self._not_allowed(method)
         if path.startswith("/confirm/"):
             return self.confirm(environ, method, path.removeprefix("/confirm/"))
         return self.preferences(environ, method, path.removeprefix("/preferences/"))
@@ -192,18 +193,19 @@ class SignupPages:
         state: str = "form",
         error: str = "",
         form: SignupForm | None = None,
+        problem: str = "",
     ) -> Answer:
-        """Show the sign-up form (or, after a POST, the answer every address gets)."""
+        """Show the sign-up form (or, after a POST, the answer every address gets).
+
+        problem is a constant text marked with N_(); error one about what was typed."""
         cookie, headers = self._session(environ)
-        page = render_page(
+        page = pages.render(
             self.settings,
             "subscribe.html.j2",
             {
-                "language": self.settings.language,
-                "page_title": f"Subscribe to {self.settings.title}",
-                "list_title": self.settings.title,
                 "state": state,
                 "error": error,
+                "problem": problem,
                 "form": form or SignupForm(""),
                 "topics": signup.topic_choices(self.settings),
                 "csrf": self._csrf_token(cookie, "/subscribe"),
@@ -239,7 +241,7 @@ class SignupPages:
                 return self.subscribe_page(
                     environ,
                     "403 Forbidden",
-                    error="This form has expired. Please send it again.",
+                    problem=N_("This form has expired. Please send it again."),
                     form=form,
                 )
             if age < self.settings.signup_min_seconds:
@@ -253,8 +255,8 @@ class SignupPages:
         except SignupLimited:
             return self._message(
                 "429 Too Many Requests",
-                "Too many sign-ups",
-                "Too many sign-ups came from your network in the last hour. Try again later.",
+                N_("Too many sign-ups"),
+                N_("Too many sign-ups came from your network in the last hour. Try again later."),
             )
         return self._thanks(environ, "")
 
@@ -321,15 +323,11 @@ class SignupPages:
             manage = preferences_url(
                 s.base_url, make_token(s.secret_key, s.list_id, found.id, "preferences")
             )
-        page = render_page(
+        page = pages.render(
             s,
             "confirm.html.j2",
             {
-                "language": s.language,
-                "page_title": "Confirm your subscription",
-                "list_title": s.title,
                 "state": state,
-                "message": _CONFIRM_MESSAGES.get(state, ""),
                 "csrf": self._csrf_token(cookie, "/confirm/"),
                 "preferences": manage,
             },
@@ -342,22 +340,31 @@ class SignupPages:
         """Show a reader's own settings behind their token; POST changes them."""
         settings = self.settings
         if not well_formed(token):
-            return self._message("400 Bad Request", "Preferences", "This link is malformed.")
+            return self._message(
+                "400 Bad Request", N_("Preferences"), N_("This link is malformed.")
+            )
         if not store_exists(settings.db):
-            return self._message("404 Not Found", "Preferences", "This link is not valid.")
+            return self._message("404 Not Found", N_("Preferences"), N_("This link is not valid."))
         with Store(settings.db, readonly=method != "POST") as store:
             reader = signup.reader(settings, store, token)
             if reader is None or reader.status == "pending":
-                return self._message("404 Not Found", "Preferences", "This link is not valid.")
+                return self._message(
+                    "404 Not Found", N_("Preferences"), N_("This link is not valid.")
+                )
             if method != "POST":
                 return self._preferences_page(environ, "200 OK", reader)
             body = read_body(environ)
             if body is None:
-                return self._message("413 Content Too Large", "Preferences", "Too much data.")
+                return self._message(
+                    "413 Content Too Large", N_("Preferences"), N_("Too much data.")
+                )
             form = parse_form(environ.get("CONTENT_TYPE", ""), body)
             if self._csrf_age(environ, form, "/preferences/") is None:
                 return self._preferences_page(
-                    environ, "403 Forbidden", reader, error="This form has expired: try again."
+                    environ,
+                    "403 Forbidden",
+                    reader,
+                    problem=N_("This form has expired: try again."),
                 )
             return self._change(environ, store, reader, form)
 
@@ -381,22 +388,22 @@ class SignupPages:
                     ),
                     now,
                 )
-                notice = "Saved. The next edition follows these choices."
+                notice = "saved"
             elif action == "pause" and reader.status == "active":
                 weeks = _field(form, "weeks")
                 until = signup.pause(store, reader, int(weeks) if weeks.isdigit() else -1, now)
-                notice = f"Paused until {until:%d %B %Y}." if until else "Resumed."
+                notice = "paused" if until else "resumed"
             elif action == "unsubscribe":
                 store.subscribers.set_status(reader.id, "unsubscribed", now, ended_by="subscriber")
                 logger.warning("subscriber %d unsubscribed through their preferences", reader.id)
-                notice = "You are unsubscribed. You will not receive it again."
+                notice = "unsubscribed"
             elif action == "resubscribe" and reader.status in ("unsubscribed", "bounced"):
                 store.signups.reopen(reader.id, now)
                 self.notices.wake()
-                notice = "Check your inbox: confirm there and you are subscribed again."
+                notice = "resubscribe"
             else:
                 return self._preferences_page(
-                    environ, "400 Bad Request", reader, error="Unknown request."
+                    environ, "400 Bad Request", reader, problem=N_("Unknown request.")
                 )
         except SubscriberError as err:
             return self._preferences_page(environ, "400 Bad Request", reader, error=str(err))
@@ -404,46 +411,52 @@ class SignupPages:
         return self._preferences_page(environ, "200 OK", fresh, notice=notice)
 
     def _preferences_page(
-        self, environ: Environ, status: str, reader: Subscriber, notice: str = "", error: str = ""
+        self,
+        environ: Environ,
+        status: str,
+        reader: Subscriber,
+        notice: str = "",
+        error: str = "",
+        problem: str = "",
     ) -> Answer:
+        """Show a reader's settings; notice names what was just done (the page words it),
+        problem is a constant text marked with N_(), error one about what was typed."""
         cookie, headers = self._session(environ)
         s = self.settings
-        status_text = {
-            "active": "subscribed",
-            "unsubscribed": "unsubscribed",
-            "bounced": "stopped: mail to this address bounced",
-        }.get(reader.status, reader.status)
-        if reader.status == "active" and reader.paused_until and reader.paused_until > self.clock():
-            status_text = f"paused until {reader.paused_until:%d %B %Y}"
-        page = render_page(
+        paused = reader.paused_until
+        page = pages.render(
             s,
             "preferences.html.j2",
             {
-                "language": s.language,
-                "page_title": "Your subscription",
-                "list_title": s.title,
                 "reader": replace(reader, topics=tuple(t.lower() for t in reader.topics)),
-                "status_text": status_text,
+                "paused_until": paused if paused and paused > self.clock() else None,
                 "topics": signup.topic_choices(s),
                 "csrf": self._csrf_token(cookie, "/preferences/"),
                 "notice": notice,
                 "error": error,
+                "problem": problem,
             },
         )
         return Answer(status, page.encode(), headers=headers)
 
-    def _message(self, status: str, title: str, message: str) -> Answer:
-        page = render_page(
+    def _message(self, status: str, title: str, message: str, detail: str = "") -> Answer:
+        """Answer a page of one message: title and message are constants marked with N_(),
+        detail anything else, shown as it is."""
+        page = pages.render(
             self.settings,
             "empty.html.j2",
-            {
-                "language": self.settings.language,
-                "page_title": title,
-                "message": message,
-                "version": "",
-            },
+            {"page_title": title, "message": message, "version": "", "detail": detail},
         )
+
         return Answer(status, page.encode())
+
+    def _not_allowed(self, method: str) -> Answer:
+        return self._message(
+            "405 Method Not Allowed",
+            N_("Not allowed"),
+            N_("This page does not take requests made with the method"),
+            method,
+        )
 
 
 _STATUS = {
@@ -452,11 +465,6 @@ _STATUS = {
     "expired": "410 Gone",
     "bad": "404 Not Found",
     "csrf": "403 Forbidden",
-}
-_CONFIRM_MESSAGES = {
-    "expired": "This confirmation link has expired. Sign up again for a new one.",
-    "bad": "This confirmation link is not valid.",
-    "csrf": "This page has expired. Open the link from the email again.",
 }
 
 

@@ -284,6 +284,16 @@ class Editions:
         with self.db.read() as conn:
             return {str(i) for i in conn.scalars(select(edition_content.c.edition_id))}
 
+    def top_titles(self) -> dict[str, str]:
+        """Return the title of each edition's first item, by edition id (for the archive)."""
+        query = (
+            select(edition_items.c.edition_id, articles.c.title)
+            .join(articles, articles.c.id == edition_items.c.article_id)
+            .where(edition_items.c.position == 0, edition_items.c.merged_into.is_(None))
+        )
+        with self.db.read() as conn:
+            return {str(row.edition_id): str(row.title) for row in conn.execute(query)}
+
     def latest_sendable(self) -> str | None:
         """Return the id of the newest edition whose content was stored."""
         query = _newest(
