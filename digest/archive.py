@@ -58,7 +58,7 @@ def edition_html(settings: Settings, edition_id: str) -> str | None:
             return None
     # The archive copy is public: no reader's own unsubscribe link, the general page
     # instead, and the greeting without a name in place of each reader's own.
-    html = without_greeting_placeholder(html)
+    html = without_greeting_placeholder(html, settings.language)
     return public_links(html, settings.base_url)
 
 
