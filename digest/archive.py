@@ -76,14 +76,14 @@ def _outbox_page(settings: Settings, edition_id: str) -> Path:
     return settings.outbox / edition_id / "digest.html"
 
 
-def email_body(html: str, base_url: str) -> Markup:
+def email_body(html: str, base_url: str, language: str) -> Markup:
     """Return the body of a stored email as a sanitised fragment for a page of the site.
 
     The general unsubscribe page stands for each reader's own link, the greeting has no
     name, the inbox preview line goes, and every heading steps down one level: the page
     has its own h1.
     """
-    html = public_links(without_greeting_placeholder(html), base_url)
+    html = public_links(without_greeting_placeholder(html, language), base_url)
     found = _BODY.search(html)
     body = _PREHEADER.sub("", found.group(1) if found else html)
     cleaned = nh3.clean(
@@ -153,7 +153,7 @@ def edition_html(
                 html = _outbox_page(settings, edition_id).read_text(encoding="utf-8")
             except FileNotFoundError:
                 return None
-        body = email_body(html, settings.base_url)
+        body = email_body(html, settings.base_url, settings.language)
     older, newer = _neighbours(editions(settings) if records is None else records, edition_id)
     return pages.render(
         settings,

@@ -65,6 +65,8 @@ class Settings:
     tagline: str = ""
     # The editor's note for the next edition made; moved aside once used (digest.note).
     note_file: Path | None = None
+    # The subject line pattern; digest/subjects.py lists its variables.
+    subject: str = "{title}: {date}"
     postal_address: str = ""
     # Where relative paths were resolved from; the file the settings came from, if any.
     env_file: Path | None = None
@@ -573,6 +575,18 @@ def _origins(values: _Values, key: str) -> tuple[str, ...]:
     return tuple(found)
 
 
+def _subject(values: _Values, key: str) -> str:
+    """Return the subject line pattern, checked: known variables, balanced braces."""
+    from digest.subjects import DEFAULT, problem
+
+    pattern = values.text(key, DEFAULT)
+    why = problem(pattern)
+    if why:
+        raw, origin = values.raw(key)
+        raise values.fail(key, raw or pattern, origin, why)
+    return pattern
+
+
 def load_settings(
     env_file: Path | None = None, environ: Mapping[str, str] | None = None
 ) -> Settings:
@@ -619,6 +633,7 @@ def load_settings(
         logo_height=v.integer("DIGEST_LOGO_HEIGHT", 50, minimum=1, maximum=600),
         tagline=v.text("DIGEST_TAGLINE", "", allow_empty=True),
         note_file=v.optional_path("DIGEST_NOTE_FILE"),
+        subject=_subject(v, "DIGEST_SUBJECT"),
         postal_address=v.text("DIGEST_POSTAL_ADDRESS", "", allow_empty=True),
         env_file=env_file,
         fetch_timeout=v.number("DIGEST_FETCH_TIMEOUT", 20.0, minimum=0.1, maximum=3600),

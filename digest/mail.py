@@ -222,7 +222,7 @@ def _fill(window: _Window, values: tuple[bytes, ...]) -> bytes:
     return _encode_lines(b"".join([values[s] if isinstance(s, int) else s for s in window]))
 
 
-def _greetings(name: str) -> tuple[bytes, bytes]:
+def _greetings(name: str, language: str = "en") -> tuple[bytes, bytes]:
     """Return the greeting for name as text and as HTML, each exactly GREETING_SLOT bytes.
 
     Trailing spaces fill the slot: invisible at the end of a line of text, and collapsed
@@ -232,7 +232,7 @@ def _greetings(name: str) -> tuple[bytes, bytes]:
     if not name.isprintable():
         # Control characters (a tab, an escape) would show as garbage or move the text.
         name = "".join(" " if unicodedata.category(ch) == "Cc" else ch for ch in name)
-    text = greeting(name)
+    text = greeting(name, language)
     html = escape(text).encode("utf-8")
     if len(html) > GREETING_SLOT:
         logger.debug(
@@ -240,7 +240,7 @@ def _greetings(name: str) -> tuple[bytes, bytes]:
             len(html),
             GREETING_SLOT,
         )
-        text = greeting("")
+        text = greeting("", language)
         html = escape(text).encode("utf-8")
     return text.encode("utf-8").ljust(GREETING_SLOT), html.ljust(GREETING_SLOT)
 
@@ -266,8 +266,11 @@ class MessageTemplate:
         base_url: str,
         now: datetime,
         unsubscribe_mailto: str = "",
+        language: str = "en",
     ) -> None:
         self.edition_id = edition_id
+        # The greeting is filled in per message, in the edition's language.
+        self.language = language
         # Offered only when something reads that mailbox: a mailto: request sent into a
         # mailbox nobody reads unsubscribes nobody, while the reader believes it did.
         self.mailto = (
@@ -339,7 +342,7 @@ class MessageTemplate:
             "List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"
         )
         url_bytes = url.encode("ascii")
-        greetings = _greetings(name)
+        greetings = _greetings(name, self.language)
         out = [self._head, _header_bytes(lines), self._preamble]
         for part, which in self._parts:
             values = (url_bytes, greetings[which], manage_url.encode("ascii"))

@@ -163,6 +163,8 @@ class RenderedEdition:
     preheader: str
     html: str
     text: str
+    # DIGEST_LANGUAGE it was rendered in: the copies without a reader's name greet in it.
+    language: str = "en"
 
 
 @dataclass(frozen=True)

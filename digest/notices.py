@@ -15,8 +15,10 @@ from collections.abc import Callable
 from datetime import datetime
 from email.utils import parseaddr
 
+from digest import i18n
 from digest.config import Settings
 from digest.errors import DeliveryError
+from digest.i18n import N_
 from digest.mail import notice_message
 from digest.render import render_notice
 from digest.store import Store
@@ -32,9 +34,9 @@ from digest.tokens import (
 logger = logging.getLogger(__name__)
 
 SUBJECTS = {
-    "confirm": "Confirm your subscription to {title}",
-    "known": "You are subscribed to {title}",
-    "welcome": "Welcome to {title}",
+    "confirm": N_("Confirm your subscription to %(title)s"),
+    "known": N_("You are subscribed to %(title)s"),
+    "welcome": N_("Welcome to %(title)s"),
 }
 
 
@@ -58,7 +60,7 @@ def compose(settings: Settings, store: Store, notice: DueNotice, now: datetime) 
         ),
         "ttl_hours": int(s.confirm_ttl.total_seconds() // 3600),
         "latest_url": "",
-        "subject": SUBJECTS[notice.kind].format(title=s.title),
+        "subject": i18n.language(s.language).gettext(SUBJECTS[notice.kind]) % {"title": s.title},
     }
     if notice.kind == "confirm":
         if notice.confirm_requested is None:

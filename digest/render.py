@@ -14,9 +14,10 @@ from urllib.parse import urlsplit
 import jinja2
 from markupsafe import Markup
 
-from digest import brand
+from digest import brand, i18n, subjects
 from digest.config import Settings
 from digest.errors import RenderError
+from digest.i18n import N_
 from digest.models import Edition, RenderedEdition
 from digest.note import note_html, note_links, note_text
 
@@ -40,8 +41,8 @@ NOTICE_TEXT = "confirm.txt.j2"
 # name, every other output (outbox, preview, archive) the greeting without one. Same
 # alphabet as above, so that it too passes autoescape and premailer unchanged.
 GREETING_PLACEHOLDER = "%%GREETING%%"
-GREETING = "Hello {name},"
-GREETING_WITHOUT_NAME = "Hello,"
+GREETING = N_("Hello %(name)s,")
+GREETING_WITHOUT_NAME = N_("Hello,")
 # Languages written right to left, by their primary subtag.
 RTL_LANGUAGES = {"ar", "arc", "ckb", "dv", "fa", "ha", "he", "khw", "ks", "ps", "sd", "ur", "yi"}
 _STYLE_BLOCK = re.compile(r"(<style[^>]*>)(.*?)(</style>)", re.DOTALL | re.IGNORECASE)
@@ -73,9 +74,9 @@ def safe_url(value: str | None) -> str:
     return value if scheme in SAFE_SCHEMES else ""
 
 
-def format_day(value: date | datetime) -> str:
-    """Format a date the way the digest shows it: 28 Nov 2026."""
-    return f"{value.day} {value:%b %Y}"
+def format_day(value: date | datetime, language: str = i18n.SOURCE_LANGUAGE) -> str:
+    """Format a date the way the digest shows it, in language: 28 Nov 2026."""
+    return i18n.language(language).short_date(value)
 
 
 def wrap(value: str, width: int = TEXT_WIDTH, indent: str = "", subsequent: str = "") -> str:
@@ -158,22 +159,26 @@ def make_environment(settings: Settings) -> jinja2.Environment:
         keep_trailing_newline=True,
         extensions=["jinja2.ext.i18n"],
     )
-    # Every string a reader sees goes through _() / {% trans %}; the catalog for
-    # DIGEST_LANGUAGE is installed over these null translations where one is shipped.
-    env.install_null_translations(newstyle=True)  # type: ignore[attr-defined]
+    # Every string a reader sees goes through _() / ngettext() / {% trans %}: the catalog
+    # of DIGEST_LANGUAGE (English where none is shipped), and its dates and numbers.
+    language = i18n.language(settings.language)
+    env.install_gettext_translations(  # type: ignore[attr-defined]
+        language.translations, newstyle=True
+    )
     env.filters["safe_url"] = safe_url
-    env.filters["day"] = format_day
+    env.filters["day"] = language.short_date
+    env.filters["long_date"] = language.long_date
+    env.filters["full_date"] = language.full_date
+    env.filters["number"] = language.number
     env.filters["wrap"] = wrap
     return env
 
 
-def _date_text(day: date) -> str:
-    return f"{day:%A}, {day.day} {day:%B %Y}"
-
-
-def subject_for(edition: Edition) -> str:
-    """Return the subject line: the digest's title and the edition's date."""
-    return f"{edition.title}: {format_day(edition.date)}"
+def subject_for(edition: Edition, settings: Settings | None = None) -> str:
+    """Return the subject line: DIGEST_SUBJECT filled in (by default title and date)."""
+    pattern = settings.subject if settings is not None else subjects.DEFAULT
+    language = settings.language if settings is not None else i18n.SOURCE_LANGUAGE
+    return subjects.fill(pattern, edition, language)
 
 
 def preheader_for(edition: Edition, limit: int = 140) -> str:
@@ -294,14 +299,14 @@ def render_edition(settings: Settings, edition: Edition) -> RenderedEdition:
     """Render edition to inlined HTML and plain text, once for every recipient."""
     env = make_environment(settings)
     folders = template_path(settings)
-    subject = subject_for(edition)
+    subject = subject_for(edition, settings)
     preheader = preheader_for(edition)
     notes = footnotes_for(edition)
     context: dict[str, object] = {
         "edition": edition,
         "subject": subject,
         "preheader": preheader,
-        "date_text": _date_text(edition.date),
+        "date_text": i18n.language(settings.language).full_date(edition.date),
         "language": settings.language,
         "direction": text_direction(settings.language),
         "base_url": settings.base_url,
@@ -328,23 +333,31 @@ def render_edition(settings: Settings, edition: Edition) -> RenderedEdition:
         "rendered edition %s: %d bytes of HTML, %d of text", edition.id, len(html), len(text)
     )
     return RenderedEdition(
-        edition=edition, subject=subject, preheader=preheader, html=html, text=text
+        edition=edition,
+        subject=subject,
+        preheader=preheader,
+        html=html,
+        text=text,
+        language=settings.language,
     )
 
 
-def greeting(name: str) -> str:
+def greeting(name: str, language: str = i18n.SOURCE_LANGUAGE) -> str:
     """Return the greeting for a subscriber's name as plain text; a blank name gets none.
 
     Only the first name: a letter is addressed "Hello Ada,", not "Hello Ada Lovelace,". A
     name written without spaces (as many East Asian names are) is kept whole.
     """
     words = name.split()
-    return GREETING.format(name=words[0]) if words else GREETING_WITHOUT_NAME
+    found = i18n.language(language)
+    if not words:
+        return found.gettext(GREETING_WITHOUT_NAME)
+    return found.gettext(GREETING) % {"name": words[0]}
 
 
-def without_greeting_placeholder(text: str) -> str:
+def without_greeting_placeholder(text: str, language: str = i18n.SOURCE_LANGUAGE) -> str:
     """Return text (HTML or plain) with the greeting any reader of the list may see."""
-    return text.replace(GREETING_PLACEHOLDER, GREETING_WITHOUT_NAME)
+    return text.replace(GREETING_PLACEHOLDER, greeting("", language))
 
 
 def generic_copy(rendered: RenderedEdition) -> RenderedEdition:
@@ -355,8 +368,8 @@ def generic_copy(rendered: RenderedEdition) -> RenderedEdition:
     """
     return replace(
         rendered,
-        html=without_greeting_placeholder(rendered.html),
-        text=without_greeting_placeholder(rendered.text),
+        html=without_greeting_placeholder(rendered.html, rendered.language),
+        text=without_greeting_placeholder(rendered.text, rendered.language),
     )
 
 

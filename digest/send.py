@@ -69,6 +69,7 @@ def _template(
         base_url=settings.base_url,
         now=now,
         unsubscribe_mailto=settings.unsubscribe_mailto,
+        language=settings.language,
     )
 
 

@@ -350,7 +350,7 @@ class App:
 
     def _public(self, text: str) -> str:
         """Put the general unsubscribe page and greeting where a reader's own would go."""
-        text = without_greeting_placeholder(text)
+        text = without_greeting_placeholder(text, self.settings.language)
         return public_links(text, self.settings.base_url)
 
     # Unsubscribe

@@ -36,6 +36,8 @@ def test_wheel_ships_templates_and_runs_elsewhere(tmp_path: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     for template in ("digest.html.j2", "digest.txt.j2", "digest.css"):
         assert f"digest/templates/{template}" in names
+    for language in ("en", "de", "fr", "es"):
+        assert f"digest/locale/{language}/LC_MESSAGES/digest.mo" in names
 
     target = tmp_path / "site"
     subprocess.run(
@@ -73,7 +75,7 @@ def test_wheel_ships_templates_and_runs_elsewhere(tmp_path: Path) -> None:
             str(target),
         ],
         cwd=work,
-        env={**env, "DIGEST_SOURCES": "news.txt"},
+        env={**env, "DIGEST_SOURCES": "news.txt", "DIGEST_LANGUAGE": "de"},
         capture_output=True,
         text=True,
         timeout=120,
@@ -81,4 +83,6 @@ def test_wheel_ships_templates_and_runs_elsewhere(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     (edition,) = (work / "outbox").iterdir()
-    assert "A first sentence." in (edition / "digest.html").read_text()
+    page = (edition / "digest.html").read_text()
+    # The German catalog came with the wheel: the greeting is German.
+    assert "A first sentence." in page and "Hallo," in page
