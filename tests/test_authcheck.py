@@ -118,13 +118,12 @@ def test_two_spf_records_are_an_error() -> None:
     assert found["SPF"].startswith("error   SPF: harbourtown.org has 2 SPF records:")
 
 
-def test_a_long_record_comes_over_tcp_and_without_tcp_is_a_finding() -> None:
+def test_a_long_record_comes_over_tcp_and_without_tcp_is_a_finding(tmp_path: Path) -> None:
     """Read a 4096-bit key's record (over 512 bytes) by TCP; say so when TCP fails."""
     from cryptography.hazmat.primitives import serialization
 
     big = rsa.generate_private_key(public_exponent=65537, key_size=4096)
-    path = Path(__file__).parent / "data"
-    key = path / "big.pem.tmp"
+    key = tmp_path / "big.pem"
     key.write_bytes(
         big.private_bytes(
             serialization.Encoding.PEM,
@@ -132,18 +131,15 @@ def test_a_long_record_comes_over_tcp_and_without_tcp_is_a_finding() -> None:
             serialization.NoEncryption(),
         )
     )
-    try:
-        signer = load_signer(Settings(sender=f"d@{DOMAIN}", dkim_key=key, dkim_selector="d1"))
-        assert signer is not None and len(signer.record()) > 512
-        zone = good_zone()
-        zone[f"d1._domainkey.{DOMAIN}"] = [("TXT", signer.record())]
-        with DnsServer(zone) as server:
-            assert lines(settings_for(server, dkim_key=key))["DKIM"].startswith("ok ")
-        with DnsServer(zone, tcp=False) as server:
-            found = lines(settings_for(server, dkim_key=key))["DKIM"]
-        assert found.startswith("warning DKIM: ") and "too long for UDP" in found, found
-    finally:
-        key.unlink()
+    signer = load_signer(Settings(sender=f"d@{DOMAIN}", dkim_key=key, dkim_selector="d1"))
+    assert signer is not None and len(signer.record()) > 512
+    zone = good_zone()
+    zone[f"d1._domainkey.{DOMAIN}"] = [("TXT", signer.record())]
+    with DnsServer(zone) as server:
+        assert lines(settings_for(server, dkim_key=key))["DKIM"].startswith("ok ")
+    with DnsServer(zone, tcp=False) as server:
+        found = lines(settings_for(server, dkim_key=key))["DKIM"]
+    assert found.startswith("warning DKIM: ") and "too long for UDP" in found, found
 
 
 def test_spf_redirect_a_and_the_lookup_limit() -> None:
