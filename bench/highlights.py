@@ -387,6 +387,8 @@ def main(argv: list[str]) -> int:
     for name in ("previous", "lead-3", "textrank", "summa"):
         print(f"ours / {name}: {hits['ours'] / max(hits[name], 1):.2f}")
     print(f"weights: {describe(WEIGHTS)}")
+    # The shipped weights are the grid's choice on every article (digest/highlights.py).
+    print(f"the grid's choice on all {len(cases)} articles: {describe(choose_weights(cases))}")
     if args.by_topic:
         print("each topic held out (weights chosen on the other topics):")
         held_out(topic_splits(cases))
