@@ -199,6 +199,8 @@ def measure(quick: bool = False, corpus: Path | None = None) -> list[Figure]:
     cases = read_cases(corpus or default_corpus())
     if quick:
         cases = cases[::5]
+    if len({c.topic for c in cases}) < 2:
+        return []  # nothing to hold out
     figures = []
     for names, per_topic in held_out_by_topic(cases):
         h = sum(r[0] for r in per_topic.values())
