@@ -2,9 +2,12 @@
 
 Extraction ranks the article's sentences by centrality (LexRank: a sentence similar to
 many others carries the story, similarity being the cosine of TF-IDF vectors in which a
-word counts as often as it occurs) with a prior for early sentences (news puts the
-essentials first); similarity to the title can be blended in too, but is off by default.
-The chosen sentences are shown in article order, verbatim.
+word counts as often as it occurs), biased towards early sentences (news puts the
+essentials first): part of LexRank's random jump lands on a sentence in proportion to
+1/sqrt(position), as in PositionRank, so that an early sentence counts for more only
+through the sentences that resemble it. An additive position prior and similarity to
+the title can be blended in too, but are off by default. The chosen sentences are shown
+in article order, verbatim.
 """
 
 from __future__ import annotations
@@ -58,23 +61,31 @@ STOPWORDS = frozenset(
 class Weights:
     """How the signals are blended into one score per sentence.
 
-    Chosen over a whole corpus with bench/highlights.py (never fitted to single articles),
-    from a few round values: centrality carries most of the quality, a position prior of
-    0.3 lifts it, and any weight on title similarity lowered it (a headline's words are
-    often not the summary's), so that signal is off. Counting a word as often as it
-    occurs (sublinear_tf off, LexRank's own idf-modified cosine) scored a little better
-    than damping repeats to 1 + log(count), by one hit in 120. Other signals measured
-    the same way did not help and are left out: sentence length, a penalty for direct
-    quotation, dropping a near-repeat of a sentence already chosen (MMR), BM25 or
-    thresholded (binary) LexRank. `bench/highlights.py --folds N` and `--by-topic`
-    re-choose these three weights on some articles and score them on the others; the
-    stop-word list, the rule against broken quotations and the signals left out were
-    decided on all 40 articles and are not re-chosen there.
+    Chosen with bench/highlights.py (never fitted to single articles) from a few round
+    values, the figure that counts being the one held out by topic (chosen on business,
+    scored on entertainment and the other way round): centrality carries most of the
+    quality, and sending half of LexRank's random jump by position (prior 0.5) lifts it
+    on the held-out topic where an additive position bonus did not. Any weight on title
+    similarity lowered it (a headline's words are often not the summary's), so that
+    signal is off. Counting a word as often as it occurs (sublinear_tf off, LexRank's own
+    idf-modified cosine) scored a little better than 1 + log(count). Signals measured and
+    left out: sentence length, a penalty for direct quotation, a word-frequency list,
+    dropping a near-repeat of a sentence already chosen (MMR), BM25 or thresholded
+    LexRank, and a pairwise logistic ranker over position, length, numbers, capitalised
+    words, quotation and overlap with the title and the lead
+    (bench/highlights_features.py). `bench/highlights.py --folds N` and `--by-topic`
+    re-choose the prior on some articles and score it on the others; the stop-word list,
+    the rule against broken quotations and the signals left out were decided on all 40
+    articles and are not re-chosen there.
     """
 
     centrality: float = 1.0
     title: float = 0.0
-    position: float = 0.3
+    # An additive bonus, this times 1/sqrt(position); it was 0.3 before the biased jump.
+    position: float = 0.0
+    # The share of LexRank's random jump that lands by position (1/sqrt(position))
+    # rather than uniformly: 0 is plain LexRank, 1 all by position.
+    prior: float = 0.5
     # Whether a repeated word counts 1 + log(count) instead of count in TF-IDF.
     sublinear_tf: bool = False
 
@@ -207,17 +218,19 @@ def _tfidf(
     return matrix, others, vocab
 
 
-def lexrank(matrix: _Sparse) -> np.ndarray:
+def lexrank(matrix: _Sparse, jump: np.ndarray | None = None) -> np.ndarray:
     """Return each sentence's centrality: continuous LexRank with cosine similarity.
 
-    The similarity matrix S = X X^T is never built: a power-iteration step only needs
-    S @ v = X (X^T v), so a 5,000-sentence article costs as much as its word count.
+    jump, summing to 1, is where the random surfer lands when it jumps (uniform when
+    None). The similarity matrix S = X X^T is never built: a power-iteration step only
+    needs S @ v = X (X^T v), so a 5,000-sentence article costs as much as its word count.
     """
     import numpy as np  # here: numpy costs a quarter second to import
 
     n = matrix.shape[0]
     if n == 0:
         return np.zeros(0)
+    teleport = (1 - DAMPING) * (np.full(n, 1.0 / n) if jump is None else jump)
     # Row sums of S without the diagonal (a sentence does not vote for itself).
     self_sim = np.bincount(matrix.rows, weights=matrix.vals**2, minlength=n)
     degree = matrix.dot(matrix.tdot(np.ones(n))) - self_sim
@@ -225,7 +238,7 @@ def lexrank(matrix: _Sparse) -> np.ndarray:
     p = np.full(n, 1.0 / n)
     for _ in range(ITERATIONS):
         q = p / degree
-        nxt = (1 - DAMPING) / n + DAMPING * (matrix.dot(matrix.tdot(q)) - self_sim * q)
+        nxt = teleport + DAMPING * (matrix.dot(matrix.tdot(q)) - self_sim * q)
         done = float(np.abs(nxt - p).sum()) < 1e-9
         p = nxt
         if done:
@@ -254,7 +267,9 @@ def rank_sentences(title: str, sentences: Sequence[str], weights: Weights = WEIG
     matrix, (title_vec,), _ = _tfidf(bags, [Counter(words(title))], weights.sublinear_tf)
     # Lead bias that fades with depth instead of stopping at a fixed sentence.
     position = 1.0 / np.sqrt(np.arange(1, n + 1, dtype=np.float64))
-    scores = weights.centrality * _scaled(lexrank(matrix)) + weights.position * position
+    jump = (1 - weights.prior) / n + weights.prior * position / position.sum()
+    centrality = lexrank(matrix, jump)
+    scores = weights.centrality * _scaled(centrality) + weights.position * position
     if weights.title:
         title_arr = np.zeros(matrix.shape[1])
         for col, x in title_vec.items():

@@ -15,8 +15,10 @@ from digest.cli import main
 from digest.highlights import (
     ELLIPSIS,
     MAX_CHARS,
+    Weights,
     choose_highlights,
     normalise,
+    rank_sentences,
     shorten,
     split_sentences,
 )
@@ -167,6 +169,22 @@ def test_highlights_are_sentences_of_the_article_in_order(
         # A whole sentence: it starts where the text or a sentence starts.
         assert found == 0 or body[found - 2] in ".!?", hl.text
         cursor = found + len(kept)
+
+
+def test_the_biased_jump_favours_the_lead_among_equals() -> None:
+    """Two sentences with the same words: the earlier ranks higher with a prior, and they
+    tie without one (plain LexRank)."""
+    sentences = [
+        "Harbour repairs begin on the old ferry pier.",
+        "The fishing fleet waits for the harbour decision.",
+        "Council money for the pier repairs was approved.",
+        "The ferry company welcomed the council decision.",
+        "Ferry pier repairs begin at the old harbour.",
+    ]
+    plain = rank_sentences("Harbour", sentences, Weights(prior=0.0))
+    assert abs(plain[0] - plain[4]) < 1e-9
+    biased = rank_sentences("Harbour", sentences, Weights(prior=0.5))
+    assert biased[0] > biased[4] + 0.01
 
 
 def test_normalise_ignores_spacing_case_and_ellipsis() -> None:
