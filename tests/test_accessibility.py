@@ -1,7 +1,8 @@
 """axe-core's WCAG 2 A and AA rules on the email and on every web page, light and dark.
 
 The pages come from the real web server (tests/_site.py); the email both as the preview
-serves the seed edition and as a 20-item edition with every optional part. Dark mode is
+serves the seed edition and as a 20-item edition with every optional part; the sign-up
+emails too. Dark mode is
 the browser's prefers-color-scheme, as a reader's system sets it.
 """
 
@@ -18,7 +19,8 @@ from offline import offline
 from playwright.sync_api import Browser, Page
 
 from digest.config import Settings, load_settings
-from digest.render import generic_copy, public_links, render_edition
+from digest.notices import SUBJECTS
+from digest.render import generic_copy, public_links, render_edition, render_notice
 
 SCHEMES = ("light", "dark")
 # Violations of today's templates that the rewrite of the email and the pages (issue 19)
@@ -137,6 +139,34 @@ def test_no_violations_in_a_full_email(
 ) -> None:
     """Find no violation in an email with every optional part, at both widths."""
     page = open_page(browser, scheme, html=full_email, width=width)
+    try:
+        found = violations(page)
+    finally:
+        page.close()
+    assert not found, "\n".join(found)
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+@pytest.mark.parametrize("kind", sorted(SUBJECTS))
+def test_no_violations_in_the_signup_emails(
+    browser: Browser, settings: Settings, kind: str, scheme: str
+) -> None:
+    """Find no violation in the confirmation, already-subscribed and welcome emails."""
+    base = "https://news.example.org"
+    html, _ = render_notice(
+        settings,
+        {
+            "kind": kind,
+            "name": "Ada Lovelace",
+            "confirm_url": f"{base}/confirm/{'A' * 40}",
+            "preferences_url": f"{base}/preferences/{'A' * 32}",
+            "unsubscribe_url": f"{base}/unsubscribe/{'A' * 32}",
+            "ttl_hours": 48,
+            "latest_url": f"{base}/archive/2026-11-28/",
+            "subject": SUBJECTS[kind].format(title=settings.title),
+        },
+    )
+    page = open_page(browser, scheme, html=html)
     try:
         found = violations(page)
     finally:
