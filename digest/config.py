@@ -33,6 +33,8 @@ class Settings:
     timezone: str = "UTC"
     templates_dir: Path | None = None
     base_url: str = "http://127.0.0.1:8080"
+    # Where the archive's pages are published; "" means DIGEST_BASE_URL's /archive/.
+    archive_url: str = ""
     host: str = "127.0.0.1"
     port: int = 8080
     # "auto": served only while the server listens on loopback.
@@ -186,6 +188,7 @@ def load_settings(
         timezone=v.zone("DIGEST_TIMEZONE", "UTC"),
         templates_dir=v.folder("DIGEST_TEMPLATES_DIR"),
         base_url=v.url("DIGEST_BASE_URL", "http://127.0.0.1:8080", required=True, base=True),
+        archive_url=v.url("DIGEST_ARCHIVE_URL", "", base=True),
         language=v.text("DIGEST_LANGUAGE", "en"),
         host=v.text("DIGEST_HOST", "127.0.0.1"),
         port=v.integer("DIGEST_PORT", 8080, minimum=1, maximum=65535),

@@ -18,8 +18,10 @@ from digest import brand, i18n, subjects
 from digest.config import Settings
 from digest.errors import RenderError
 from digest.i18n import N_
-from digest.models import Edition, RenderedEdition
+from digest.links import edition_page_url, site_name
+from digest.models import Edition, Item, RenderedEdition
 from digest.note import note_html, note_links, note_text
+from digest.palette import DARK_BACKGROUND, LIGHT_BACKGROUND, readable_on
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +29,11 @@ HTML_TEMPLATE = "digest.html.j2"
 TEXT_TEMPLATE = "digest.txt.j2"
 CSS_FILE = "digest.css"
 TEXT_WIDTH = 72
+# An edition of this many items or more opens with "In this issue", a list of its titles.
+CONTENTS_FROM = 5
+# The thumbnail beside an item's highlights: the size Outlook draws it at (elsewhere the
+# width holds and the height follows the picture), and the space between it and the text.
+THUMB = {"width": 160, "height": 90, "gap": 14}
 SAFE_SCHEMES = {"http", "https", "mailto"}
 # Stands in for each subscriber's own unsubscribe link; delivery substitutes it per message.
 # Letters, slashes and percent signs only, so autoescape and premailer leave it intact.
@@ -171,7 +178,21 @@ def make_environment(settings: Settings) -> jinja2.Environment:
     env.filters["full_date"] = language.full_date
     env.filters["number"] = language.number
     env.filters["wrap"] = wrap
+    env.filters["site_name"] = site_name
+    env.filters["story_anchor"] = story_anchor
     return env
+
+
+def story_anchor(item: Item, edition: Edition) -> str:
+    """Return the id of an item's place in the email, which "In this issue" links to.
+
+    Numbered by place rather than named by article id: the same edition renders the
+    same ids wherever its sources were read from.
+    """
+    for number, other in enumerate(edition.items, start=1):
+        if other is item:
+            return f"story-{number}"
+    return f"story-{item.article.id}"
 
 
 def subject_for(edition: Edition, settings: Settings | None = None) -> str:
@@ -310,8 +331,13 @@ def render_edition(settings: Settings, edition: Edition) -> RenderedEdition:
         "language": settings.language,
         "direction": text_direction(settings.language),
         "base_url": settings.base_url,
+        "view_url": edition_page_url(settings, edition.id),
+        "tagline": settings.tagline,
         "brand_color": settings.brand_color,
-        "on_brand_color": text_on(settings.brand_color),
+        "link_color": readable_on(settings.brand_color, LIGHT_BACKGROUND),
+        "link_color_dark": readable_on(settings.brand_color, DARK_BACKGROUND),
+        "contents_from": CONTENTS_FROM,
+        "thumb": THUMB,
         "logo": {
             "url": settings.logo_url,
             "width": settings.logo_width,

@@ -8,7 +8,9 @@ import logging
 import os
 import re
 import shutil
+import struct
 import subprocess
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email import policy
@@ -19,6 +21,7 @@ from typing import Any
 import cssutils
 import pytest
 from _editions import NOW, edition
+from browser import chromium
 from conftest import ROOT
 from lxml import html as lxml_html
 
@@ -36,6 +39,10 @@ FAMILIES = ("gmail", "apple-mail", "outlook")
 # Gmail clips a message whose HTML passes 102 KB and hides the rest behind a link.
 GMAIL_CLIP_BYTES = 102 * 1000
 SPAM_LIMIT = 1.0
+# The ten-item edition of tests/_editions.py, pictures loaded, at 375 px in this headless
+# Chromium (its fonts: DejaVu Sans for Helvetica/Arial) before the layout had thumbnails,
+# "In this issue" and text links: each picture full width, a button under every item.
+PHONE_HEIGHT_BEFORE = 7116
 
 # Features some of those clients lack, used anyway because the email reads the same
 # without them. Each needs a reason; the test fails when one is no longer used.
@@ -55,6 +62,7 @@ ALLOWED: dict[str, str] = {
     "html-role": "tells screen readers a table is layout; clients without it ignore it",
     "html-body": "Outlook for Mac drops <body> styles; the wrapper table repeats its background",
     "html-doctype": "Outlook for Windows ignores it; the table layout needs no standards mode",
+    "html-anchor-links": "'In this issue' jumps to each story; in Gmail for iOS it is a list",
 }
 
 # Used, but caniemail has no entry for them: basics every client supports, and
@@ -62,7 +70,8 @@ ALLOWED: dict[str, str] = {
 NO_DATA_CSS = {"color", "font-family"}
 NO_DATA_TAGS = {"html", "head", "meta", "title", "tr", "td", "a", "br"}
 NO_DATA_ATTRIBUTES = {
-    "alt", "bgcolor", "border", "charset", "class", "content", "href", "name", "src", "style",
+    "alt", "bgcolor", "border", "charset", "class", "content", "href", "id", "name", "src",
+    "style",
 }  # fmt: skip
 ELEMENT_FEATURES = {
     "table": "html-table",
@@ -301,7 +310,7 @@ def test_the_client_check_catches_an_unsupported_property(
     caniemail: dict[str, dict[str, Any]], full_html: str
 ) -> None:
     """Fail on border-radius and flexbox, which Outlook for Windows does not support."""
-    cell = 'class="button-cell" style="'
+    cell = 'class="masthead" style="'
     bad = full_html.replace(cell, cell + "border-radius:4px; display:flex; ", 1)
     problems, _ = client_report(bad, caniemail)
     assert any(p.startswith("css-border-radius") and "outlook/windows" in p for p in problems)
@@ -456,3 +465,52 @@ def test_the_text_part_carries_what_the_html_part_shows(settings: Settings) -> N
         pieces += [other.source_name for other in item.also_in]
         for piece in pieces:
             assert piece in html_text and piece in text, piece
+
+
+def _png(width: int, height: int) -> bytes:
+    """Return a plain grey PNG of width x height pixels."""
+    rows = b"".join(b"\0" + b"\x80\x90\xa0" * width for _ in range(height))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
+
+
+def test_a_ten_item_phone_edition_is_short_and_never_scrolls_sideways(settings: Settings) -> None:
+    """Lay out ten items with pictures at 375 px: no sideways scroll, far shorter than before."""
+    html = render_edition(themed(settings), edition(10)).html
+    picture = _png(1200, 630)  # a feed's usual 1.91:1 picture, served for every image URL
+
+    def serve(route: Any) -> None:
+        if route.request.url.endswith((".jpg", ".png")):
+            route.fulfill(body=picture, content_type="image/png")
+        else:
+            route.abort()
+
+    with chromium() as browser:
+        sizes = {}
+        for width in (375, 800):
+            page = browser.new_page(viewport={"width": width, "height": 800})
+            page.route("**/*", serve)
+            page.set_content(html, wait_until="load")
+            sizes[width] = page.evaluate(
+                "[document.documentElement.scrollWidth, document.documentElement.scrollHeight,"
+                " [...document.images].every(i => i.complete && i.naturalWidth > 0),"
+                " document.querySelector('img.thumb').getBoundingClientRect().width,"
+                " document.querySelector('ul.highlights').getBoundingClientRect().left]"
+            )
+            page.close()
+    (phone_width, phone_height, loaded, thumb, _), desktop = sizes[375], sizes[800]
+    assert loaded
+    assert phone_width == 375, "the edition scrolls sideways on a phone"
+    assert phone_height < 0.75 * PHONE_HEIGHT_BEFORE, phone_height
+    # On a phone the picture sits above the highlights; on a wide screen beside them.
+    assert thumb == 112 and desktop[3] == 160 and desktop[4] > sizes[375][4] + 160

@@ -11,11 +11,15 @@ from typing import Any
 import pytest
 from _editions import NOW, article, edition
 from lxml import html as lxml_html
+from webserver import request, running
 
+from digest.archive import write_archive
 from digest.config import Settings, load_settings
 from digest.errors import ConfigError, RenderError
+from digest.links import edition_page_url
 from digest.models import Edition, Highlight, Item, Section
-from digest.pipeline import preview
+from digest.palette import contrast, readable_on
+from digest.pipeline import preview, run_edition
 from digest.render import (
     GREETING_PLACEHOLDER,
     PREFERENCES_PLACEHOLDER,
@@ -27,6 +31,7 @@ from digest.render import (
     text_on,
     trim_html,
 )
+from digest.web import App
 
 GOLDEN = Path(__file__).parent / "data" / "golden"
 WEB_SAFE_FONTS = {"helvetica", "arial", "georgia", "times new roman", "times", "verdana",
@@ -172,24 +177,97 @@ def test_fonts_are_web_safe_stacks(settings: Settings) -> None:
         assert fonts[-1] in {"sans-serif", "serif", "monospace"}, stack
 
 
-def test_read_more_is_a_table_button(settings: Settings) -> None:
-    """Give the link a coloured, padded table cell, which Outlook draws as a button."""
+def test_each_item_has_one_quiet_link_named_after_its_source(settings: Settings) -> None:
+    """Link the story once as text, "Read at <source> →", in the brand colour, no button."""
     html = render_edition(settings, edition(1)).html
-    (cell,) = doc(html).xpath("//td[@class='button-cell']")
-    assert cell.get("bgcolor") == "#1d4ed8"
-    assert "padding:" in cell.get("style")
-    assert cell.getparent().getparent().get("role") == "presentation"
-    (link,) = cell.xpath("a")
-    assert link.text == "Read more"
-    assert link.get("href") == edition(1).items[0].article.url
+    first = edition(1).items[0].article
+    (link,) = doc(html).xpath("//p[@class='read-at']/a")
+    assert link.text_content() == f"Read at {first.source_name} →"
+    assert link.get("href") == first.url
+    assert "color:#1d4ed8" in link.get("style") and "background" not in link.get("style")
+    assert not doc(html).xpath("//*[contains(@class, 'button')]")
 
 
-def test_an_item_reads_without_its_image(settings: Settings) -> None:
-    """Keep the lead image decorative: sized, alt-less, with the title in text beside it."""
+def test_a_source_without_a_name_is_read_at_its_site(settings: Settings) -> None:
+    """Name the link after the host when the source gave no name."""
+    nameless = replace(article(1), source_name="", url="https://www.harbourtown.example/a")
+    one = replace(edition(1), sections=(Section("", (Item(nameless, nameless.highlights),)),))
+    rendered = render_edition(settings, one)
+    (link,) = doc(rendered.html).xpath("//p[@class='read-at']/a")
+    assert link.text_content() == "Read at harbourtown.example →"
+    assert "  Read at harbourtown.example → [1]\n" in rendered.text
+
+
+def test_titles_look_like_links(settings: Settings) -> None:
+    """Colour each item's title link and underline it, so that it reads as a link."""
+    html = render_edition(settings, edition(2)).html
+    links = doc(html).xpath("//h2[@class='item-title']/a")
+    assert len(links) == 2
+    for link in links:
+        style = link.get("style")
+        assert "color:#1d4ed8" in style and "text-decoration:underline" in style
+
+
+def test_the_meta_line_names_the_source_the_author_and_the_day(settings: Settings) -> None:
+    """Show the source's own name, the author where known, and the day, in both parts."""
+    signed = replace(article(1), source_name="Harbourtown Daily", author="Ada Lovelace")
+    one = replace(edition(1), sections=(Section("", (Item(signed, signed.highlights),)),))
+    rendered = render_edition(settings, one)
+    (meta,) = doc(rendered.html).xpath("//p[@class='item-meta']")
+    assert meta.text_content() == "Harbourtown Daily · by Ada Lovelace · 28 Nov 2026"
+    assert "\nHarbourtown Daily · by Ada Lovelace · 28 Nov 2026\n" in rendered.text
+    assert "  Read at Harbourtown Daily → [1]\n" in rendered.text
+
+
+def test_a_thumbnail_sits_beside_the_highlights_and_stacks_on_a_phone(settings: Settings) -> None:
+    """Put a sized thumbnail with alt text in a fixed column that the phone rule stacks."""
     html = render_edition(settings, edition(1)).html
-    (img,) = doc(html).xpath("//img[@class='lead-image']")
-    assert (img.get("width"), img.get("height"), img.get("alt")) == ("536", "281", "")
-    assert doc(html).xpath("//h2")[0].text_content() == edition(1).items[0].article.title
+    (img,) = doc(html).xpath("//img[@class='thumb']")
+    title = edition(1).items[0].article.title
+    assert (img.get("width"), img.get("height"), img.get("alt")) == ("160", "90", title)
+    cell = img.getparent()
+    assert cell.get("class") == "thumb-cell" and cell.get("width") == "174"
+    assert cell.getnext().get("class") == "story-text"
+    assert cell.getnext().xpath(".//li[@class='highlight']")
+    (table,) = cell.xpath("ancestor::table[1]")
+    assert table.get("role") == "presentation" and table.get("width") == "100%"
+    (css,) = doc(html).xpath("//style/text()")
+    phone = css[css.index("@media only screen") : css.index("@media (prefers-color-scheme")]
+    assert ".thumb-cell,.story-text{display:block!important;width:100%!important" in phone
+    assert doc(html).xpath("//h2")[0].text_content() == title
+
+
+def test_an_item_without_a_picture_has_no_picture_column(settings: Settings) -> None:
+    """Give the highlights the whole width when the article has no image."""
+    bare = replace(article(1), image=None)
+    one = replace(edition(1), sections=(Section("", (Item(bare, bare.highlights),)),))
+    root = doc(render_edition(settings, one).html)
+    assert not root.xpath("//img") and not root.xpath("//td[@class='thumb-cell']")
+    assert root.xpath("//td[@class='item']/ul[@class='highlights']")
+
+
+def test_in_this_issue_lists_the_titles_by_section_from_five_items(settings: Settings) -> None:
+    """Open an edition of five items or more with its titles by section, each a jump."""
+    assert not doc(render_edition(settings, edition(4)).html).xpath("//td[@class='contents']")
+    rendered = render_edition(settings, edition(6))
+    root = doc(rendered.html)
+    (contents,) = root.xpath("//td[@class='contents']")
+    assert contents.xpath("h2")[0].text_content() == "In this issue"
+    assert [p.text for p in contents.xpath("p[@class='contents-section']")] == [
+        "World", "Business",
+    ]  # fmt: skip
+    links = contents.xpath(".//a")
+    assert [a.text for a in links] == [i.article.title for i in rendered.edition.items]
+    for link, item in zip(links, rendered.edition.items, strict=True):
+        (target,) = root.xpath("//td[@id=$id]", id=link.get("href").removeprefix("#"))
+        assert target.xpath("h2")[0].text_content() == item.article.title
+    # Above the stories, below the greeting.
+    assert contents.getparent().getprevious().xpath("td/@class") == ["greeting"]
+    text = rendered.text
+    listing = text[text.index("\nIN THIS ISSUE\n") : text.index("\nWORLD\n")]
+    first = rendered.edition.items[0].article.title
+    assert listing.startswith(f"\nIN THIS ISSUE\nWorld\n  - {first}\n")
+    assert listing.count("  - ") == 6 and "[" not in listing
 
 
 def test_brand_colour_and_logo_come_from_settings(settings: Settings) -> None:
@@ -203,18 +281,20 @@ def test_brand_colour_and_logo_come_from_settings(settings: Settings) -> None:
     )
     html = render_edition(themed, edition(2)).html
     assert "#1d4ed8" not in html
-    (cell,) = doc(html).xpath("(//td[@class='button-cell'])[1]")
-    assert cell.get("bgcolor") == "#ffcc00"
-    # A light brand colour gets dark button text, so that the label stays readable.
-    assert "color:#111" in cell.xpath("a")[0].get("style")
+    (rule,) = doc(html).xpath("//td[@class='masthead']/@style")
+    assert "border-bottom:3px solid #fc0" in rule  # as premailer shortens it
+    # Yellow text on white does not read: links take the nearest shade that does (AA).
+    link = doc(html).xpath("//h2/a")[0].get("style")
+    shade = re.search(r"color:(#[0-9a-f]{6})", link)
+    assert shade and shade.group(1) != "#ffcc00" and contrast(shade.group(1), "#ffffff") >= 4.5
     (logo,) = doc(html).xpath("//h1/img")
     assert (logo.get("src"), logo.get("width"), logo.get("height"), logo.get("alt")) == (
         "https://example.org/logo.png", "180", "40", "Daily Digest",
     )  # fmt: skip
 
 
-def test_button_text_contrasts_with_the_brand_colour() -> None:
-    """Pick white text on dark colours and near-black on light ones."""
+def test_text_on_the_brand_colour_contrasts_with_it() -> None:
+    """Pick white text on dark colours and near-black on light ones (sign-up emails)."""
     assert text_on("#1d4ed8") == "#ffffff"
     assert text_on("#000") == "#ffffff"
     assert text_on("#ffcc00") == "#111111"
@@ -343,7 +423,7 @@ def test_article_text_is_escaped_and_unsafe_links_dropped(settings: Settings) ->
     assert "<script>" not in rendered.html and "&lt;script&gt;" in rendered.html
     assert "<b>bold</b>" not in rendered.html
     assert "javascript:" not in rendered.html and "javascript:" not in rendered.text
-    assert not doc(rendered.html).xpath("//td[@class='button-cell']")
+    assert not doc(rendered.html).xpath("//p[@class='read-at']")
 
 
 def test_a_user_template_folder_overrides_one_partial(settings: Settings, tmp_path: Path) -> None:
@@ -359,7 +439,7 @@ def test_a_user_template_folder_overrides_one_partial(settings: Settings, tmp_pa
     footer = doc(html).xpath("//td[@class='footer']")[0]
     assert footer.text_content() == "Sent with care. Stop these emails"
     assert "font-size:12px" in footer.get("style")  # the built-in stylesheet still applies
-    assert doc(html).xpath("//td[@class='button-cell']")  # and the built-in item partial
+    assert doc(html).xpath("//p[@class='read-at']")  # and the built-in item partial
 
 
 def test_a_broken_user_template_names_the_file_and_line(settings: Settings, tmp_path: Path) -> None:
@@ -380,3 +460,107 @@ def test_a_misspelt_variable_names_the_partial_and_line(settings: Settings, tmp_
     with pytest.raises(RenderError) as info:
         render_edition(with_env(settings, DIGEST_TEMPLATES_DIR=str(mine)), edition(1))
     assert str(info.value).startswith(f"{mine / '_footer.html.j2'}: line 3: 'edtion' is undefined")
+
+
+def test_links_keep_aa_contrast_on_light_and_dark() -> None:
+    """Keep a brand colour that reads; shade one that does not until it reads (AA)."""
+    assert readable_on("#1d4ed8", "#ffffff") == "#1d4ed8"
+    for colour in ("#ffcc00", "#fff", "#7dd3fc"):
+        shade = readable_on(colour, "#ffffff")
+        assert contrast(shade, "#ffffff") >= 4.5, (colour, shade)
+    assert contrast(readable_on("#1d4ed8", "#111827"), "#111827") >= 4.5
+    assert round(contrast("#000", "#fff"), 1) == 21.0
+
+
+def test_dark_mode_gives_links_a_shade_that_reads_on_dark(settings: Settings) -> None:
+    """Recolour titles and links in the dark palette with a shade readable on it."""
+    (css,) = doc(render_edition(settings, edition(2)).html).xpath("//style/text()")
+    dark = css[css.index("@media (prefers-color-scheme:dark)") :]
+    shade = readable_on("#1d4ed8", "#111827")
+    assert f".item-link,.read-link,.also-in a,.section-title{{color:{shade}!important}}" in dark
+
+
+def test_the_masthead_shows_the_tagline_and_the_date(settings: Settings) -> None:
+    """Put DIGEST_TAGLINE between the title and the date, in both parts."""
+    tagged = with_env(settings, DIGEST_TAGLINE="The harbour's news, <every> morning")
+    rendered = render_edition(tagged, edition(2))
+    (masthead,) = doc(rendered.html).xpath("//td[@class='masthead']")
+    assert [p.get("class") for p in masthead.xpath("p")] == ["masthead-tagline", "masthead-date"]
+    assert masthead.xpath("p")[0].text == "The harbour's news, <every> morning"
+    assert "&lt;every&gt;" in rendered.html
+    assert rendered.text.split("\n")[:3] == [
+        "DAILY DIGEST", "The harbour's news, <every> morning", "Saturday, 28 November 2026",
+    ]  # fmt: skip
+
+
+def test_view_in_browser_links_the_editions_archive_page(settings: Settings) -> None:
+    """Link the edition's page at the top once the archive is public, in both parts."""
+    local = render_edition(settings, edition(2))
+    assert not doc(local.html).xpath("//td[@class='view-online']")
+    assert "View in browser" not in local.text
+    public = with_env(settings, DIGEST_BASE_URL="https://news.example.org/")
+    rendered = render_edition(public, edition(2))
+    page = "https://news.example.org/archive/2026-11-28/"
+    root = doc(rendered.html)
+    (link,) = root.xpath("//td[@class='view-online']/a")
+    assert (link.text, link.get("href")) == ("View in browser", page)
+    assert root.xpath("//table[contains(@class, 'container')]/tr[1]/td/@class") == ["view-online"]
+    assert f"\nView in browser:\n{page}\n" in rendered.text
+    assert doc(rendered.html).xpath("//td[@class='greeting']")[0].text == GREETING_PLACEHOLDER
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ({}, None),
+        ({"DIGEST_BASE_URL": "http://localhost:8080"}, None),
+        ({"DIGEST_BASE_URL": "https://news.example.org"}, "https://news.example.org/archive/7/"),
+        (
+            {"DIGEST_ARCHIVE_URL": "https://static.example.net/digest/"},
+            "https://static.example.net/digest/7/",
+        ),
+        (
+            {
+                "DIGEST_BASE_URL": "https://news.example.org",
+                "DIGEST_ARCHIVE_URL": "https://static.example.net/digest",
+            },
+            "https://static.example.net/digest/7/",
+        ),
+    ],
+)
+def test_edition_page_url_follows_where_the_archive_is_published(
+    settings: Settings, values: dict[str, str], expected: str | None
+) -> None:
+    """Use DIGEST_ARCHIVE_URL, else a public DIGEST_BASE_URL's /archive/, else nothing."""
+    assert edition_page_url(with_env(settings, **values), "7") == expected
+
+
+def test_the_edition_page_url_is_the_path_the_server_answers(
+    settings: Settings, seeds_dir: Path, tmp_path: Path
+) -> None:
+    """Serve and write an edition's page at the path the email links to."""
+    for path in seeds_dir.iterdir():
+        os.utime(path, (NOW.timestamp(), NOW.timestamp()))
+    public = with_env(settings, DIGEST_BASE_URL="https://news.example.org")
+    result = run_edition(public, NOW)
+    assert result.edition is not None
+    url = edition_page_url(public, result.edition.id)
+    assert url is not None
+    with running(App(public)) as site:
+        status, _, page = request(site + url.removeprefix(public.base_url))
+    assert status == 200 and result.edition.items[0].article.title in page
+    # `digest archive` writes the page where DIGEST_ARCHIVE_URL/<id>/ finds it.
+    static = with_env(settings, DIGEST_ARCHIVE_URL="https://static.example.net/digest")
+    written = write_archive(static, tmp_path / "site")
+    url = edition_page_url(static, result.edition.id)
+    assert url is not None
+    where = url.removeprefix("https://static.example.net/digest/")
+    assert tmp_path / "site" / where / "index.html" in written
+
+
+def test_a_right_to_left_edition_mirrors_the_indents(settings: Settings) -> None:
+    """Indent lists and space the thumbnail from the side text starts on."""
+    html = render_edition(with_env(settings, DIGEST_LANGUAGE="ar"), edition(6)).html
+    root = doc(html)
+    assert "padding:0 18px 0 0" in root.xpath("//ul[@class='highlights']/@style")[0]
+    assert "padding:2px 0 0 14px" in root.xpath("//td[@class='thumb-cell']/@style")[0]

@@ -114,3 +114,20 @@ def test_served_feed_is_recognised_by_content(tmp_path: Path, feed_server: FeedS
         assert [a.title for a in result.articles][:1] == ["Bridge repainted"]
     settings = source_settings(tmp_path, typed)
     assert ingest(settings).new == 3
+
+
+@pytest.mark.parametrize(
+    ("title", "where", "name"),
+    [
+        ("Harbourtown Daily", "https://www.harbourtown.example/feed.json", "Harbourtown Daily"),
+        ("", "https://www.harbourtown.example/feed.json", "harbourtown.example"),
+        ("  ", "https://news.example.org/feed.json", "news.example.org"),
+        ("", "/feeds/local.json", "/feeds/local.json"),
+    ],
+)
+def test_a_feed_is_named_by_its_title_else_its_host(title: str, where: str, name: str) -> None:
+    """Name the articles after the feed's title, or its host when it has none."""
+    item = {"id": "1", "title": "Bridge repainted", "content_text": "Fresh paint."}
+    feed = {"version": "https://jsonfeed.org/version/1.1", "title": title, "items": [item]}
+    (article,) = read(Document(where=where, data=json.dumps(feed).encode())).articles
+    assert article.source_name == name

@@ -162,3 +162,16 @@ def test_skipped_entries_of_an_unchanged_file_are_still_reported(
     second = ingest(settings, NOW + timedelta(hours=1))
     assert first.skipped and second.skipped == first.skipped
     assert second.unchanged == first.new
+
+
+def test_the_source_key_names_the_publication(tmp_path: Path) -> None:
+    """Name the article's source from `source:`, else from the folder it lies in."""
+    folder = tmp_path / "posts"
+    folder.mkdir()
+    (folder / "a.md").write_text(
+        "---\ntitle: Harbour reopens\nsource: Harbourtown Daily\n---\nBoats are back.\n"
+    )
+    (folder / "b.md").write_text("---\ntitle: Quay repaved\n---\nStones are new.\n")
+    named, unnamed = (read_path(folder / n).articles[0] for n in ("a.md", "b.md"))
+    assert named.source_name == "Harbourtown Daily"
+    assert unnamed.source_name == "posts"

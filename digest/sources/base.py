@@ -6,6 +6,7 @@ import hashlib
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from digest.errors import SourceError
 from digest.models import Article, FileRecord, Skipped, canonical_url
@@ -79,6 +80,21 @@ def read_capped(path: Path, max_bytes: int = MAX_FILE_BYTES, size: int | None = 
             " as it was read; not read whole"
         )
     return data
+
+
+def feed_name(title: str, where: str) -> str:
+    """Return the name a reader knows a feed by: its own title, else its site's host.
+
+    The name is shown beside every article ("Read at Harbourtown Daily"); a feed without
+    a title is named after its host (without "www."), a local file after its path.
+    """
+    if title.strip():
+        return title.strip()
+    try:
+        host = urlsplit(where).hostname or ""
+    except ValueError:
+        host = ""
+    return host.removeprefix("www.") or where
 
 
 def _hash(*parts: str) -> str:

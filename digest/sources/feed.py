@@ -15,13 +15,12 @@ import time
 from datetime import UTC, datetime
 from html import escape
 from typing import Any
-from urllib.parse import urlsplit
 
 import feedparser
 
 from digest.errors import SourceError
 from digest.models import Article, Skipped
-from digest.sources.base import Document, SourceResult, entry_id, to_utc
+from digest.sources.base import Document, SourceResult, entry_id, feed_name, to_utc
 from digest.sources.sanitize import absolute_url, clean_html, html_paragraphs, html_text, plain
 
 logger = logging.getLogger(__name__)
@@ -148,7 +147,7 @@ def read(doc: Document) -> SourceResult:
         result.warnings.append(garbled)
     channel = parsed.get("feed", {})
     base = doc.base_url or channel.get("link", "") or ""
-    name = html_text(channel.get("title", "")) or urlsplit(doc.where).hostname or doc.where
+    name = feed_name(html_text(channel.get("title", "")), doc.where)
     for position, entry in enumerate(entries):
         try:
             article = _article(doc, entry, base, name, position)

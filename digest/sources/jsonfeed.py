@@ -10,7 +10,7 @@ from typing import Any
 
 from digest.errors import SourceError
 from digest.models import Article, Skipped
-from digest.sources.base import Document, SourceResult, entry_id, parse_date
+from digest.sources.base import Document, SourceResult, entry_id, feed_name, parse_date
 from digest.sources.feed import headline
 from digest.sources.sanitize import absolute_url, clean_html, html_paragraphs, html_text, plain
 
@@ -63,7 +63,7 @@ def read(doc: Document) -> SourceResult:
     if not isinstance(items, list):
         raise SourceError(f"{doc.where}: 'items' must be a list, not {_type_name(items)}")
     title = feed.get("title")
-    name = (plain(title).strip() if isinstance(title, str) else "") or doc.where
+    name = feed_name(plain(title) if isinstance(title, str) else "", doc.where)
     base = doc.base_url or _base(feed)
     feed_author = _author(feed)
     result = SourceResult(where=doc.where)

@@ -1,17 +1,21 @@
-"""Markdown articles with YAML front matter: title, date, url, author, tags, image, summary.
+"""Markdown articles with YAML front matter: title, date, url, author, source, tags, image,
+summary.
 
 ```
 ---
 title: Harbour reopens
 date: 2026-11-27T08:00:00Z
 url: https://example.org/harbour
+source: Harbourtown Daily
 tags: [town, boats]
 ---
 The harbour reopened on Friday after ...
 ```
 
-The text is kept as plain paragraphs (markup stripped) for highlights; lines starting
-with `•` are the article's own highlights, as in the seed format.
+`source` is the publication's name, shown with every item ("Read at Harbourtown Daily");
+without it the file's folder names it. The text is kept as plain paragraphs (markup
+stripped) for highlights; lines starting with `•` are the article's own highlights, as
+in the seed format.
 """
 
 from __future__ import annotations
