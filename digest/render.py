@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import textwrap
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import replace
 from datetime import date, datetime
@@ -378,7 +379,18 @@ def greeting(name: str, language: str = i18n.SOURCE_LANGUAGE) -> str:
     found = i18n.language(language)
     if not words:
         return found.gettext(GREETING_WITHOUT_NAME)
-    return found.gettext(GREETING) % {"name": words[0]}
+    text: str = found.gettext(GREETING) % {"name": words[0]}
+    # The greeting line is filled in after the text part was wrapped: a first name too
+    # long for one line of it is left out rather than break the 72 columns.
+    if columns(text) > TEXT_WIDTH:
+        return str(found.gettext(GREETING_WITHOUT_NAME))
+    return text
+
+
+def columns(text: str) -> int:
+    """Return how many columns text takes in a fixed-width font: East Asian wide and
+    full-width characters take two."""
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
 
 
 def without_greeting_placeholder(text: str, language: str = i18n.SOURCE_LANGUAGE) -> str:

@@ -231,24 +231,12 @@ def test_the_greeting_line_fits_72_columns(settings: Settings, name: str) -> Non
     assert all(columns(line.rstrip(" ")) <= TEXT_WIDTH for line in greeting), greeting
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="templates/digest.txt.j2 puts each footer label and its URL on one line: with a"
-    " subscriber's own links, 'Unsubscribe: <url>' is 81 columns and 'Manage your"
-    " subscription: <url>' 95 (a URL on a line of its own would fit)",
-)
 def test_every_line_a_subscriber_gets_fits_72_columns(settings: Settings) -> None:
     """Wrap every line of a personalised text part within 72 columns, the links too."""
     text, _ = personalised(settings, "Ada Lovelace")
     assert not long_lines(text), "\n".join(long_lines(text))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="digest/mail.py keeps a greeting that fits its 96-byte slot however wide: a first"
-    " name of 70 letters makes 'Hello <name>,' 77 columns; falling back to 'Hello,' past"
-    " 72 columns would keep the line",
-)
 def test_a_greeting_too_wide_for_72_columns_is_not_sent_so(settings: Settings) -> None:
     """Keep the greeting line within 72 columns even for a name that fills its slot."""
     text, _ = personalised(settings, "A" * 70)
