@@ -327,8 +327,8 @@ def test_the_footer_has_unsubscribe_and_postal_address(settings: Settings) -> No
     assert footer.xpath("p/a/@href") == [UNSUBSCRIBE_PLACEHOLDER, PREFERENCES_PLACEHOLDER]
     assert address in footer.text_content()
     assert address in rendered.text
-    assert f"Unsubscribe: {UNSUBSCRIBE_PLACEHOLDER}" in rendered.text
-    assert f"Manage your subscription: {PREFERENCES_PLACEHOLDER}" in rendered.text
+    assert f"Unsubscribe:\n{UNSUBSCRIBE_PLACEHOLDER}" in rendered.text
+    assert f"Manage your subscription:\n{PREFERENCES_PLACEHOLDER}" in rendered.text
 
 
 def test_the_unsubscribe_placeholder_survives_escaping_and_inlining(settings: Settings) -> None:
