@@ -307,3 +307,21 @@ def test_the_cli_says_where_the_note_went(workdir: Path) -> None:
         f"warning: {workdir / 'note.md'}: the link 'ftp://no' is shown as text only: only"
         " http(s) and mailto links are kept"
     ) in result.output
+
+
+def test_digest_check_tells_of_the_waiting_note(noted: Settings, tmp_path: Path) -> None:
+    """Report the note waiting in DIGEST_NOTE_FILE: none, fine, unsafe links, unreadable."""
+    from digest.check import check_note
+
+    note_file = tmp_path / "notes" / "note.md"
+    (none,) = check_note(noted)
+    assert none.level == "ok" and "no note waiting" in none.message
+    note_file.write_text(NOTE)
+    (fine,) = check_note(noted)
+    assert fine.level == "ok" and fine.key == "DIGEST_NOTE_FILE" and "waits" in fine.message
+    note_file.write_text(HOSTILE)
+    (links,) = check_note(noted)
+    assert links.level == "warning" and "'javascript:alert(1)'" in links.message
+    note_file.write_bytes(b"\xff")
+    (bad,) = check_note(noted)
+    assert bad.level == "warning" and "line 1: not UTF-8 text" in bad.message
