@@ -131,6 +131,9 @@ def test_the_configured_file_is_used_once(tmp_path: Path) -> None:
     given.write_text("Just this once.")
     chosen = pending_note(given, path, lambda text: None)
     assert chosen is not None and chosen.path == given and not chosen.archive
+    given.write_text("\n")
+    with pytest.raises(ConfigError, match=r"given\.md: the note is empty$"):
+        pending_note(given, path, lambda text: None)
     # Carried already (a crash before the file was moved): moved now, not used again;
     # a preview moves nothing.
     assert pending_note(None, path, lambda text: "2026-11-27", tidy=False) is None
