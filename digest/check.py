@@ -21,7 +21,7 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from digest.config import Settings
-from digest.errors import DigestError
+from digest.errors import ConfigError, DigestError
 from digest.models import Article, Edition, Highlight, Item, Section
 
 Level = Literal["ok", "warning", "error"]
@@ -76,6 +76,7 @@ def run_checks(settings: Settings, *, smtp: bool = True) -> list[Finding]:
         *check_mailto(settings),
         *check_templates(settings),
         *check_security(settings),
+        *check_note(settings),
     ]
     from digest import authcheck
 
@@ -95,6 +96,30 @@ def before_send(settings: Settings, *, force: bool = False) -> list[Finding]:
     from digest import authcheck
 
     return [*run_checks(settings, smtp=False), *authcheck.before_send(settings, force=force)]
+
+
+def check_note(settings: Settings) -> list[Finding]:
+    """Say whether the editor's note waiting in DIGEST_NOTE_FILE can go out as written.
+
+    A warning at worst: the run refuses a bad note itself, and an edition already made
+    must still be sendable.
+    """
+    from digest.note import NOTE_KEY, read_note, unsafe_links
+
+    path = settings.note_file
+    if path is None:
+        return []
+    if not path.exists():
+        return [Finding("ok", NOTE_KEY, f"{path}: no note waiting for the next edition")]
+    try:
+        text = read_note(path)
+    except ConfigError as err:
+        return [Finding("warning", NOTE_KEY, f"{err}: the next run stops until it is fixed")]
+    unsafe = unsafe_links(text)
+    if unsafe:
+        shown = ", ".join(repr(link[:40]) for link in unsafe[:3])
+        return [Finding("warning", NOTE_KEY, f"{path}: shown as text, not links: {shown}")]
+    return [Finding("ok", NOTE_KEY, f"{path}: a note of {len(text):,} characters waits")]
 
 
 def check_delivery(settings: Settings) -> list[Finding]:

@@ -98,14 +98,17 @@ def pending_note(
 ) -> NoteFile | None:
     """Return the note the next edition carries: --note's file, else DIGEST_NOTE_FILE's.
 
-    A DIGEST_NOTE_FILE that is missing or blank means no note. One whose text an edition
+    A --note file must hold a note; a DIGEST_NOTE_FILE that is missing or blank means
+    no note. One whose text an edition
     already carried (a crash came between recording the edition and moving the file) is
     moved aside now (unless tidy is false: a preview moves nothing) and not used again;
     carried_by returns that edition's id.
     """
     if given is not None:
         text = read_note(given)
-        return NoteFile(text, given, archive=False) if text else None
+        if not text:
+            raise ConfigError(f"{given}: the note is empty")
+        return NoteFile(text, given, archive=False)
     if configured is None or not configured.exists():
         return None
     text = read_note(configured, NOTE_KEY)

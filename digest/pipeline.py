@@ -294,9 +294,7 @@ def _make(
     # on the next run instead of losing the edition.
     folder = write_edition(public, settings.outbox / edition.id, sample)
     # The content is kept with the edition so that a resumed send sends the same bytes.
-    store.editions.record(
-        edition, rendered.subject, due_date, rendered, audience, fingerprint=sentence_keys
-    )
+    store.editions.record(edition, rendered.subject, due_date, rendered, audience, sentence_keys)
     logger.info("edition %s: %d items", edition.id, len(edition.items))
     # Moved aside only once the store holds the note: a crash before this leaves the file,
     # which the next run finds the store has carried already (digest.note.pending_note).

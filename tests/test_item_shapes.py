@@ -219,7 +219,7 @@ def shaped_edition() -> Edition:
             items[n],
             highlights=(),
             link_only=True,
-            update=Update("2026-11-27", date(2026, 11, 27), "Old title") if n == 7 else None,
+            update=Update("2026-11-27", date(2026, 11, 27), OLD_TITLE) if n == 7 else None,
         )
     for n in (4, 12):
         items[n] = replace(items[n], update=Update("2026-11-26", date(2026, 11, 26), None))
@@ -231,6 +231,7 @@ def shaped_edition() -> Edition:
     return replace(base, sections=sections, note=EDITOR_NOTE)
 
 
+OLD_TITLE = "Old <b>title</b> & more"
 EDITOR_NOTE = """\
 **Good morning.** This week we *finally* went to the harbour: our
 [photo essay](https://harbour.example/photos) is up. Write to
@@ -270,4 +271,8 @@ def test_the_text_part_carries_every_shape(settings: Settings) -> None:
             assert piece in page and piece in text, piece
     assert page.count("Updated") == text.count("[Updated]") + text.count("Updated ·") == 3
     assert "photo essay [1]" in text and "Good morning." in page
+    # The title an update went out with is the feed's text: escaped in HTML, as is in text.
+    assert f"It went out as “{OLD_TITLE}” in the edition of 27 Nov 2026." in text
+    assert f"It went out as “{OLD_TITLE}”" in page
+    assert "Old &lt;b&gt;title&lt;/b&gt; &amp; more" in rendered.html
     assert all(len(line) <= 72 for line in rendered.text.splitlines())

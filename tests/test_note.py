@@ -131,6 +131,9 @@ def test_the_configured_file_is_used_once(tmp_path: Path) -> None:
     given.write_text("Just this once.")
     chosen = pending_note(given, path, lambda text: None)
     assert chosen is not None and chosen.path == given and not chosen.archive
+    given.write_text("\n")
+    with pytest.raises(ConfigError, match=r"given\.md: the note is empty$"):
+        pending_note(given, path, lambda text: None)
     # Carried already (a crash before the file was moved): moved now, not used again;
     # a preview moves nothing.
     assert pending_note(None, path, lambda text: "2026-11-27", tidy=False) is None
@@ -307,3 +310,21 @@ def test_the_cli_says_where_the_note_went(workdir: Path) -> None:
         f"warning: {workdir / 'note.md'}: the link 'ftp://no' is shown as text only: only"
         " http(s) and mailto links are kept"
     ) in result.output
+
+
+def test_digest_check_tells_of_the_waiting_note(noted: Settings, tmp_path: Path) -> None:
+    """Report the note waiting in DIGEST_NOTE_FILE: none, fine, unsafe links, unreadable."""
+    from digest.check import check_note
+
+    note_file = tmp_path / "notes" / "note.md"
+    (none,) = check_note(noted)
+    assert none.level == "ok" and "no note waiting" in none.message
+    note_file.write_text(NOTE)
+    (fine,) = check_note(noted)
+    assert fine.level == "ok" and fine.key == "DIGEST_NOTE_FILE" and "waits" in fine.message
+    note_file.write_text(HOSTILE)
+    (links,) = check_note(noted)
+    assert links.level == "warning" and "'javascript:alert(1)'" in links.message
+    note_file.write_bytes(b"\xff")
+    (bad,) = check_note(noted)
+    assert bad.level == "warning" and "line 1: not UTF-8 text" in bad.message
