@@ -55,41 +55,68 @@ REPLY_DELAY = 0.005
 CONNECTIONS = 4
 
 
+class _SinkSession(asyncio.Protocol):
+    """One SMTP dialogue of the sink: each reply goes REPLY_DELAY after its command."""
+
+    def __init__(self) -> None:
+        self.buffer = bytearray()
+        self.in_data = False
+        # How far the buffer was searched for the end of a message without finding it.
+        self.searched = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        transport.write(b"220 sink ESMTP\r\n")
+
+    def _reply(self, line: bytes, close: bool = False) -> None:
+        def send() -> None:
+            if not self.transport.is_closing():
+                self.transport.write(line)
+                if close:
+                    self.transport.close()
+
+        asyncio.get_running_loop().call_later(REPLY_DELAY, send)
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        while self.buffer:
+            if self.in_data:
+                # The message is looked at only for its end: the sink stands for a relay
+                # elsewhere, and its CPU must not be what is measured.
+                end = self.buffer.find(b"\r\n.\r\n", max(self.searched - 4, 0))
+                if end == -1:
+                    self.searched = len(self.buffer)
+                    return
+                del self.buffer[: end + 5]
+                self.in_data, self.searched = False, 0
+                self._reply(b"250 OK queued\r\n")
+                continue
+            newline = self.buffer.find(b"\n")
+            if newline == -1:
+                return
+            verb = bytes(self.buffer[:4]).upper()
+            del self.buffer[: newline + 1]
+            if verb in (b"EHLO", b"HELO"):
+                self._reply(b"250-sink\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n")
+            elif verb == b"DATA":
+                self.in_data = True
+                self._reply(b"354 go on\r\n")
+            elif verb == b"QUIT":
+                self._reply(b"221 bye\r\n", close=True)
+            else:
+                self._reply(b"250 OK\r\n")
+
+
 def run_sink() -> None:
-    """Serve a minimal SMTP dialogue on 127.0.0.1, every reply 5 ms late; print the port."""
+    """Serve a minimal SMTP dialogue on 127.0.0.1, every reply 5 ms late; print the port.
 
-    async def session(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        async def reply(line: bytes) -> None:
-            await asyncio.sleep(REPLY_DELAY)
-            writer.write(line)
-            await writer.drain()
-
-        writer.write(b"220 sink ESMTP\r\n")
-        try:
-            while True:
-                line = await reader.readline()
-                if not line:
-                    break
-                verb = line[:4].upper()
-                if verb in (b"EHLO", b"HELO"):
-                    await reply(b"250-sink\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n")
-                elif verb == b"DATA":
-                    await reply(b"354 go on\r\n")
-                    # The whole message in one read, not line by line: the sink stands
-                    # for a relay elsewhere, and its CPU must not be what is measured.
-                    await reader.readuntil(b"\r\n.\r\n")
-                    await reply(b"250 OK queued\r\n")
-                elif verb == b"QUIT":
-                    await reply(b"221 bye\r\n")
-                    break
-                else:
-                    await reply(b"250 OK\r\n")
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
-        writer.close()
+    A protocol with timers rather than a coroutine per connection: the sink shares the
+    machine with the senders, and what it spends is taken from them."""
 
     async def serve() -> None:
-        server = await asyncio.start_server(session, "127.0.0.1", 0, limit=2**24)
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(_SinkSession, "127.0.0.1", 0)
         print(server.sockets[0].getsockname()[1], flush=True)
         await server.serve_forever()
 
