@@ -13,6 +13,12 @@ notice wakes them, and the time runs from there to the last row recorded, so tha
 start-up is not counted. PostgreSQL is DIGEST_BENCH_PG if set, else a throw-away
 cluster started with scripts/pg-cluster.sh.
 
+On a shared machine messages per second are noisy; the senders' own CPU (user and
+system, read from /proc over the same span) per message is steadier. It is printed for
+each size, and against a bare SMTP client in its own process pushing one ready message
+of the same size through the same sink over as many connections, the floor that any
+sender pays for MAIL, RCPT, DATA and the bytes themselves.
+
     .venv/bin/python bench/workers.py [--subscribers 3000] [--quick]
 """
 
@@ -49,41 +55,68 @@ REPLY_DELAY = 0.005
 CONNECTIONS = 4
 
 
+class _SinkSession(asyncio.Protocol):
+    """One SMTP dialogue of the sink: each reply goes REPLY_DELAY after its command."""
+
+    def __init__(self) -> None:
+        self.buffer = bytearray()
+        self.in_data = False
+        # How far the buffer was searched for the end of a message without finding it.
+        self.searched = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        transport.write(b"220 sink ESMTP\r\n")
+
+    def _reply(self, line: bytes, close: bool = False) -> None:
+        def send() -> None:
+            if not self.transport.is_closing():
+                self.transport.write(line)
+                if close:
+                    self.transport.close()
+
+        asyncio.get_running_loop().call_later(REPLY_DELAY, send)
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        while self.buffer:
+            if self.in_data:
+                # The message is looked at only for its end: the sink stands for a relay
+                # elsewhere, and its CPU must not be what is measured.
+                end = self.buffer.find(b"\r\n.\r\n", max(self.searched - 4, 0))
+                if end == -1:
+                    self.searched = len(self.buffer)
+                    return
+                del self.buffer[: end + 5]
+                self.in_data, self.searched = False, 0
+                self._reply(b"250 OK queued\r\n")
+                continue
+            newline = self.buffer.find(b"\n")
+            if newline == -1:
+                return
+            verb = bytes(self.buffer[:4]).upper()
+            del self.buffer[: newline + 1]
+            if verb in (b"EHLO", b"HELO"):
+                self._reply(b"250-sink\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n")
+            elif verb == b"DATA":
+                self.in_data = True
+                self._reply(b"354 go on\r\n")
+            elif verb == b"QUIT":
+                self._reply(b"221 bye\r\n", close=True)
+            else:
+                self._reply(b"250 OK\r\n")
+
+
 def run_sink() -> None:
-    """Serve a minimal SMTP dialogue on 127.0.0.1, every reply 5 ms late; print the port."""
+    """Serve a minimal SMTP dialogue on 127.0.0.1, every reply 5 ms late; print the port.
 
-    async def session(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        async def reply(line: bytes) -> None:
-            await asyncio.sleep(REPLY_DELAY)
-            writer.write(line)
-            await writer.drain()
-
-        writer.write(b"220 sink ESMTP\r\n")
-        try:
-            while True:
-                line = await reader.readline()
-                if not line:
-                    break
-                verb = line[:4].upper()
-                if verb in (b"EHLO", b"HELO"):
-                    await reply(b"250-sink\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n")
-                elif verb == b"DATA":
-                    await reply(b"354 go on\r\n")
-                    # The whole message in one read, not line by line: the sink stands
-                    # for a relay elsewhere, and its CPU must not be what is measured.
-                    await reader.readuntil(b"\r\n.\r\n")
-                    await reply(b"250 OK queued\r\n")
-                elif verb == b"QUIT":
-                    await reply(b"221 bye\r\n")
-                    break
-                else:
-                    await reply(b"250 OK\r\n")
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
-        writer.close()
+    A protocol with timers rather than a coroutine per connection: the sink shares the
+    machine with the senders, and what it spends is taken from them."""
 
     async def serve() -> None:
-        server = await asyncio.start_server(session, "127.0.0.1", 0, limit=2**24)
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(_SinkSession, "127.0.0.1", 0)
         print(server.sockets[0].getsockname()[1], flush=True)
         await server.serve_forever()
 
@@ -214,9 +247,89 @@ def _env(db: str | Path, port: int) -> dict[str, str]:
     return env
 
 
-def send_with(db: str | Path, port: int, processes: int, subscribers: int) -> tuple[float, int]:
-    """Send the edition with processes workers; return messages per second, and how
-    many times the bench read the counts meanwhile."""
+def run_floor(port: int, count: int) -> None:
+    """Push count copies of one ready message through the sink over CONNECTIONS plain
+    smtplib connections, as MAIL, RCPT, DATA; print the CPU milliseconds per message."""
+    import smtplib
+    import threading
+
+    from digest.mail import MessageTemplate, list_id_header
+    from digest.smtpdata import data_bytes
+    from digest.tokens import make_token, preferences_url, unsubscribe_url
+
+    settings = Settings(db=":memory:", secret_key="bench-secret")
+    rendered = render_edition(settings, edition(20))
+    template = MessageTemplate(
+        rendered,
+        edition_id=rendered.edition.id,
+        sender=settings.sender,
+        list_id=list_id_header(settings.title, settings.list_id, settings.sender),
+        base_url=settings.base_url,
+        now=NOW,
+    )
+    token = make_token(settings.secret_key, settings.list_id, 1)
+    message = template.personalise(
+        "reader1@example.org",
+        "",
+        unsubscribe_url(settings.base_url, token),
+        preferences_url(settings.base_url, token),
+    )
+    # Made ready once: the floor pays only for the dialogue and the bytes.
+    data = data_bytes(message)
+
+    def push(n: int) -> None:
+        smtp = smtplib.SMTP("127.0.0.1", port, timeout=30)
+        smtp.ehlo()
+        for i in range(n):
+            smtp.mail("digest@example.com")
+            smtp.rcpt(f"reader{i}@example.org")
+            smtp.docmd("data")
+            smtp.send(data)
+            smtp.getreply()
+        smtp.quit()
+
+    threads = [
+        threading.Thread(target=push, args=(count // CONNECTIONS,)) for _ in range(CONNECTIONS)
+    ]
+    cpu = time.process_time()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    sent = count // CONNECTIONS * CONNECTIONS
+    print(1000 * (time.process_time() - cpu) / sent, flush=True)
+
+
+def floor_cpu(port: int, count: int) -> float:
+    """Run the bare client in a process of its own; return its CPU ms per message."""
+    done = subprocess.run(
+        [sys.executable, __file__, "--floor", str(port), str(count)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=600,
+    )
+    return float(done.stdout.strip())
+
+
+def cpu_seconds(pid: int) -> float:
+    """Return the user and system CPU time process pid has used so far (Linux /proc)."""
+    stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class Sent:
+    """One send by the workers: its rate, the workers' CPU per message, the bench's polls."""
+
+    rate: float
+    cpu_ms: float
+    polls: int
+
+
+def send_with(db: str | Path, port: int, processes: int, subscribers: int) -> Sent:
+    """Send the edition with processes workers; return the rate, their CPU per message,
+    and how many times the bench read the counts meanwhile."""
     command = [sys.executable, "-m", "digest", "send", "--worker"]
     procs = [
         subprocess.Popen(
@@ -236,6 +349,7 @@ def send_with(db: str | Path, port: int, processes: int, subscribers: int) -> tu
         edition_id = "2026-11-28"
         with Store(db) as store:
             edition_id = store.editions.recent()[0].id
+            cpu = sum(cpu_seconds(proc.pid) for proc in procs)
             started = time.perf_counter()
             store.ledger.add(edition_id, NOW)
             deadline = time.monotonic() + 600
@@ -244,7 +358,9 @@ def send_with(db: str | Path, port: int, processes: int, subscribers: int) -> tu
                 assert time.monotonic() < deadline, "the workers did not finish"
                 time.sleep(0.1)
                 polls += 1
-            return subscribers / (time.perf_counter() - started), polls
+            rate = subscribers / (time.perf_counter() - started)
+            cpu = sum(cpu_seconds(proc.pid) for proc in procs) - cpu
+            return Sent(rate, 1000 * cpu / subscribers, polls)
     finally:
         for proc in procs:
             proc.send_signal(signal.SIGTERM)
@@ -258,6 +374,7 @@ def measure(quick: bool = False, subscribers: int = 3000) -> list[Figure]:
     figures: list[Figure] = []
     with sink() as port, postgres() as server, tempfile.TemporaryDirectory() as tmp:
         rates: dict[int, float] = {}
+        cpu: dict[int, float] = {}
         per_message = 0.0
         # Quick: enough to show the bench works, fewer processes to start.
         sizes = (1, 2) if quick else (1, 2, 4)
@@ -266,7 +383,8 @@ def measure(quick: bool = False, subscribers: int = 3000) -> list[Figure]:
             prepare(url, count)
             own = own_transactions(url)
             before = transactions(url)
-            rates[n], polls = send_with(url, port, n, count)
+            sent = send_with(url, port, n, count)
+            rates[n], cpu[n], polls = sent.rate, sent.cpu_ms, sent.polls
             if n == 1:
                 # Less what the bench itself ran: adding the rows, reading the counts.
                 spent = transactions(url) - before - own.add - polls * own.poll
@@ -278,11 +396,16 @@ def measure(quick: bool = False, subscribers: int = 3000) -> list[Figure]:
                 Figure(f"ratio {n} workers / 1", rates[n] / rates[1], "×", target, "higher")
             )
         figures.append(Figure("database transactions per message", per_message, "", 0.1))
+        floor = floor_cpu(port, count)
+        figures.append(Figure("bare SMTP client: CPU per message", floor, " ms"))
+        for n in sizes:
+            figures.append(Figure(f"{n} worker(s): senders' CPU per message", cpu[n], " ms"))
+        figures.append(Figure("1 worker's CPU per message / bare client's", cpu[1] / floor, "×"))
         lite: dict[int, float] = {}
         for n in (1, 2):
             path = Path(tmp) / f"bench{n}.db"
             prepare(path, count)
-            lite[n], _ = send_with(path, port, n, count)
+            lite[n] = send_with(path, port, n, count).rate
             figures.append(Figure(f"SQLite, {n} process(es) x {CONNECTIONS}", lite[n], " msg/s"))
         figures.append(Figure("ratio SQLite 2 processes / 1", lite[2] / lite[1], "×"))
     return figures
@@ -294,9 +417,13 @@ def main() -> None:
     parser.add_argument("--subscribers", type=int, default=3000)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--sink", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--floor", nargs=2, type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.sink:
         run_sink()
+        return
+    if args.floor:
+        run_floor(*args.floor)
         return
     for figure in measure(args.quick, args.subscribers):
         print(figure.line())

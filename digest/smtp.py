@@ -19,6 +19,7 @@ from typing import Literal
 
 from digest.config import Settings
 from digest.errors import DeliveryError
+from digest.smtpdata import data_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -38,8 +39,6 @@ _NO_SUCH_USER = re.compile(
 )
 # The enhanced status code at the start of a reply's text: class.subject.detail.
 _ENHANCED = re.compile(r"\s*([245])\.(\d{1,3})\.(\d{1,3})\b")
-# A line of the message that starts with a dot gets a second one (RFC 5321, 4.5.2).
-_DOT_LINE = re.compile(rb"(?m)^\.")
 # How long the server may take to answer the end of a message.
 DATA_REPLY_TIMEOUT = 600.0
 
@@ -301,10 +300,7 @@ class Connection:
                 # final dot the server delivers nothing.
                 self.drop()
                 return Result("abandoned", 0, "the row was no longer this sender's to send")
-            body = _DOT_LINE.sub(b"..", data)
-            if not body.endswith(b"\r\n"):
-                body += b"\r\n"
-            smtp.send(body + b".\r\n")
+            smtp.send(data_bytes(data))
         finally:
             # SMTPUTF8 switches the connection's command encoding for one transaction.
             smtp.command_encoding = "ascii"

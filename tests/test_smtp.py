@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import random
+import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +22,7 @@ from digest.smtp import (
     classify_permanent,
     send_with_retries,
 )
+from digest.smtpdata import data_bytes
 
 MESSAGE = b"From: d@example.com\r\nTo: r@example.org\r\nSubject: hi\r\n\r\nbody\r\n"
 
@@ -134,6 +137,21 @@ def test_dots_at_line_starts_are_doubled_and_restored() -> None:
         connection.close()
         (got,) = srv.handler.received
     assert got.data.endswith(b".hidden line\r\n..two dots\r\n.\r\n")
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_data_bytes_stuffs_dots_as_line_anchored_substitution_does(seed: int) -> None:
+    """Double every dot at a line start (after CRLF, a bare LF, or at the very start) and
+    end with CRLF . CRLF, as smtplib's own regular expression does, whether a message
+    has a few dots or many."""
+    rng = random.Random(seed)
+    line_start = re.compile(rb"(?m)^\.")
+    for _ in range(2000):
+        alphabet = b".\r\nab" if seed % 2 else b"ab\r\n" + b"." * 30
+        message = bytes(rng.choice(alphabet) for _ in range(rng.randint(0, 400)))
+        expected = line_start.sub(b"..", message)
+        expected += (b"" if expected.endswith(b"\r\n") else b"\r\n") + b".\r\n"
+        assert data_bytes(message) == expected
 
 
 def test_connection_is_reused_and_reopened() -> None:
