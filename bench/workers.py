@@ -236,7 +236,10 @@ def _env(db: str | Path, port: int) -> dict[str, str]:
     env.update(
         {
             "DIGEST_DB": str(db),
-            "DIGEST_SECRET_KEY": "bench-secret",
+            # A worker runs digest send's checks before it starts: settings that pass them.
+            "DIGEST_BASE_URL": "https://news.digest-bench.net",
+            "DIGEST_FROM": "Digest <digest@news.digest-bench.net>",
+            "DIGEST_SECRET_KEY": "a-secret-only-for-the-bench-0123456789",
             "DIGEST_WORKER_POLL": "1s",
             "SMTP_HOST": "127.0.0.1",
             "SMTP_PORT": str(port),
