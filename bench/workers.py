@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import shutil
 import signal
@@ -334,41 +335,55 @@ def send_with(db: str | Path, port: int, processes: int, subscribers: int) -> Se
     """Send the edition with processes workers; return the rate, their CPU per message,
     and how many times the bench read the counts meanwhile."""
     command = [sys.executable, "-m", "digest", "send", "--worker"]
-    procs = [
-        subprocess.Popen(
-            command,
-            env=_env(db, port),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        for _ in range(processes)
-    ]
-    try:
-        for proc in procs:
-            assert proc.stdout is not None
-            proc.stdout.readline()  # "Worker started": imported and about to wait
-        time.sleep(1.5)  # its first, empty pass done: it waits for a notice
-        edition_id = "2026-11-28"
-        with Store(db) as store:
-            edition_id = store.editions.recent()[0].id
-            cpu = sum(cpu_seconds(proc.pid) for proc in procs)
-            started = time.perf_counter()
-            store.ledger.add(edition_id, NOW)
-            deadline = time.monotonic() + 600
-            polls = 1
-            while store.ledger.counts(edition_id).get("sent", 0) < subscribers:
-                assert time.monotonic() < deadline, "the workers did not finish"
-                time.sleep(0.1)
-                polls += 1
-            rate = subscribers / (time.perf_counter() - started)
-            cpu = sum(cpu_seconds(proc.pid) for proc in procs) - cpu
-            return Sent(rate, 1000 * cpu / subscribers, polls)
-    finally:
-        for proc in procs:
-            proc.send_signal(signal.SIGTERM)
-        for proc in procs:
-            proc.communicate(timeout=60)
+    # What a worker says on stderr, read only when it stops early (a file: a pipe nobody
+    # reads could fill up and block it).
+    with contextlib.ExitStack() as stack:
+        errors = [stack.enter_context(tempfile.TemporaryFile(mode="w+")) for _ in range(processes)]
+        procs = [
+            subprocess.Popen(
+                command,
+                env=_env(db, port),
+                stdout=subprocess.PIPE,
+                stderr=errors[n],
+                text=True,
+            )
+            for n in range(processes)
+        ]
+
+        def stopped() -> None:
+            for proc, err in zip(procs, errors, strict=True):
+                if proc.poll() is not None:
+                    err.seek(0)
+                    raise RuntimeError(f"a worker exited with {proc.returncode}: {err.read()}")
+
+        try:
+            for proc in procs:
+                assert proc.stdout is not None
+                if not proc.stdout.readline():  # "Worker started": imported and about to wait
+                    proc.wait(timeout=60)
+                    stopped()
+            time.sleep(1.5)  # its first, empty pass done: it waits for a notice
+            edition_id = "2026-11-28"
+            with Store(db) as store:
+                edition_id = store.editions.recent()[0].id
+                cpu = sum(cpu_seconds(proc.pid) for proc in procs)
+                started = time.perf_counter()
+                store.ledger.add(edition_id, NOW)
+                deadline = time.monotonic() + 600
+                polls = 1
+                while store.ledger.counts(edition_id).get("sent", 0) < subscribers:
+                    assert time.monotonic() < deadline, "the workers did not finish"
+                    stopped()
+                    time.sleep(0.1)
+                    polls += 1
+                rate = subscribers / (time.perf_counter() - started)
+                cpu = sum(cpu_seconds(proc.pid) for proc in procs) - cpu
+                return Sent(rate, 1000 * cpu / subscribers, polls)
+        finally:
+            for proc in procs:
+                proc.send_signal(signal.SIGTERM)
+            for proc in procs:
+                proc.communicate(timeout=60)
 
 
 def measure(quick: bool = False, subscribers: int = 3000) -> list[Figure]:
