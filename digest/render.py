@@ -22,7 +22,6 @@ from digest.i18n import N_
 from digest.links import edition_page_url, site_name
 from digest.models import Edition, Item, RenderedEdition
 from digest.note import note_html, note_links, note_text
-from digest.palette import DARK_BACKGROUND, LIGHT_BACKGROUND, readable_on
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +29,10 @@ HTML_TEMPLATE = "digest.html.j2"
 TEXT_TEMPLATE = "digest.txt.j2"
 CSS_FILE = "digest.css"
 TEXT_WIDTH = 72
+# The email's page colours in light and dark mode (digest.css): links in the brand colour
+# are shaded until they read on them.
+EMAIL_LIGHT_BACKGROUND = "#ffffff"
+EMAIL_DARK_BACKGROUND = "#111827"
 # An edition of this many items or more opens with "In this issue", a list of its titles.
 CONTENTS_FROM = 5
 # The thumbnail beside an item's highlights: the size Outlook draws it at (elsewhere the
@@ -335,8 +338,8 @@ def render_edition(settings: Settings, edition: Edition) -> RenderedEdition:
         "view_url": edition_page_url(settings, edition.id),
         "tagline": settings.tagline,
         "brand_color": settings.brand_color,
-        "link_color": readable_on(settings.brand_color, LIGHT_BACKGROUND),
-        "link_color_dark": readable_on(settings.brand_color, DARK_BACKGROUND),
+        "link_color": brand.readable_on(settings.brand_color, (EMAIL_LIGHT_BACKGROUND,)),
+        "link_color_dark": brand.readable_on(settings.brand_color, (EMAIL_DARK_BACKGROUND,)),
         "contents_from": CONTENTS_FROM,
         "thumb": THUMB,
         "logo": {

@@ -14,11 +14,11 @@ from lxml import html as lxml_html
 from webserver import request, running
 
 from digest.archive import write_archive
+from digest.brand import contrast, readable_on
 from digest.config import Settings, load_settings
 from digest.errors import ConfigError, RenderError
 from digest.links import edition_page_url
 from digest.models import Edition, Highlight, Item, Section
-from digest.palette import contrast, readable_on
 from digest.pipeline import preview, run_edition
 from digest.render import (
     GREETING_PLACEHOLDER,
@@ -464,11 +464,11 @@ def test_a_misspelt_variable_names_the_partial_and_line(settings: Settings, tmp_
 
 def test_links_keep_aa_contrast_on_light_and_dark() -> None:
     """Keep a brand colour that reads; shade one that does not until it reads (AA)."""
-    assert readable_on("#1d4ed8", "#ffffff") == "#1d4ed8"
+    assert readable_on("#1d4ed8", ("#ffffff",)) == "#1d4ed8"
     for colour in ("#ffcc00", "#fff", "#7dd3fc"):
-        shade = readable_on(colour, "#ffffff")
+        shade = readable_on(colour, ("#ffffff",))
         assert contrast(shade, "#ffffff") >= 4.5, (colour, shade)
-    assert contrast(readable_on("#1d4ed8", "#111827"), "#111827") >= 4.5
+    assert contrast(readable_on("#1d4ed8", ("#111827",)), "#111827") >= 4.5
     assert round(contrast("#000", "#fff"), 1) == 21.0
 
 
@@ -476,7 +476,7 @@ def test_dark_mode_gives_links_a_shade_that_reads_on_dark(settings: Settings) ->
     """Recolour titles and links in the dark palette with a shade readable on it."""
     (css,) = doc(render_edition(settings, edition(2)).html).xpath("//style/text()")
     dark = css[css.index("@media (prefers-color-scheme:dark)") :]
-    shade = readable_on("#1d4ed8", "#111827")
+    shade = readable_on("#1d4ed8", ("#111827",))
     assert f".item-link,.read-link,.also-in a,.section-title{{color:{shade}!important}}" in dark
 
 
