@@ -17,12 +17,15 @@ import time
 from collections.abc import Callable
 
 from digest.store.claims import Done, Recorder, RetryPolicy
+from digest.store.db import is_unreachable
 
 logger = logging.getLogger(__name__)
 
 # Outcomes wait at most this long (seconds) for a group to fill, so that a slow send
 # (a rate limit, a slow server) does not keep many of them unrecorded.
 GROUP_WAIT = 1.0
+# Seconds between tries of a flush whose commit failed (a database restarting).
+FLUSH_RETRY = 0.5
 
 
 class Outcomes:
@@ -65,17 +68,42 @@ class Outcomes:
             finally:
                 self._recording.release()
 
-    def flush(self, recorder: Recorder) -> None:
-        """Record every outcome handed in so far, waiting for a group under way."""
-        with self._recording:
-            self._record(recorder)
+    def flush(self, recorder: Recorder, patience: float = 0.0) -> None:
+        """Record every outcome handed in so far, waiting for a group under way.
+
+        A commit that fails because the database server could not be reached is tried
+        again for up to patience seconds: messages that went out while it was away for a
+        moment (a restart, a fail-over) are then recorded rather than sent again once
+        their lease runs out. Any other failure (a full disk) is raised at once.
+        """
+        deadline = time.monotonic() + patience
+        while True:
+            try:
+                with self._recording:
+                    self._record(recorder)
+                return
+            except Exception as err:
+                if not is_unreachable(err) or time.monotonic() + FLUSH_RETRY > deadline:
+                    raise
+                logger.warning(
+                    "edition %s: outcomes not recorded yet, trying again: %s",
+                    self.edition_id,
+                    err,
+                )
+                time.sleep(FLUSH_RETRY)
 
     def _record(self, recorder: Recorder) -> None:
         with self._lock:
             group, self._pending = self._pending, []
         if not group:
             return
-        lost = recorder.record(group, self.policy, self.rng)
+        try:
+            lost = recorder.record(group, self.policy, self.rng)
+        except BaseException:
+            # Not committed: the group waits for the next try, ahead of what came since.
+            with self._lock:
+                self._pending[:0] = group
+            raise
         for token, count in lost.items():
             logger.warning(
                 "edition %s: %d row(s) of a batch were taken over before their outcomes"

@@ -263,8 +263,9 @@ def _worker(
             try:
                 recorded = _send_claim(run, beat, outcomes, connection, recorder, claim, quick)
             finally:
-                # Every outcome of the claim is committed before any of its rows goes back.
-                outcomes.flush(recorder)
+                # Every outcome of the claim is committed before any of its rows goes back,
+                # a database that went away given until the lease would run out to return.
+                outcomes.flush(recorder, lease.total_seconds())
                 beat.drop(claim.token)
                 if recorded < len(claim.rows):
                     # Rows never started go back at once, for this or another sender.
@@ -275,7 +276,7 @@ def _worker(
         if connection is not None:
             connection.close()
         try:
-            outcomes.flush(recorder)
+            outcomes.flush(recorder, lease.total_seconds())
         except BaseException as err:
             run.fail(err)
         recorder.close()

@@ -195,8 +195,8 @@ def test_a_worker_paused_past_its_lease_sends_nothing_it_lost(
 
 
 def test_workers_ride_out_a_database_restart(pg_url: str, smtp: SmtpServer) -> None:
-    """Restart PostgreSQL in the middle of a send: the workers reconnect and finish;
-    only messages in flight at the restart may go twice."""
+    """Restart PostgreSQL in the middle of a send: the workers reconnect, record what
+    went out meanwhile, and finish."""
     addresses = _prepare(pg_url, 1000)
     smtp.handler.faults.delay = 0.002
     with workers(_env(pg_url, smtp.port), 2) as procs:
@@ -205,4 +205,6 @@ def test_workers_ride_out_a_database_restart(pg_url: str, smtp: SmtpServer) -> N
             pytest.skip("the PostgreSQL server was not started by the tests (no folder given)")
         _wait(_settled(pg_url, 1000), procs, 180)
         _stop_all(procs)
-    _check_copies(smtp.handler, addresses, 2 * IN_FLIGHT)
+    # The outcomes the restart cut off wait and go in once the server is back: at most
+    # one worker's group may go twice (the restart outlasting a lease), not both.
+    _check_copies(smtp.handler, addresses, IN_FLIGHT)

@@ -30,6 +30,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import (
     ArgumentError,
     DatabaseError,
+    DBAPIError,
     InterfaceError,
     OperationalError,
     SQLAlchemyError,
@@ -285,6 +286,20 @@ def _of_the_disk(err: BaseException) -> bool:
     if isinstance(err, OperationalError | InterfaceError | sqlite3.OperationalError):
         return True
     return type(err) in (DatabaseError, sqlite3.DatabaseError)
+
+
+def is_unreachable(err: BaseException) -> bool:
+    """Tell whether err (or the error it was raised from) is a database server that could
+    not be reached or dropped the connection: worth trying again in a moment, unlike a
+    full disk or a bug."""
+    seen: BaseException | None = err
+    while seen is not None:
+        if isinstance(seen, DBAPIError) and seen.connection_invalidated:
+            return True
+        if isinstance(seen, OperationalError | InterfaceError):
+            return type(getattr(seen, "orig", None)).__module__.startswith("psycopg")
+        seen = seen.__cause__
+    return False
 
 
 @contextmanager
