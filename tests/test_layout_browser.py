@@ -255,7 +255,9 @@ def test_the_text_part_carries_every_title_highlight_and_link(settings: Settings
             assert f"{label}:" in words
     links = {a.get("href") for a in lxml_html.document_fromstring(html).xpath("//a[@href]")}
     assert len(links) > 20
-    missing = sorted(link for link in links if link not in text)
+    # "In this issue" jumps within the HTML part (#story-1): the text part lists the same
+    # titles, and has no places to jump to.
+    missing = sorted(link for link in links if link not in text and not link.startswith("#"))
     assert not missing, missing
 
 

@@ -195,8 +195,8 @@ def _greeting_of(data: bytes) -> tuple[str, str, email.message.EmailMessage]:
         ("李雷", "Hello 李雷,"),
         ("   ", "Hello,"),
         ("Ada\x1b[31m", "Hello Ada,"),
-        ("x" * 89, "Hello " + "x" * 89 + ","),  # exactly fills the slot
-        ("x" * 90, "Hello,"),
+        ("x" * 65, "Hello " + "x" * 65 + ","),  # 72 columns: the text part's width
+        ("x" * 66, "Hello,"),  # fits the slot, not one line of the text part
         ("李" * 29, "Hello " + "李" * 29 + ","),
         ("李" * 30, "Hello,"),  # 90 bytes: too long, and never cut mid-character
         ("&" * 17, "Hello " + "&" * 17 + ","),  # escaped: 85 bytes of &amp;
