@@ -13,15 +13,6 @@ from digest.config import Settings
 from digest.render import render_page, safe_url, text_direction
 
 
-def N_(message: str) -> str:
-    """Mark message for the catalogs; the page template translates it when it shows it.
-
-    Only constant strings go through here: the template's _() trusts its message as
-    markup, so text a visitor typed must reach the page some other way.
-    """
-    return message
-
-
 @dataclass(frozen=True)
 class Links:
     """Where the header and footer of every page point."""

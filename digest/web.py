@@ -21,6 +21,10 @@ from digest.check import is_loopback
 from digest.config import Settings
 from digest.errors import ConfigError
 from digest.httpserver import WEBHOOK_PREFIX, make_server, raise_fd_limit, read_body
+
+# N_ marks a page message for the catalogs; the page's template translates it. Constant
+# strings only: the template's _() trusts its message as markup.
+from digest.i18n import N_
 from digest.models import RenderedEdition
 from digest.render import (
     packaged_templates,
@@ -32,8 +36,6 @@ from digest.store import Store, store_exists
 from digest.tokens import subscriber_from_token, well_formed
 from digest.web_signup import SignupPages
 from digest.webparts import FeedWatch, parse_form
-
-N_ = pages.N_
 
 logger = logging.getLogger(__name__)
 

@@ -25,9 +25,9 @@ from urllib.parse import urlsplit
 from digest import pages, signup
 from digest.config import Settings
 from digest.httpserver import read_body
+from digest.i18n import N_
 from digest.models import Subscriber
 from digest.notices import NoticeRunner
-from digest.pages import N_
 from digest.render import packaged_templates
 from digest.signup import SignupForm, SignupLimited, Visitor
 from digest.store import Store, store_exists
