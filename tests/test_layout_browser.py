@@ -113,12 +113,6 @@ def baseline_height() -> int:
     return height
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="today's layout: every image full width, a button per item; the ten-item phone"
-    " edition is 7,072 px (tests/data/phone_height_baseline.json); the compact layout of"
-    " issue 19 (thumbnails, text links) is to halve it",
-)
 def test_the_phone_edition_is_under_half_its_old_height(
     browser: Browser, settings: Settings
 ) -> None:
@@ -267,7 +261,9 @@ def test_the_text_part_carries_every_title_highlight_and_link(settings: Settings
             assert f"{label}:" in words
     links = {a.get("href") for a in lxml_html.document_fromstring(html).xpath("//a[@href]")}
     assert len(links) > 20
-    missing = sorted(link for link in links if link not in text)
+    # "In this issue" jumps to #story-N inside the HTML; the text part has no anchors to
+    # jump to, and lists its stories in the same order.
+    missing = sorted(link for link in links if link not in text and not link.startswith("#"))
     assert not missing, missing
 
 
