@@ -36,8 +36,9 @@ EMAIL_DARK_BACKGROUND = "#111827"
 # An edition of this many items or more opens with "In this issue", a list of its titles.
 CONTENTS_FROM = 5
 # The thumbnail beside an item's highlights: the size Outlook draws it at (elsewhere the
-# width holds and the height follows the picture), and the space between it and the text.
-THUMB = {"width": 160, "height": 90, "gap": 14}
+# width holds and the height follows the picture), and the space between it and the text;
+# on a phone (the @media rules) the smaller size it takes at the end of the highlights.
+THUMB = {"width": 160, "height": 90, "gap": 14, "phone_width": 72, "phone_gap": 10}
 SAFE_SCHEMES = {"http", "https", "mailto"}
 # Stands in for each subscriber's own unsubscribe link; delivery substitutes it per message.
 # Letters, slashes and percent signs only, so autoescape and premailer leave it intact.

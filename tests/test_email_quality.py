@@ -47,7 +47,7 @@ PHONE_HEIGHT_BEFORE = 7116
 # Features some of those clients lack, used anyway because the email reads the same
 # without them. Each needs a reason; the test fails when one is no longer used.
 ALLOWED: dict[str, str] = {
-    "css-at-media": "narrow-screen padding only; without it the column keeps its desktop padding",
+    "css-at-media": "the phone layout only; without it a phone shows the wide one, narrower",
     "css-at-media-prefers-color-scheme": "the dark palette; without it the light one shows",
     "html-meta-color-scheme": "announces the dark palette to clients that have one; else ignored",
     "html-style": "holds only the @media rules above; every base style is inline",
@@ -55,13 +55,17 @@ ALLOWED: dict[str, str] = {
     "css-selector-grouping": "only in the @media rules; inline styles need no selectors",
     "css-selector-descendant": "only in the @media rules; inline styles need no selectors",
     "css-selector-type": "only in the @media rules; inline styles need no selectors",
-    "css-display-none": "hides the preheader; where ignored the headlines show once more on top",
+    "css-display-none": "hides the preheader, and the phone's copy of each 'Read at' link and the"
+    " dots of 'In this issue'; where ignored the headlines show once more on top, a link twice",
     "css-max-height": "a fall-back hiding the preheader where display:none is ignored",
     "css-overflow": "a fall-back hiding the preheader where display:none is ignored",
     "css-opacity": "a fall-back hiding the preheader where display:none is ignored",
     "html-role": "tells screen readers a table is layout; clients without it ignore it",
     "html-body": "Outlook for Mac drops <body> styles; the wrapper table repeats its background",
     "html-doctype": "Outlook for Windows ignores it; the table layout needs no standards mode",
+    "css-float": "only in the phone's @media rules (the thumbnail, a section's name), which"
+    " Outlook for Windows does not read: it keeps the fixed columns",
+    "css-clear": "only in the phone's @media rules, beside the float it ends",
     "html-anchor-links": "'In this issue' jumps to each story; in Gmail for iOS it is a list",
 }
 
@@ -485,7 +489,7 @@ def _png(width: int, height: int) -> bytes:
 
 
 def test_a_ten_item_phone_edition_is_short_and_never_scrolls_sideways(settings: Settings) -> None:
-    """Lay out ten items with pictures at 375 px: no sideways scroll, far shorter than before."""
+    """Lay out ten items with pictures at 375 px: no sideways scroll, under half as tall."""
     html = render_edition(themed(settings), edition(10)).html
     picture = _png(1200, 630)  # a feed's usual 1.91:1 picture, served for every image URL
 
@@ -504,13 +508,17 @@ def test_a_ten_item_phone_edition_is_short_and_never_scrolls_sideways(settings: 
             sizes[width] = page.evaluate(
                 "[document.documentElement.scrollWidth, document.documentElement.scrollHeight,"
                 " [...document.images].every(i => i.complete && i.naturalWidth > 0),"
-                " document.querySelector('img.thumb').getBoundingClientRect().width,"
-                " document.querySelector('ul.highlights').getBoundingClientRect().left]"
+                " document.querySelector('img.thumb').getBoundingClientRect().toJSON(),"
+                " document.querySelector('ul.highlights').getBoundingClientRect().toJSON()]"
             )
             page.close()
     (phone_width, phone_height, loaded, thumb, _), desktop = sizes[375], sizes[800]
     assert loaded
     assert phone_width == 375, "the edition scrolls sideways on a phone"
-    assert phone_height < 0.75 * PHONE_HEIGHT_BEFORE, phone_height
-    # On a phone the picture sits above the highlights; on a wide screen beside them.
-    assert thumb == 112 and desktop[3] == 160 and desktop[4] > sizes[375][4] + 160
+    assert phone_height < 0.5 * PHONE_HEIGHT_BEFORE, phone_height
+    # Beside the highlights on both: on a wide screen a column before them; on a phone
+    # small, at the end of their first lines, the text flowing around it.
+    highlights = sizes[375][4]
+    assert desktop[3]["width"] == 160 and desktop[4]["left"] > desktop[3]["right"]
+    assert thumb["width"] == 72 and thumb["right"] == highlights["right"]
+    assert highlights["top"] <= thumb["top"] < thumb["bottom"] < highlights["bottom"]

@@ -113,12 +113,6 @@ def baseline_height() -> int:
     return height
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="today's layout: every image full width, a button per item; the ten-item phone"
-    " edition is 7,072 px (tests/data/phone_height_baseline.json); the compact layout of"
-    " issue 19 (thumbnails, text links) is to halve it",
-)
 def test_the_phone_edition_is_under_half_its_old_height(
     browser: Browser, settings: Settings
 ) -> None:

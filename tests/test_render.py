@@ -181,11 +181,21 @@ def test_each_item_has_one_quiet_link_named_after_its_source(settings: Settings)
     """Link the story once as text, "Read at <source> →", in the brand colour, no button."""
     html = render_edition(settings, edition(1)).html
     first = edition(1).items[0].article
-    (link,) = doc(html).xpath("//p[@class='read-at']/a")
+    (link,) = doc(html).xpath("//p[@class='read-at read-at-wide']/a")
     assert link.text_content() == f"Read at {first.source_name} →"
     assert link.get("href") == first.url
     assert "color:#1d4ed8" in link.get("style") and "background" not in link.get("style")
     assert not doc(html).xpath("//*[contains(@class, 'button')]")
+    # A phone shows the same link in the meta line instead (the @media rules swap them);
+    # elsewhere that copy is hidden, so that one link shows on any screen.
+    (copy,) = doc(html).xpath("//p[@class='item-meta']/span[@class='read-at-phone']")
+    assert "display:none" in copy.get("style") and "mso-hide:all" in copy.get("style")
+    (phone_link,) = copy.xpath("a")
+    assert (phone_link.text_content(), phone_link.get("href")) == (link.text_content(), first.url)
+    (css,) = doc(html).xpath("//style/text()")
+    phone = css[css.index("@media only screen") : css.index("@media (prefers-color-scheme")]
+    assert ".read-at-phone{display:inline!important}" in phone
+    assert ".meta-source,.read-at-wide{display:none!important}" in phone
 
 
 def test_a_source_without_a_name_is_read_at_its_site(settings: Settings) -> None:
@@ -193,7 +203,7 @@ def test_a_source_without_a_name_is_read_at_its_site(settings: Settings) -> None
     nameless = replace(article(1), source_name="", url="https://www.harbourtown.example/a")
     one = replace(edition(1), sections=(Section("", (Item(nameless, nameless.highlights),)),))
     rendered = render_edition(settings, one)
-    (link,) = doc(rendered.html).xpath("//p[@class='read-at']/a")
+    (link,) = doc(rendered.html).xpath("//p[@class='read-at read-at-wide']/a")
     assert link.text_content() == "Read at harbourtown.example →"
     assert "  Read at harbourtown.example → [1]\n" in rendered.text
 
@@ -214,13 +224,20 @@ def test_the_meta_line_names_the_source_the_author_and_the_day(settings: Setting
     one = replace(edition(1), sections=(Section("", (Item(signed, signed.highlights),)),))
     rendered = render_edition(settings, one)
     (meta,) = doc(rendered.html).xpath("//p[@class='item-meta']")
-    assert meta.text_content() == "Harbourtown Daily · by Ada Lovelace · 28 Nov 2026"
+    (source,) = meta.xpath("span[@class='meta-source']")
+    (phone,) = meta.xpath("span[@class='read-at-phone']")
+    assert source.text_content() + (source.tail or "") == (
+        "Harbourtown Daily · by Ada Lovelace · 28 Nov 2026"
+    )
+    # On a phone the source's name gives way to the link, which names it too.
+    assert phone.text_content() == " · Read at Harbourtown Daily →"
     assert "\nHarbourtown Daily · by Ada Lovelace · 28 Nov 2026\n" in rendered.text
     assert "  Read at Harbourtown Daily → [1]\n" in rendered.text
 
 
-def test_a_thumbnail_sits_beside_the_highlights_and_stacks_on_a_phone(settings: Settings) -> None:
-    """Put a sized thumbnail with alt text in a fixed column that the phone rule stacks."""
+def test_a_thumbnail_sits_beside_the_highlights_and_shrinks_on_a_phone(settings: Settings) -> None:
+    """Put a sized thumbnail with alt text in a fixed column; on a phone the highlights flow
+    around it, smaller, at the end of their first lines."""
     html = render_edition(settings, edition(1)).html
     (img,) = doc(html).xpath("//img[@class='thumb']")
     title = edition(1).items[0].article.title
@@ -233,7 +250,9 @@ def test_a_thumbnail_sits_beside_the_highlights_and_stacks_on_a_phone(settings: 
     assert table.get("role") == "presentation" and table.get("width") == "100%"
     (css,) = doc(html).xpath("//style/text()")
     phone = css[css.index("@media only screen") : css.index("@media (prefers-color-scheme")]
-    assert ".thumb-cell,.story-text{display:block!important;width:100%!important" in phone
+    assert ".story-text{display:block!important;width:auto!important" in phone
+    assert ".thumb-cell{display:block!important;float:right!important;width:72px!important" in phone
+    assert ".thumb{width:72px!important" in phone
     assert doc(html).xpath("//h2")[0].text_content() == title
 
 
@@ -423,7 +442,7 @@ def test_article_text_is_escaped_and_unsafe_links_dropped(settings: Settings) ->
     assert "<script>" not in rendered.html and "&lt;script&gt;" in rendered.html
     assert "<b>bold</b>" not in rendered.html
     assert "javascript:" not in rendered.html and "javascript:" not in rendered.text
-    assert not doc(rendered.html).xpath("//p[@class='read-at']")
+    assert not doc(rendered.html).xpath("//*[contains(@class, 'read-at')]")
 
 
 def test_a_user_template_folder_overrides_one_partial(settings: Settings, tmp_path: Path) -> None:
@@ -439,7 +458,7 @@ def test_a_user_template_folder_overrides_one_partial(settings: Settings, tmp_pa
     footer = doc(html).xpath("//td[@class='footer']")[0]
     assert footer.text_content() == "Sent with care. Stop these emails"
     assert "font-size:12px" in footer.get("style")  # the built-in stylesheet still applies
-    assert doc(html).xpath("//p[@class='read-at']")  # and the built-in item partial
+    assert doc(html).xpath("//p[@class='read-at read-at-wide']")  # and the built-in item partial
 
 
 def test_a_broken_user_template_names_the_file_and_line(settings: Settings, tmp_path: Path) -> None:
