@@ -1,9 +1,11 @@
 """digest against rss2email on rss2email's own ground: RSS feeds over HTTP, mail over SMTP.
 
-50 RSS feeds of 20 items each are served from 127.0.0.1, every answer held back 100 ms
-as a distant server's would be. `rss2email` 3.14 and `digest run` each read all of them
-once, from scratch, and deliver to one reader through the same local SMTP sink (aiosmtpd):
-rss2email a message per item, digest one edition. Each is run as a whole process, start-up
+50 RSS feeds of 20 items each are served, each from a loopback address of its own
+(127.0.0.1 to 127.0.0.50, as 50 feeds come from 50 sites; digest asks one host one
+request at a time), every answer held back 100 ms as a distant server's would be.
+`rss2email` 3.14 and `digest run` each read all of them once, from scratch, and deliver
+to one reader through the same local SMTP sink (aiosmtpd): rss2email a message per item,
+digest one edition. Each is run as a whole process, start-up
 included; wall time is measured around it and CPU time (user + system) with
 resource.getrusage of the finished children. The figures are digest's over rss2email's
 (targets: wall ≤ 0.5, CPU ≤ 1.2).
@@ -137,7 +139,8 @@ def feed_xml(n: int, items: int, now: datetime) -> bytes:
 
 @contextmanager
 def feed_server(feeds: int, now: datetime) -> Iterator[list[str]]:
-    """Serve the feeds on 127.0.0.1, each answer DELAY late; yield their URLs."""
+    """Serve each feed from a loopback address of its own, each answer DELAY late; yield
+    their URLs."""
     bodies = {f"/feed{n}.xml": feed_xml(n, ITEMS, now) for n in range(feeds)}
 
     class Handler(BaseHTTPRequestHandler):
@@ -158,17 +161,22 @@ def feed_server(feeds: int, now: datetime) -> Iterator[list[str]]:
                 + body
             )
 
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
+    servers = [ThreadingHTTPServer((f"127.0.0.{n + 1}", 0), Handler) for n in range(feeds)]
+    threads = []
+    for httpd in servers:
+        httpd.daemon_threads = True
+        threads.append(threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True))
+        threads[-1].start()
     try:
-        port = httpd.server_address[1]
-        yield [f"http://127.0.0.1:{port}{path}" for path in bodies]
+        yield [
+            f"http://127.0.0.{n + 1}:{httpd.server_address[1]}/feed{n}.xml"
+            for n, httpd in enumerate(servers)
+        ]
     finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(5)
+        for httpd, thread in zip(servers, threads, strict=True):
+            httpd.shutdown()
+            httpd.server_close()
+            thread.join(5)
 
 
 class Sink:
