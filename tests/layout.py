@@ -35,6 +35,20 @@ PHONE_ITEMS = 10
 BASELINE = Path(__file__).resolve().parent / "data" / "phone_height_baseline.json"
 
 
+def themed(settings: Settings) -> Settings:
+    """Return settings with every optional part of the email switched on."""
+    return load_settings(
+        None,
+        {
+            "DIGEST_SOURCES": ",".join(settings.sources),
+            "DIGEST_DB": str(settings.db),
+            "DIGEST_OUTBOX": str(settings.outbox),
+            "DIGEST_LOGO_URL": "https://example.org/logo.png",
+            "DIGEST_POSTAL_ADDRESS": "Example Media Ltd, 1 Main Street, 12345 Springfield",
+        },
+    )
+
+
 def plain_settings(folder: Path) -> Settings:
     """Return the default settings, with every path inside folder."""
     return load_settings(

@@ -15,10 +15,11 @@ from _editions import edition
 from _site import PAGES, site_pages
 from axe import AxeMissing, axe_source, violations
 from browser import chromium, chromium_path
+from layout import themed
 from offline import offline
 from playwright.sync_api import Browser, Page
 
-from digest.config import Settings, load_settings
+from digest.config import Settings
 from digest.notices import SUBJECTS
 from digest.render import generic_copy, public_links, render_edition, render_notice
 
@@ -109,17 +110,7 @@ def test_each_page_is_the_one_meant(browser: Browser, pages: dict[str, str]) -> 
 @pytest.fixture
 def full_email(settings: Settings) -> str:
     """Return a 20-item edition with a logo, a postal address and "Also in" lines."""
-    themed = load_settings(
-        None,
-        {
-            "DIGEST_SOURCES": ",".join(settings.sources),
-            "DIGEST_DB": str(settings.db),
-            "DIGEST_OUTBOX": str(settings.outbox),
-            "DIGEST_LOGO_URL": "https://example.org/logo.png",
-            "DIGEST_POSTAL_ADDRESS": "Example Media Ltd, 1 Main Street, 12345 Springfield",
-        },
-    )
-    rendered = generic_copy(render_edition(themed, edition(20)))
+    rendered = generic_copy(render_edition(themed(settings), edition(20)))
     return public_links(rendered.html, "https://news.example.org")
 
 

@@ -23,9 +23,10 @@ import pytest
 from _editions import NOW, edition
 from browser import chromium
 from conftest import ROOT
+from layout import themed
 from lxml import html as lxml_html
 
-from digest.config import Settings, load_settings
+from digest.config import Settings
 from digest.mail import MessageTemplate, build_message, list_id_header
 from digest.pipeline import run_edition
 from digest.render import UNSUBSCRIBE_PLACEHOLDER, render_edition
@@ -264,20 +265,6 @@ def client_report(document: str, data: dict[str, dict[str, Any]]) -> tuple[list[
         if missing and slug not in ALLOWED:
             problems.append(f"{slug} ({where}) is not supported by {', '.join(missing)}")
     return problems, usage
-
-
-def themed(settings: Settings) -> Settings:
-    """Return settings with every optional part of the email switched on."""
-    return load_settings(
-        None,
-        {
-            "DIGEST_SOURCES": ",".join(settings.sources),
-            "DIGEST_DB": str(settings.db),
-            "DIGEST_OUTBOX": str(settings.outbox),
-            "DIGEST_LOGO_URL": "https://example.org/logo.png",
-            "DIGEST_POSTAL_ADDRESS": "Example Media Ltd, 1 Main Street, 12345 Springfield",
-        },
-    )
 
 
 @pytest.fixture

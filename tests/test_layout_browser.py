@@ -25,12 +25,13 @@ from layout import (
     horizontal_overflow,
     open_email,
     phone_height,
+    themed,
 )
 from lxml import html as lxml_html
 from offline import offline
 from playwright.sync_api import Browser
 
-from digest.config import Settings, load_settings
+from digest.config import Settings
 from digest.mail import MessageTemplate, list_id_header
 from digest.render import TEXT_WIDTH, render_edition
 from digest.tokens import make_token, preferences_url, unsubscribe_url
@@ -56,20 +57,6 @@ def pages(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """Serve every page of the site once for the tests of this file."""
     with site_pages(tmp_path_factory.mktemp("site")) as urls:
         yield urls
-
-
-def themed(settings: Settings) -> Settings:
-    """Return settings with every optional part of the email switched on."""
-    return load_settings(
-        None,
-        {
-            "DIGEST_SOURCES": ",".join(settings.sources),
-            "DIGEST_DB": str(settings.db),
-            "DIGEST_OUTBOX": str(settings.outbox),
-            "DIGEST_LOGO_URL": "https://example.org/logo.png",
-            "DIGEST_POSTAL_ADDRESS": "Example Media Ltd, 1 Main Street, 12345 Springfield",
-        },
-    )
 
 
 # Sideways scrolling
