@@ -6,6 +6,7 @@ import copy
 import logging
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from waitress.channel import HTTPChannel
@@ -39,6 +40,16 @@ REQUEST_DEADLINE = 10.0
 # Seconds an idle keep-alive connection stays open, checked every CLEANUP_INTERVAL.
 CHANNEL_TIMEOUT = 30
 CLEANUP_INTERVAL = 5
+
+
+@dataclass(frozen=True)
+class Response:
+    """What a handler answers: the pages, the sign-up forms and the webhooks alike."""
+
+    status: str
+    body: bytes
+    content_type: str = "text/html; charset=utf-8"
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 class DeadlineChannel(HTTPChannel):  # type: ignore[misc]

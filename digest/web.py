@@ -9,7 +9,7 @@ import logging
 import re
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,7 @@ from digest.bounces.webhooks import ReportSink, Webhooks, store_sink
 from digest.check import is_loopback
 from digest.config import Settings
 from digest.errors import ConfigError
-from digest.httpserver import WEBHOOK_PREFIX, make_server, raise_fd_limit, read_body
+from digest.httpserver import WEBHOOK_PREFIX, Response, make_server, raise_fd_limit, read_body
 
 # N_ marks a page message for the catalogs; the page's template translates it. Constant
 # strings only: the template's _() trusts its message as markup.
@@ -59,16 +59,6 @@ SECURITY_HEADERS = [
     ("Cache-Control", "no-store"),
 ]
 SIGNUP_PATHS = ("/subscribe", "/static/signup.js")
-
-
-@dataclass(frozen=True)
-class Response:
-    """What a handler answers."""
-
-    status: str
-    body: bytes
-    content_type: str = "text/html; charset=utf-8"
-    headers: tuple[tuple[str, str], ...] = ()
 
 
 def _html(status: str, text: str, headers: tuple[tuple[str, str], ...] = ()) -> Response:
@@ -155,12 +145,11 @@ class App:
         method = environ.get("REQUEST_METHOD", "GET")
         path = environ.get("PATH_INFO", "/") or "/"
         if path in SIGNUP_PATHS or path.startswith(("/confirm/", "/preferences/")):
-            return Response(**vars(self.signup.route(environ, method, path)))
+            return self.signup.route(environ, method, path)
         if method not in ("GET", "HEAD", "POST"):
             return _html("405 Method Not Allowed", self._not_allowed(method))
         if path.startswith(WEBHOOK_PREFIX):
-            reply = self.webhooks.answer(path.removeprefix(WEBHOOK_PREFIX), method, environ)
-            return Response(reply.status, reply.body, reply.content_type, reply.headers)
+            return self.webhooks.answer(path.removeprefix(WEBHOOK_PREFIX), method, environ)
         if path.startswith("/unsubscribe/"):
             return self.unsubscribe(environ, method, path.removeprefix("/unsubscribe/"))
         if method == "POST":

@@ -16,7 +16,7 @@ import json
 import logging
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
 from http.cookies import CookieError, SimpleCookie
 from typing import Any
@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 from digest import pages, signup
 from digest.config import Settings
-from digest.httpserver import read_body
+from digest.httpserver import Response, read_body
 from digest.i18n import N_
 from digest.models import Subscriber
 from digest.notices import NoticeRunner
@@ -47,18 +47,8 @@ THANKS = (
 )
 
 
-@dataclass(frozen=True)
-class Answer:
-    """What a sign-up handler answers; web.App turns it into its Response."""
-
-    status: str
-    body: bytes
-    content_type: str = "text/html; charset=utf-8"
-    headers: tuple[tuple[str, str], ...] = ()
-
-
-def _json(status: str, data: dict[str, str], headers: tuple[tuple[str, str], ...]) -> Answer:
-    return Answer(status, json.dumps(data).encode(), "application/json", headers)
+def _json(status: str, data: dict[str, str], headers: tuple[tuple[str, str], ...]) -> Response:
+    return Response(status, json.dumps(data).encode(), "application/json", headers)
 
 
 def origin_of(url: str) -> str:
@@ -80,11 +70,11 @@ class SignupPages:
         """The application's settings (a test may point its base URL at the real port)."""
         return self._settings()
 
-    def route(self, environ: Environ, method: str, path: str) -> Answer:
+    def route(self, environ: Environ, method: str, path: str) -> Response:
         """Answer one request under the sign-up paths."""
         if path == "/static/signup.js":
             script = (packaged_templates() / "web" / "signup.js").read_bytes()
-            return Answer("200 OK", script, "text/javascript; charset=utf-8")
+            return Response("200 OK", script, "text/javascript; charset=utf-8")
         if method not in ("GET", "HEAD", "POST", "OPTIONS"):
             return self._not_allowed(method)
         if not self.settings.secret_key:
@@ -169,12 +159,12 @@ class SignupPages:
             return (("Vary", "Origin"),)
         return (("Access-Control-Allow-Origin", origin), ("Vary", "Origin"))
 
-    def preflight(self, environ: Environ) -> Answer:
+    def preflight(self, environ: Environ) -> Response:
         """Answer a CORS preflight for the JSON sign-up: yes for the allowed origins only."""
         origin = self._origin(environ)
         if not self._allowed(origin):
-            return Answer("403 Forbidden", b"", "text/plain", (("Vary", "Origin"),))
-        return Answer(
+            return Response("403 Forbidden", b"", "text/plain", (("Vary", "Origin"),))
+        return Response(
             "204 No Content",
             b"",
             "text/plain",
@@ -194,7 +184,7 @@ class SignupPages:
         error: str = "",
         form: SignupForm | None = None,
         problem: str = "",
-    ) -> Answer:
+    ) -> Response:
         """Show the sign-up form (or, after a POST, the answer every address gets).
 
         problem is a constant text marked with N_(); error one about what was typed."""
@@ -211,9 +201,9 @@ class SignupPages:
                 "csrf": self._csrf_token(cookie, "/subscribe"),
             },
         )
-        return Answer(status, page.encode(), headers=headers if state == "form" else ())
+        return Response(status, page.encode(), headers=headers if state == "form" else ())
 
-    def subscribe_post(self, environ: Environ) -> Answer:
+    def subscribe_post(self, environ: Environ) -> Response:
         """Take a sign-up from our page, an allowed site's form, or a script's JSON."""
         origin = self._origin(environ)
         own = not origin or self._own(environ, origin)
@@ -260,14 +250,14 @@ class SignupPages:
             )
         return self._thanks(environ, "")
 
-    def _thanks(self, environ: Environ, ignored: str) -> Answer:
+    def _thanks(self, environ: Environ, ignored: str) -> Response:
         if ignored:
             logger.info("sign-up ignored: %s", ignored)
         return self.subscribe_page(environ, state="sent")
 
     def _subscribe_json(
         self, environ: Environ, body: bytes, cors: tuple[tuple[str, str], ...]
-    ) -> Answer:
+    ) -> Response:
         try:
             data = json.loads(body)
         except (ValueError, UnicodeDecodeError):
@@ -296,7 +286,7 @@ class SignupPages:
 
     # Confirmation
 
-    def confirm(self, environ: Environ, method: str, token: str) -> Answer:
+    def confirm(self, environ: Environ, method: str, token: str) -> Response:
         """GET shows a confirm button (scanners follow links); POST confirms."""
         settings = self.settings
         if method != "POST" and not store_exists(settings.db):
@@ -315,7 +305,7 @@ class SignupPages:
 
     def _confirm_page(
         self, environ: Environ, status: str, state: str, found: Subscriber | None = None
-    ) -> Answer:
+    ) -> Response:
         cookie, headers = self._session(environ)
         s = self.settings
         manage = ""
@@ -332,11 +322,11 @@ class SignupPages:
                 "preferences": manage,
             },
         )
-        return Answer(status, page.encode(), headers=headers)
+        return Response(status, page.encode(), headers=headers)
 
     # Preferences
 
-    def preferences(self, environ: Environ, method: str, token: str) -> Answer:
+    def preferences(self, environ: Environ, method: str, token: str) -> Response:
         """Show a reader's own settings behind their token; POST changes them."""
         settings = self.settings
         if not well_formed(token):
@@ -370,7 +360,7 @@ class SignupPages:
 
     def _change(
         self, environ: Environ, store: Store, reader: Subscriber, form: dict[str, list[str]]
-    ) -> Answer:
+    ) -> Response:
         now = self.clock()
         action = _field(form, "action")
         notice = ""
@@ -418,7 +408,7 @@ class SignupPages:
         notice: str = "",
         error: str = "",
         problem: str = "",
-    ) -> Answer:
+    ) -> Response:
         """Show a reader's settings; notice names what was just done (the page words it),
         problem is a constant text marked with N_(), error one about what was typed."""
         cookie, headers = self._session(environ)
@@ -437,9 +427,9 @@ class SignupPages:
                 "problem": problem,
             },
         )
-        return Answer(status, page.encode(), headers=headers)
+        return Response(status, page.encode(), headers=headers)
 
-    def _message(self, status: str, title: str, message: str, detail: str = "") -> Answer:
+    def _message(self, status: str, title: str, message: str, detail: str = "") -> Response:
         """Answer a page of one message: title and message are constants marked with N_(),
         detail anything else, shown as it is."""
         page = pages.render(
@@ -448,9 +438,9 @@ class SignupPages:
             {"page_title": title, "message": message, "version": "", "detail": detail},
         )
 
-        return Answer(status, page.encode())
+        return Response(status, page.encode())
 
-    def _not_allowed(self, method: str) -> Answer:
+    def _not_allowed(self, method: str) -> Response:
         return self._message(
             "405 Method Not Allowed",
             N_("Not allowed"),

@@ -27,7 +27,7 @@ from typing import Any, Protocol
 
 from digest.bounces.report import DeliveryReport
 from digest.config import Settings
-from digest.httpserver import WEBHOOK_MAX_BODY, read_body
+from digest.httpserver import WEBHOOK_MAX_BODY, Response, read_body
 
 logger = logging.getLogger(__name__)
 
@@ -85,16 +85,6 @@ class Provider(Protocol):
         ...
 
 
-@dataclass(frozen=True)
-class Reply:
-    """What a webhook route answers."""
-
-    status: str
-    body: bytes
-    content_type: str = "application/json"
-    headers: tuple[tuple[str, str], ...] = ()
-
-
 _REASONS = {
     200: "OK",
     400: "Bad Request",
@@ -108,9 +98,9 @@ _REASONS = {
 }
 
 
-def _reply(code: int, message: str, headers: tuple[tuple[str, str], ...] = ()) -> Reply:
+def _reply(code: int, message: str, headers: tuple[tuple[str, str], ...] = ()) -> Response:
     body = json.dumps({"status": message}).encode()
-    return Reply(f"{code} {_REASONS[code]}", body, headers=headers)
+    return Response(f"{code} {_REASONS[code]}", body, "application/json", headers)
 
 
 class Webhooks:
@@ -136,7 +126,7 @@ class Webhooks:
         """Return the body cap the server must allow under /webhooks/ (0: none served)."""
         return WEBHOOK_MAX_BODY if self.providers else 0
 
-    def answer(self, name: str, method: str, environ: Mapping[str, Any]) -> Reply:
+    def answer(self, name: str, method: str, environ: Mapping[str, Any]) -> Response:
         """Answer one request to /webhooks/<name>."""
         provider = self.providers.get(name)
         if provider is None:
