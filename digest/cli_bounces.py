@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from digest.cli import Context, _local, _utcnow, handle_errors, main, pass_context, plural
+from digest.cli import Context, _utcnow, handle_errors, main, pass_context
+from digest.cli_report import local_time, plural
 
 
 @main.group(invoke_without_command=True)
@@ -31,7 +32,7 @@ def bounces(ctx: Context, limit: int) -> None:
     for r in found:
         status = f" {r.status}" if r.status else ""
         click.echo(
-            f"{_local(r.received)}  {r.kind:9} {r.address or '?'}{status}  {r.action}"
+            f"{local_time(r.received)}  {r.kind:9} {r.address or '?'}{status}  {r.action}"
             f"  {r.diagnostic[:100]}"
         )
 

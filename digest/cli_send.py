@@ -6,18 +6,13 @@ import threading
 
 import click
 
-from digest.cli import (
-    Context,
-    _local,
-    _on_signal_stop,
-    _preflight,
-    _print_send_report,
-    _print_send_reports,
-    _ProgressLine,
-    handle_errors,
-    main,
-    pass_context,
+from digest.cli import Context, _on_signal_stop, _preflight, handle_errors, main, pass_context
+from digest.cli_report import (
+    ProgressLine,
+    local_time,
     plural,
+    print_send_report,
+    print_send_reports,
 )
 from digest.config import Settings
 from digest.errors import DeliveryError
@@ -80,12 +75,12 @@ def send(
     _preflight(settings, force)
     stop = threading.Event()
     _on_signal_stop(stop)
-    line = _ProgressLine()
+    line = ProgressLine()
     try:
         reports = pipeline.send_edition(settings, edition, stop=stop, progress=line)
     finally:
         line.done()
-    _print_send_reports(reports)
+    print_send_reports(reports)
 
 
 def _send_worker(settings: Settings) -> None:
@@ -94,7 +89,7 @@ def _send_worker(settings: Settings) -> None:
     stop = threading.Event()
     _on_signal_stop(stop)
     click.echo("Worker started; SIGTERM or Ctrl-C finishes the messages in flight and stops.")
-    totals = work(settings, stop=stop, on_report=_print_send_report)
+    totals = work(settings, stop=stop, on_report=print_send_report)
     click.echo(f"Worker stopped: {totals.sent} sent, {totals.failed} failed.")
 
 
@@ -140,7 +135,7 @@ def deliveries(ctx: Context, edition: str | None, show_all: bool) -> None:
             when = f"{row.updated:%Y-%m-%d %H:%M}" if row.updated else ""
             notes = []
             if row.next_attempt_at is not None:
-                notes.append(f"next try {_local(row.next_attempt_at)}")
+                notes.append(f"next try {local_time(row.next_attempt_at)}")
             if row.maybe_sent:
                 notes.append("maybe sent")
             if row.claimed_by:

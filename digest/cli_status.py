@@ -6,7 +6,8 @@ from datetime import UTC, datetime
 
 import click
 
-from digest.cli import Context, _days, _local, handle_errors, main, pass_context, plural, shown
+from digest.cli import Context, handle_errors, main, pass_context, shown
+from digest.cli_report import days_text, local_time, plural
 
 
 @main.command()
@@ -66,7 +67,7 @@ def status(ctx: Context) -> None:
         for row in still_open.values():
             later = row.open_rows - row.due_rows
             when = (
-                f", {later} waiting until {_local(row.next_attempt_at)}"
+                f", {later} waiting until {local_time(row.next_attempt_at)}"
                 if later and row.next_attempt_at is not None
                 else ""
             )
@@ -82,7 +83,7 @@ def status(ctx: Context) -> None:
         click.echo(
             f"Last pruned: {pruned.at:%Y-%m-%d %H:%M} UTC ({plural(pruned.articles, 'article')},"
             f" {plural(pruned.files, 'source file')} removed; DIGEST_RETENTION is"
-            f" {_days(settings.retention.total_seconds() / 86400)})"
+            f" {days_text(settings.retention.total_seconds() / 86400)})"
             if pruned
             else "Last pruned: never"
         )

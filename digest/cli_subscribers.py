@@ -8,7 +8,8 @@ from pathlib import Path
 
 import click
 
-from digest.cli import Context, _utcnow, handle_errors, main, pass_context, plural, shown
+from digest.cli import Context, _utcnow, handle_errors, main, pass_context, shown
+from digest.cli_report import plural
 from digest.config import Settings
 
 
