@@ -3,6 +3,7 @@
 Each sending process takes tokens in chunks of about a second's worth and spends them
 on its own, so the database is asked once per chunk, not once per message; what a
 process holds when it stops is at most one chunk per bucket, a second of sending.
+RateLimiter, the pacing within one process, is what they build on.
 """
 
 from __future__ import annotations
@@ -10,11 +11,45 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections.abc import Callable
 
-from digest.smtp import RateLimiter
 from digest.store import Store
 
 ALL = "all"
+
+
+class RateLimiter:
+    """At most `per_minute` acquisitions a minute, spread evenly, shared by all threads.
+
+    clock and sleep are the monotonic clock and its sleep; a test passes its own pair.
+    """
+
+    def __init__(
+        self,
+        per_minute: int,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], object] = time.sleep,
+    ) -> None:
+        self.interval = 60.0 / per_minute if per_minute > 0 else 0.0
+        self._next = 0.0
+        self._lock = threading.Lock()
+        self._clock = clock
+        self._sleep = sleep
+
+    def wait(self, stop: threading.Event | None = None) -> None:
+        """Block until the next message may go."""
+        if not self.interval:
+            return
+        with self._lock:
+            now = self._clock()
+            slot = max(now, self._next)
+            self._next = slot + self.interval
+        delay = slot - self._clock()
+        if delay > 0:
+            if stop is not None:
+                stop.wait(delay)
+            else:
+                self._sleep(delay)
 
 
 def _chunk(per_minute: int) -> int:

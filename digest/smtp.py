@@ -15,11 +15,14 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from digest.config import Settings
 from digest.errors import DeliveryError
 from digest.smtpdata import data_bytes
+
+if TYPE_CHECKING:
+    from digest.limits import RateLimiter
 
 logger = logging.getLogger(__name__)
 
@@ -73,40 +76,6 @@ def tls_context(settings: Settings) -> ssl.SSLContext:
                 hint="set SMTP_CA_FILE to a PEM file holding the certificate authority",
             ) from err
     return context
-
-
-class RateLimiter:
-    """At most `per_minute` acquisitions a minute, spread evenly, shared by all threads.
-
-    clock and sleep are the monotonic clock and its sleep; a test passes its own pair.
-    """
-
-    def __init__(
-        self,
-        per_minute: int,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], object] = time.sleep,
-    ) -> None:
-        self.interval = 60.0 / per_minute if per_minute > 0 else 0.0
-        self._next = 0.0
-        self._lock = threading.Lock()
-        self._clock = clock
-        self._sleep = sleep
-
-    def wait(self, stop: threading.Event | None = None) -> None:
-        """Block until the next message may go."""
-        if not self.interval:
-            return
-        with self._lock:
-            now = self._clock()
-            slot = max(now, self._next)
-            self._next = slot + self.interval
-        delay = slot - self._clock()
-        if delay > 0:
-            if stop is not None:
-                stop.wait(delay)
-            else:
-                self._sleep(delay)
 
 
 class Connection:

@@ -14,9 +14,9 @@ import pytest
 from smtpserver import Certificates, Faults, Handler, SilentServer, SmtpServer, make_certificates
 
 from digest.config import Settings
+from digest.limits import RateLimiter
 from digest.smtp import (
     Connection,
-    RateLimiter,
     SmtpSetupError,
     backoff,
     classify_permanent,
