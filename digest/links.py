@@ -1,4 +1,4 @@
-"""Where an edition can be read on the web, and the name a reader knows a link by."""
+"""Where an edition can be read on the web."""
 
 from __future__ import annotations
 
@@ -31,14 +31,3 @@ def edition_page_url(settings: Settings, edition_id: str) -> str | None:
     """Return the address of an edition's archive page, or None if there is none."""
     base = archive_url(settings)
     return EDITION_PATH.format(archive=base, edition_id=edition_id) if base else None
-
-
-def site_name(url: str | None) -> str:
-    """Return the host a link goes to, without "www.", for a source that has no name."""
-    if not url:
-        return ""
-    try:
-        host = urlsplit(url).hostname or ""
-    except ValueError:
-        return ""
-    return host.removeprefix("www.")

@@ -206,6 +206,18 @@ def canonical_url(url: str) -> str:
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
+def site_name(url: str | None) -> str:
+    """Return the host a link goes to, without "www.": the name a reader knows a site by
+    when its source gives none. "" for no URL or one that does not parse."""
+    if not url:
+        return ""
+    try:
+        host = urlsplit(url).hostname or ""
+    except ValueError:
+        return ""
+    return host.removeprefix("www.")
+
+
 @dataclass(frozen=True)
 class FileRecord:
     """A local source file as last read: skipped while size, mtime and hash stay the same."""

@@ -19,8 +19,8 @@ from digest import brand, i18n, subjects
 from digest.config import Settings
 from digest.errors import RenderError
 from digest.i18n import N_
-from digest.links import edition_page_url, site_name
-from digest.models import Edition, Item, RenderedEdition
+from digest.links import edition_page_url
+from digest.models import Edition, Item, RenderedEdition, site_name
 from digest.note import note_html, note_links, note_text
 
 logger = logging.getLogger(__name__)

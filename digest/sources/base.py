@@ -6,10 +6,9 @@ import hashlib
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from digest.errors import SourceError
-from digest.models import Article, FileRecord, Skipped, canonical_url
+from digest.models import Article, FileRecord, Skipped, canonical_url, site_name
 
 # The default of DIGEST_MAX_ARTICLE_BYTES: the largest local file a reader is given.
 MAX_FILE_BYTES = 2_000_000
@@ -90,11 +89,7 @@ def feed_name(title: str, where: str) -> str:
     """
     if title.strip():
         return title.strip()
-    try:
-        host = urlsplit(where).hostname or ""
-    except ValueError:
-        host = ""
-    return host.removeprefix("www.") or where
+    return site_name(where) or where
 
 
 def _hash(*parts: str) -> str:
