@@ -67,8 +67,12 @@ def editions(settings: Settings) -> list[EditionRecord]:
     if not store_exists(settings.db):
         return []
     with Store(settings.db, readonly=True) as store:
-        records = store.editions.recent(limit=100_000)
-        kept = store.editions.with_content()
+        return _shown(settings, store)
+
+
+def _shown(settings: Settings, store: Store) -> list[EditionRecord]:
+    records = store.editions.recent(limit=100_000)
+    kept = store.editions.with_content()
     return [r for r in records if r.id in kept or _outbox_page(settings, r.id).is_file()]
 
 
@@ -144,6 +148,8 @@ def edition_html(
             return None
         edition: Edition | None = store.editions.model(edition_id)
         content = store.editions.content(edition_id) if edition is None else None
+        # The neighbours come from the same store, read while it is open.
+        records = _shown(settings, store) if records is None else records
     body: Markup | None = None
     if edition is None:
         if content is not None:
@@ -154,7 +160,7 @@ def edition_html(
             except FileNotFoundError:
                 return None
         body = email_body(html, settings.base_url, settings.language)
-    older, newer = _neighbours(editions(settings) if records is None else records, edition_id)
+    older, newer = _neighbours(records, edition_id)
     return pages.render(
         settings,
         "edition.html.j2",
